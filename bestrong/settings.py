@@ -1,0 +1,79 @@
+"""Settings of the BeStrong example project.
+
+The database comes from the environment (and a ``.env`` file at the project root;
+real environment variables win): see ``dbmigrations.database`` for the precedence.
+With nothing configured outside production, an embedded PostgreSQL is used.
+"""
+import os
+from pathlib import Path
+
+import environ
+
+from dbmigrations.database import database_settings
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="django-insecure-bestrong-local-development-only")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "dbmigrations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "bestrong.urls"
+WSGI_APPLICATION = "bestrong.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_settings(os.environ)}
+
+SQL_MIGRATIONS_DIR = Path(env.str("SQL_MIGRATIONS_DIR", default=str(BASE_DIR / "migrations")))
+SQL_SEEDS_DIR = Path(env.str("SQL_SEEDS_DIR", default=str(BASE_DIR / "seeds")))
+SQL_EMBEDDED_PGDATA = Path(env.str("SQL_EMBEDDED_PGDATA", default=str(BASE_DIR / ".pgdata")))
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"dbmigrations": {"handlers": ["console"], "level": env.str("SQL_MIGRATIONS_LOG_LEVEL", default="WARNING")}},
+}

@@ -1,0 +1,1 @@
+"""Numbered SQL migrations and seeds for PostgreSQL, run from Django management commands."""

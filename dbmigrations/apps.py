@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class DbMigrationsConfig(AppConfig):
+    name = "dbmigrations"
+    verbose_name = "SQL migrations"
+    default_auto_field = "django.db.models.BigAutoField"

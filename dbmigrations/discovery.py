@@ -1,0 +1,169 @@
+"""Finding numbered SQL files on disk and validating them before anything runs.
+
+``NNN_snake_case.sql`` (3+ digits), an optional ``NNN_snake_case.down.sql`` beside
+it. Every problem is collected so a human fixes them all in one pass.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from .exceptions import InvalidFiles, Problem
+from .statements import Script, ScriptError, is_copy_from_stdin, parse_script
+
+# File *names*, not SQL: a regex is the right tool here.
+NAME_PATTERN = re.compile(r"^(?P<version>\d{3,})_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)(?P<down>\.down)?\.sql$")
+NAME_RULE = "expected NNN_snake_case.sql (3+ digits, lowercase letters, digits and underscores)"
+HEADER_LINES = 30
+
+
+@dataclass(frozen=True)
+class SqlSource:
+    """A decoded SQL file: normalized text, checksum and parsed statements."""
+
+    path: Path
+    text: str
+    checksum: str
+
+    @cached_property
+    def script(self) -> Script:
+        return parse_script(self.text)
+
+    def header(self, key: str) -> str | None:
+        """The value of a ``-- Key: value`` header comment near the top, if any."""
+        prefix = f"-- {key.lower()}:"
+        for line in self.text.splitlines()[:HEADER_LINES]:
+            stripped = line.strip()
+            if stripped.lower().startswith(prefix):
+                return stripped[len(prefix):].strip() or None
+        return None
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    """One numbered SQL file (migration or seed) and its optional down file."""
+
+    version: str
+    slug: str
+    source: SqlSource
+    down: SqlSource | None = None
+
+    @property
+    def number(self) -> int:
+        return int(self.version)
+
+    @property
+    def name(self) -> str:
+        return f"{self.version}_{self.slug}"
+
+    @property
+    def path(self) -> Path:
+        return self.source.path
+
+    @property
+    def checksum(self) -> str:
+        return self.source.checksum
+
+    @property
+    def description(self) -> str:
+        return self.source.header("Description") or self.name
+
+
+def checksum(text: str) -> str:
+    """SHA-256 of normalized text (no BOM, LF line ends), so a Windows checkout matches."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_source(path: Path) -> SqlSource:
+    """Read and normalize a SQL file; raises :class:`InvalidFiles` if it is not UTF-8."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise InvalidFiles([Problem(str(path), f"not valid UTF-8 (byte 0x{raw[error.start]:02x})", line)]) from None
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    return SqlSource(path, text, checksum(text))
+
+
+def validate_source(source: SqlSource) -> list[Problem]:
+    """Parse ``source``; return its problems (syntax, transaction control, emptiness)."""
+    try:
+        script = source.script
+    except ScriptError as error:
+        return [_problem_at(source, error.message, error.offset)]
+    if not script.statements:
+        return [Problem(str(source.path), "empty file: no SQL statement to run (a bare BEGIN;/COMMIT; counts as empty)")]
+    problems = []
+    for statement in script.statements:
+        if is_copy_from_stdin(statement.node):
+            problems.append(_problem_at(source, "COPY … FROM STDIN needs psql; use INSERT statements", statement.start))
+    return problems
+
+
+def _problem_at(source: SqlSource, message: str, offset: int | None) -> Problem:
+    if offset is None:
+        return Problem(str(source.path), message)
+    line, column = Script(source.text, (), False).position(offset)
+    return Problem(str(source.path), message, line, column)
+
+
+def discover(directory: Path, *, allow_down: bool = True) -> list[SqlFile]:
+    """All numbered SQL files in ``directory``, sorted by number, fully validated.
+
+    Raises :class:`InvalidFiles` listing every problem. A missing directory holds
+    no files. Non-``.sql`` files (README.md, .gitkeep) are ignored.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    problems: list[Problem] = []
+    ups: dict[int, list[tuple[str, str, Path]]] = {}
+    downs: dict[tuple[int, str], Path] = {}
+    for path in sorted(directory.iterdir()):
+        if not path.name.endswith(".sql") or not path.is_file():
+            continue
+        match = NAME_PATTERN.match(path.name)
+        if not match:
+            problems.append(Problem(str(path), f"invalid file name: {NAME_RULE}"))
+            continue
+        version, slug = match["version"], match["slug"]
+        if match["down"]:
+            if not allow_down:
+                problems.append(Problem(str(path), "down files belong beside migrations, not here"))
+            downs[(int(version), slug)] = path
+        else:
+            ups.setdefault(int(version), []).append((version, slug, path))
+
+    files: list[SqlFile] = []
+    for number in sorted(ups):
+        entries = ups[number]
+        if len(entries) > 1:
+            names = ", ".join(p.name for _, _, p in entries)
+            problems.extend(Problem(str(p), f"duplicate version {number}: {names}") for _, _, p in entries)
+            continue
+        version, slug, path = entries[0]
+        source = _load(path, problems)
+        down_path = downs.pop((number, slug), None)
+        down = _load(down_path, problems) if down_path else None
+        if source is not None:
+            files.append(SqlFile(version, slug, source, down))
+    for (number, slug), path in sorted(downs.items()):
+        problems.append(Problem(str(path), f"down file without its up file ({path.name.removesuffix('.down.sql')}.sql)"))
+    if problems:
+        raise InvalidFiles(problems)
+    return files
+
+
+def _load(path: Path, problems: list[Problem]) -> SqlSource | None:
+    try:
+        source = read_source(path)
+    except InvalidFiles as error:
+        problems.extend(error.problems)
+        return None
+    found = validate_source(source)
+    problems.extend(found)
+    return None if found else source

@@ -1,0 +1,58 @@
+"""The embedded default database: a PostgreSQL server kept in a git-ignored folder.
+
+Binaries come from the ``pgserver`` wheel (it also works as root, by running the
+server as a dedicated system user). The server listens on a unix socket inside
+the data folder only, is started on first use and left running, so later runs
+reuse it and find the earlier runs' work. ``manage.py embedded_db stop`` stops it.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+from .exceptions import ConfigurationError
+
+logger = logging.getLogger("dbmigrations")
+
+
+def ensure_server(data_dir: Path) -> str:
+    """Start (or find running) the embedded server for ``data_dir``; return its socket directory."""
+    data_dir = Path(data_dir).resolve()
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+            import pgserver
+    except ImportError as error:  # pragma: no cover - pgserver is a dependency
+        raise ConfigurationError(
+            "no database configured and the embedded server is unavailable (pip install pgserver), "
+            "or set DATABASE_URL"
+        ) from error
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(data_dir, cleanup_mode=None)
+    info = server.get_postmaster_info()
+    logger.info("embedded PostgreSQL running from %s (pid %s)", data_dir, info.pid)
+    return str(info.socket_dir)
+
+
+def stop_server(data_dir: Path) -> bool:
+    """Stop the embedded server if it runs; True when one was stopped."""
+    data_dir = Path(data_dir).resolve()
+    if not (data_dir / "postmaster.pid").exists():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from pgserver._commands import pg_ctl
+        from pgserver.postgres_server import PostgresServer
+    user = "pgserver" if _is_root() else None
+    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=data_dir, user=user)
+    PostgresServer._instances.pop(data_dir, None)
+    return True
+
+
+def _is_root() -> bool:
+    import os
+
+    return hasattr(os, "geteuid") and os.geteuid() == 0

@@ -1,0 +1,121 @@
+"""Typed errors of the core. Each carries the exit code the commands turn it into.
+
+Exit codes (DECISIONS.md): 1 a SQL file failed on the server; 2 refused before
+changing anything (configuration, connection, invalid files, drift, lock timeout,
+production guard).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DbMigrationsError(Exception):
+    """Base of every error the tool reports to a human."""
+
+    exit_code = 2
+
+
+class ConfigurationError(DbMigrationsError):
+    """The database or a setting is missing or malformed."""
+
+
+class DatabaseUnavailable(DbMigrationsError):
+    """The server could not be reached or refused the login."""
+
+
+class ProductionGuard(DbMigrationsError):
+    """The command must not run against production."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with one file, found before touching the database."""
+
+    path: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.path
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return f"{where}: {self.message}"
+
+
+class InvalidFiles(DbMigrationsError):
+    """Migration or seed files break the rules; every problem is listed."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{count} invalid SQL file problem{'s' if count != 1 else ''}, nothing was run:\n{lines}")
+
+
+class ChecksumDrift(DbMigrationsError):
+    """Applied migrations whose file changed since they were applied."""
+
+    def __init__(self, names: list[str]):
+        self.names = list(names)
+        super().__init__(
+            "applied migration file(s) changed since they were applied: "
+            + ", ".join(self.names)
+            + ". Never edit an applied migration: add a new one. If the change is deliberate and"
+            " harmless (whitespace, comments), run `manage.py repair_sql_migrations` to record the new checksums."
+        )
+
+
+class OutOfOrder(DbMigrationsError):
+    """A pending migration is older than the newest applied one (with --strict-order)."""
+
+
+class LockTimeout(DbMigrationsError):
+    """Another runner held the migration lock for longer than --lock-timeout."""
+
+
+class NotReversible(DbMigrationsError):
+    """A rollback was asked for migrations that cannot be rolled back."""
+
+
+class MigrationFailed(DbMigrationsError):
+    """A SQL file failed on the server; its transaction was rolled back (if it had one)."""
+
+    exit_code = 1
+
+    def __init__(self, failure: "StatementFailure"):
+        self.failure = failure
+        super().__init__(failure.render())
+
+
+@dataclass(frozen=True)
+class StatementFailure:
+    """Where and why a statement of a file failed on the server."""
+
+    path: str
+    line: int
+    column: int
+    sqlstate: str
+    message: str
+    detail: str | None = None
+    hint: str | None = None
+    context: str | None = None
+    source_line: str = ""
+    note: str | None = None
+
+    def render(self) -> str:
+        out = [f"{self.path}:{self.line}:{self.column}: ERROR {self.sqlstate}: {self.message}"]
+        if self.detail:
+            out.append(f"  DETAIL: {self.detail}")
+        if self.hint:
+            out.append(f"  HINT: {self.hint}")
+        if self.context:
+            out.append(f"  CONTEXT: {self.context}")
+        if self.source_line:
+            out.append(f"  {self.line:>5} | {self.source_line}")
+            out.append("        | " + " " * (self.column - 1) + "^")
+        if self.note:
+            out.append(f"  {self.note}")
+        return "\n".join(out)

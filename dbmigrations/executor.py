@@ -1,0 +1,306 @@
+"""Running SQL files — migrations, down files and seeds alike — on a psycopg connection.
+
+A transactional file goes to the server as *one* simple-query message: ``BEGIN``,
+the runner's own statements (lock, ledger row), the file's statements, ``COMMIT``.
+One round trip per file, and either everything commits or nothing does. libpq
+returns one result per statement, so the index of the failing result names the
+failing statement, and PostgreSQL's error position (counted in characters of the
+whole message) maps back to a line and column of the file.
+
+A file with statements PostgreSQL refuses in a transaction block (CREATE INDEX
+CONCURRENTLY, …) runs statement by statement under a session-level advisory lock.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import errors, generators, pq
+
+from .exceptions import LockTimeout, MigrationFailed, StatementFailure
+from .statements import Script
+
+# One 64-bit key for every runner of this tool: migrations, rollbacks, ensure-ledger.
+LOCK_KEY = 7_316_415_243_117_601_218
+SEPARATOR = "\n;\n"  # a newline first, so a trailing "-- comment" cannot swallow the ";"
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+@dataclass(frozen=True)
+class Part:
+    """Statements of one origin inside a batch: the runner's own SQL or a file's."""
+
+    statements: tuple[str, ...]
+    script: Script | None = None
+    path: str | None = None
+
+
+@dataclass
+class BatchResult:
+    """Command tags of every statement of a batch, per part."""
+
+    tags: list[list[str]] = field(default_factory=list)
+    elapsed_ms: int = 0
+
+    def rows(self, part: int) -> int:
+        """Rows inserted/updated/deleted by a part (sum of its command tags)."""
+        return sum(_tag_rows(tag) for tag in self.tags[part])
+
+
+class BatchError(Exception):
+    """A statement of a batch failed; carries the server error and where it was."""
+
+    def __init__(self, error: psycopg.Error, part: int, index: int, offset: int | None):
+        super().__init__(str(error))
+        self.error, self.part, self.index, self.offset = error, part, index, offset
+
+    @property
+    def sqlstate(self) -> str:
+        return self.error.sqlstate or ""
+
+
+def _tag_rows(tag: str) -> int:
+    words = tag.split()
+    if words and words[0] in ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY") and words[-1].isdigit():
+        return int(words[-1])
+    return 0
+
+
+class Session:
+    """A psycopg connection driven with the simple query protocol."""
+
+    def __init__(self, connection: psycopg.Connection):
+        self.connection = connection
+
+    @property
+    def server_version(self) -> int:
+        return self.connection.info.server_version
+
+    def fetch(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+
+    def literal(self, value) -> str:
+        """Quote a Python value as a SQL literal for this connection (no string formatting)."""
+        return psycopg.sql.Literal(value).as_string(self.connection)
+
+    def batch(self, parts: Sequence[Part]) -> BatchResult:
+        """Send every statement of ``parts`` as one message; raise :class:`BatchError` on failure.
+
+        Leaves an explicit transaction that failed in the aborted state: the
+        caller (:func:`run_batch`) rolls it back.
+        """
+        texts: list[str] = []
+        owners: list[tuple[int, int]] = []
+        for p, part in enumerate(parts):
+            for i, sql in enumerate(part.statements):
+                texts.append(sql)
+                owners.append((p, i))
+        starts, position = [], 0
+        for text in texts:
+            starts.append(position)
+            position += len(text) + len(SEPARATOR)
+        message = SEPARATOR.join(texts)
+        began = time.perf_counter()
+        pgconn = self.connection.pgconn
+        with self.connection.lock:
+            pgconn.send_query(message.encode("utf-8"))
+            results = self.connection.wait(generators.execute(pgconn))
+        outcome = BatchResult([[] for _ in parts], round((time.perf_counter() - began) * 1000))
+        for n, result in enumerate(results):
+            if result.status == pq.ExecStatus.FATAL_ERROR:
+                error = errors.error_from_result(result, encoding=self.connection.info.encoding)
+                part, index = owners[min(n, len(owners) - 1)]
+                offset = None
+                if error.diag.statement_position:
+                    offset = int(error.diag.statement_position) - 1 - starts[n]
+                raise BatchError(error, part, index, offset)
+            part, _ = owners[n]
+            outcome.tags[part].append((result.command_status or b"").decode())
+        return outcome
+
+    def rollback_if_needed(self) -> None:
+        if self.connection.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            self.connection.pgconn.send_query(b"ROLLBACK")
+            self.connection.wait(generators.execute(self.connection.pgconn))
+
+
+def lock_statements(session: Session, lock_timeout: float | None, *, transaction: bool = True) -> list[str]:
+    """SQL that takes the migration lock, bounded by ``lock_timeout`` seconds if given.
+
+    The bound applies to the wait for the lock only; the file's own DDL keeps
+    the server's ``lock_timeout`` (DECISIONS.md: separate limits).
+    """
+    scope = "true" if transaction else "false"
+    take = f"SELECT pg_advisory_xact_lock({LOCK_KEY})" if transaction else f"SELECT pg_advisory_lock({LOCK_KEY})"
+    if lock_timeout is None:
+        return [take]
+    millis = max(1, int(lock_timeout * 1000))
+    reset = "SET LOCAL lock_timeout TO DEFAULT" if transaction else "SET lock_timeout TO DEFAULT"
+    return [f"SELECT set_config('lock_timeout', '{millis}', {scope})", take, reset]
+
+
+def client_check_statements(session: Session) -> list[str]:
+    """Make the server abort our transaction soon after the runner dies (kill -9, lost build).
+
+    Without it, a long statement would finish and the rest of the message would
+    commit with nobody watching. PostgreSQL 14+.
+    """
+    if session.server_version >= 140000:
+        return ["SELECT set_config('client_connection_check_interval', '1000', true)"]
+    return []
+
+
+def run_batch(session: Session, parts: Sequence[Part]) -> BatchResult:
+    """:meth:`Session.batch`, rolling back whatever transaction a failure left open."""
+    try:
+        return session.batch(parts)
+    except BatchError:
+        session.rollback_if_needed()
+        raise
+
+
+def raise_for_lock(error: BatchError, lock_timeout: float | None) -> None:
+    if error.sqlstate == LOCK_NOT_AVAILABLE:
+        raise LockTimeout(
+            f"gave up waiting for the migration lock after {lock_timeout:g} s: another runner "
+            "(a deploy, a teammate) is migrating this database; retry when it is done"
+        ) from None
+
+
+def failure(error: BatchError, part: Part, *, note: str | None = None) -> MigrationFailed:
+    """Describe a failed statement of a file: path, line, column, SQLSTATE, DETAIL, HINT."""
+    script = part.script
+    statement = script.statements[error.index]
+    offset = statement.start
+    if error.offset is not None and 0 <= error.offset <= len(statement.sql):
+        offset += error.offset
+    line, column = script.position(offset)
+    diag = error.error.diag
+    context = diag.context.strip() if diag.context else None
+    return MigrationFailed(
+        StatementFailure(
+            path=part.path or "<sql>",
+            line=line,
+            column=column,
+            sqlstate=error.sqlstate,
+            message=(diag.message_primary or str(error.error)).strip(),
+            detail=diag.message_detail,
+            hint=diag.message_hint,
+            context=context,
+            source_line=script.line_text(line),
+            note=note,
+        )
+    )
+
+
+ProgressCallback = Callable[[str, dict], None]
+
+
+def run_statements_one_by_one(session: Session, part: Part) -> int:
+    """Run a non-transactional file statement by statement (autocommit); returns rows.
+
+    Raises :class:`BatchError` with ``index`` naming the statement that failed;
+    earlier statements stay committed.
+    """
+    rows = 0
+    for index, sql in enumerate(part.statements):
+        try:
+            result = session.batch([Part((sql,), part.script, part.path)])
+        except BatchError as error:
+            raise BatchError(error.error, 0, index, error.offset) from None
+        rows += result.rows(0)
+    return rows
+
+
+@dataclass
+class FileRun:
+    """What running one file did."""
+
+    rows: int
+    elapsed_ms: int
+    atomic: bool
+    statements: int
+    tags: list[str] = field(default_factory=list)
+
+
+def run_file(
+    session: Session,
+    script: Script,
+    path: str,
+    *,
+    before: Sequence[str] = (),
+    after: Sequence[str] = (),
+    commit: bool = True,
+) -> FileRun:
+    """Run a transactional file in one transaction with the runner's ``before``/``after`` SQL.
+
+    A failing statement of the file raises :class:`MigrationFailed` (file:line:col);
+    a failing runner statement re-raises the :class:`BatchError` for the caller to
+    interpret (lock timeout, concurrent apply). With ``commit=False`` the transaction
+    is left open for the caller to end with :func:`finish`.
+    """
+    body = Part(tuple(s.sql for s in script.statements), script, path)
+    parts = [
+        Part(("BEGIN", *client_check_statements(session), *before)),
+        body,
+        Part((*after, *(["COMMIT"] if commit else []))),
+    ]
+    try:
+        result = run_batch(session, parts)
+    except BatchError as error:
+        if error.part == 1:
+            raise failure(error, body) from None
+        raise
+    return FileRun(result.rows(1), result.elapsed_ms, True, len(body.statements), result.tags[1] + result.tags[0])
+
+
+def finish(session: Session, *, commit: bool) -> None:
+    """End a transaction left open by ``run_file(commit=False)``."""
+    if commit:
+        run_batch(session, [Part(("COMMIT",))])
+    else:
+        session.rollback_if_needed()
+
+
+def run_file_without_transaction(session: Session, script: Script, path: str) -> FileRun:
+    """Run a file that cannot run in a transaction, statement by statement.
+
+    On failure, the error says which statements ran (and stay committed) and
+    which did not; an INVALID index left by a failed CREATE INDEX CONCURRENTLY is
+    named with the statement that removes it.
+    """
+    body = Part(tuple(s.sql for s in script.statements), script, path)
+    began = time.perf_counter()
+    try:
+        rows = run_statements_one_by_one(session, body)
+    except BatchError as error:
+        raise failure(error, body, note=_partial_note(session, script, error.index)) from None
+    elapsed = round((time.perf_counter() - began) * 1000)
+    return FileRun(rows, elapsed, False, len(body.statements))
+
+
+def _partial_note(session: Session, script: Script, failed: int) -> str:
+    total = len(script.statements)
+    done = f"statements 1-{failed} ran and stay committed" if failed else "no statement ran"
+    note = (
+        f"Not atomic (runs outside a transaction): {done}; statement {failed + 1} of {total} failed; "
+        f"{total - failed - 1} did not run. The migration was not recorded."
+    )
+    node = script.statements[failed].node
+    index_name = getattr(node, "idxname", None) if script.statements[failed].kind == "IndexStmt" else None
+    if index_name:
+        rows = session.fetch(
+            "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE NOT i.indisvalid AND c.relname = %s",
+            (index_name,),
+        )
+        if rows:
+            note += (
+                f" It left the INVALID index {rows[0][0]}; remove it with: "
+                f"DROP INDEX CONCURRENTLY IF EXISTS {rows[0][0]};"
+            )
+    return note

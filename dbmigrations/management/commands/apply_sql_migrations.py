@@ -1,0 +1,89 @@
+import os
+
+from django.core.management.color import no_style
+
+from dbmigrations import conf
+from dbmigrations.deploy import deploy_decision
+from dbmigrations.discovery import discover
+from dbmigrations.management.base import SqlCommand
+from dbmigrations.migrator import apply_migrations, check_plan, migration_status
+
+
+class Command(SqlCommand):
+    help = "Apply pending SQL migrations from SQL_MIGRATIONS_DIR, each in one transaction with its ledger row."
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument("--plan", action="store_true", help="Print what would run; change nothing.")
+        parser.add_argument("--fake", action="store_true", help="Record pending migrations without running them.")
+        parser.add_argument("--target", metavar="VERSION", help="Stop after this version.")
+        parser.add_argument("--strict-order", action="store_true",
+                            help="Refuse pending migrations older than the newest applied one.")
+        parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
+                            help="Give up (exit 2) after waiting this long for another runner's lock.")
+        parser.add_argument("--vercel", action="store_true",
+                            help="Deploy mode (implied by VERCEL=1): explicit database only, plain output.")
+
+    def handle(self, *args, **options):
+        deploy = options["vercel"] or conf.is_vercel_build()
+        if deploy:
+            self.style = no_style()  # build logs: plain lines
+            decision = deploy_decision(self.target(options["database"]), os.environ)
+            for warning in decision.warnings:
+                self.stderr.write(f"WARNING: {warning}")
+            if not decision.apply:
+                self.stdout.write(decision.reason)
+                return
+        files = discover(conf.migrations_dir())
+        target = int(options["target"]) if options["target"] else None
+        session = self.connect(options["database"])
+        if options["plan"]:
+            return self.show_plan(session, files, options, target)
+        result = apply_migrations(
+            session, files, target=target, fake=options["fake"], strict_order=options["strict_order"],
+            lock_timeout=options["lock_timeout"], pooled=self.target(options["database"]).pooled,
+            progress=self.progress,
+        )
+        for entry in result.out_of_order:
+            self.stderr.write(self.style.WARNING(
+                f"WARNING: {entry.name} is older than the newest applied migration (merged branch); applied anyway"))
+        applied = len(result.applied)
+        concurrent = len(result.outcomes) - applied
+        summary = f"Applied {applied}, skipped {result.already_applied} already applied"
+        if concurrent:
+            summary += f" (+{concurrent} applied concurrently by another runner)"
+        summary += f", {result.pending_after} pending."
+        if self.verbosity >= 1:
+            self.stdout.write(self.style.SUCCESS(summary) if applied or not result.pending_after else summary)
+
+    def progress(self, event, payload):
+        if self.verbosity < 1:
+            return
+        if event == "start":
+            self.stdout.write(f"Applying {payload.name} … ", ending="")
+            self.stdout.flush()
+            return
+        outcome = payload
+        if outcome.faked:
+            self.stdout.write(self.style.WARNING("FAKED"))
+        elif outcome.skipped_concurrently:
+            self.stdout.write(self.style.WARNING("skipped (applied concurrently by another runner)"))
+        else:
+            run = outcome.run
+            note = "" if run.atomic else ", not atomic: ran outside a transaction"
+            self.stdout.write(self.style.SUCCESS("OK") + f" ({run.elapsed_ms} ms{note})")
+            if self.verbosity >= 2:
+                self.stdout.write(f"  {run.statements} statement(s), {run.rows} row(s) changed")
+
+    def show_plan(self, session, files, options, target):
+        entries = migration_status(session, files)
+        todo = check_plan(entries, strict_order=options["strict_order"], pooled=False, target=target)
+        if not todo:
+            self.stdout.write("Nothing to apply: the database is up to date.")
+            return
+        self.stdout.write(f"Would apply {len(todo)} migration(s):")
+        for entry in todo:
+            script = entry.file.source.script
+            mode = "one transaction" if script.runs_in_transaction else "NO transaction (not atomic)"
+            late = "  [older than newest applied]" if entry.out_of_order else ""
+            self.stdout.write(f"  {entry.name}  ({mode}, {len(script.statements)} statement(s)){late}")

@@ -1,0 +1,10 @@
+-- Migration: 005_add_index_to_questionnaires
+-- Description: Adds index on client_id for faster lookups
+-- Created: 2024-01-25
+-- Author: System
+
+BEGIN;
+
+CREATE INDEX IF NOT EXISTS idx_questionnaires_client_id ON questionnaires(client_id);
+
+COMMIT;
