@@ -14,7 +14,8 @@ from dbmigrations.database import database_settings
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# BESTRONG_ENV_FILE points at another .env file (tests point it at nothing).
+environ.Env.read_env(os.environ.get("BESTRONG_ENV_FILE") or BASE_DIR / ".env", overwrite=False)
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="django-insecure-bestrong-local-development-only")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)

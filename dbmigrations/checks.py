@@ -1,0 +1,1 @@
+"""Django system checks for SQL migration and seed files (registered in AppConfig.ready)."""

@@ -1,0 +1,75 @@
+"""A comparable picture of a schema, read from PostgreSQL's catalogs.
+
+Used to prove idempotency (a second run changes nothing) and reversibility
+(up → down → up gives the same schema). Names and definitions only: no OIDs,
+no sizes, nothing that differs between two equal schemas.
+"""
+from __future__ import annotations
+
+from .executor import Session
+
+QUERIES = {
+    "tables": """
+        SELECT c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')""",
+    "columns": """
+        SELECT c.relname || '.' || a.attname,
+               format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+               || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+        FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0
+          AND NOT a.attisdropped""",
+    "constraints": """
+        SELECT c.relname || '.' || con.conname, pg_get_constraintdef(con.oid)
+        FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %(schema)s""",
+    "indexes": """
+        SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %(schema)s""",
+    "triggers": """
+        SELECT c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid)
+        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = %(schema)s AND NOT t.tgisinternal""",
+    "functions": """
+        SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', md5(pg_get_functiondef(p.oid))
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = %(schema)s AND p.prokind IN ('f', 'p')""",
+    "types": """
+        SELECT t.typname, t.typtype::text || coalesce(':' || (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
+               FROM pg_enum e WHERE e.enumtypid = t.oid), '')
+        FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+        WHERE n.nspname = %(schema)s AND t.typtype IN ('e', 'd', 'c')
+          AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind <> 'c')""",
+}
+LEDGER_TABLE = "schema_migrations"
+
+Snapshot = dict[str, dict[str, str]]
+
+
+def take(session: Session, schema: str = "public", *, include_ledger: bool = False) -> Snapshot:
+    """Every object of ``schema`` by kind: ``{"indexes": {name: definition}, …}``."""
+    snapshot: Snapshot = {}
+    for kind, query in QUERIES.items():
+        rows = session.fetch(query, {"schema": schema})
+        snapshot[kind] = {
+            name: definition for name, definition in rows
+            if include_ledger or not (name == LEDGER_TABLE or name.startswith(LEDGER_TABLE + ".")
+                                      or "schema_migrations" in name)
+        }
+    return snapshot
+
+
+def differences(before: Snapshot, after: Snapshot) -> list[str]:
+    """Human-readable differences: ``index idx_x added``, ``column t.c changed: … → …``."""
+    out = []
+    for kind in QUERIES:
+        old, new = before.get(kind, {}), after.get(kind, {})
+        label = kind.rstrip("s") if kind != "indexes" else "index"
+        for name in sorted(new.keys() - old.keys()):
+            out.append(f"{label} {name} added")
+        for name in sorted(old.keys() - new.keys()):
+            out.append(f"{label} {name} removed")
+        for name in sorted(old.keys() & new.keys()):
+            if old[name] != new[name]:
+                out.append(f"{label} {name} changed: {old[name]} → {new[name]}")
+    return out
