@@ -80,6 +80,10 @@ class NotReversible(DbMigrationsError):
     """A rollback was asked for migrations that cannot be rolled back."""
 
 
+class PendingMigrations(DbMigrationsError):
+    """Seeds were asked for while migrations are pending: the schema is not ready."""
+
+
 class MigrationFailed(DbMigrationsError):
     """A SQL file failed on the server; its transaction was rolled back (if it had one)."""
 
