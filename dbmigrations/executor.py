@@ -13,7 +13,7 @@ CONCURRENTLY, …) runs statement by statement under a session-level advisory lo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psycopg
@@ -143,6 +143,11 @@ def lock_statements(session: Session, lock_timeout: float | None, *, transaction
     return [f"SELECT set_config('lock_timeout', '{millis}', {scope})", take, reset]
 
 
+def release_session_lock(session: Session) -> None:
+    """Release the lock taken by ``lock_statements(transaction=False)``."""
+    session.fetch("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
 def client_check_statements(session: Session) -> list[str]:
     """Make the server abort our transaction soon after the runner dies (kill -9, lost build).
 
@@ -195,9 +200,6 @@ def failure(error: BatchError, part: Part, *, note: str | None = None) -> Migrat
             note=note,
         )
     )
-
-
-ProgressCallback = Callable[[str, dict], None]
 
 
 def run_statements_one_by_one(session: Session, part: Part) -> int:

@@ -104,6 +104,15 @@ def record_execution_time(session: Session, version: str) -> str:
     )
 
 
+def set_execution_time(session: Session, version: str, millis: int) -> str:
+    """UPDATE of the row's execution time measured by the client (files run outside a transaction)."""
+    return f"UPDATE {TABLE} SET execution_ms = {int(millis)} WHERE version = {session.literal(version)}"
+
+
+def is_recorded(session: Session, version: str) -> bool:
+    return bool(session.fetch(f"SELECT 1 FROM {TABLE} WHERE version = %s", (version,)))
+
+
 def record_unapplied(session: Session, version: str) -> str:
     """DELETE of a row, run inside the down file's transaction."""
     return f"DELETE FROM {TABLE} WHERE version = {session.literal(version)}"

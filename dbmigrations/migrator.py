@@ -10,13 +10,13 @@ from . import ledger, plan
 from .discovery import SqlFile
 from .exceptions import ChecksumDrift, ConfigurationError, OutOfOrder
 from .executor import (
-    LOCK_KEY,
     BatchError,
     FileRun,
     Part,
     Session,
     lock_statements,
     raise_for_lock,
+    release_session_lock,
     run_batch,
     run_file,
     run_file_without_transaction,
@@ -141,14 +141,13 @@ def _apply_without_transaction(session: Session, entry: plan.Entry, lock_timeout
         raise_for_lock(error, lock_timeout)
         raise
     try:
-        if session.fetch(f"SELECT 1 FROM {ledger.TABLE} WHERE version = %s", (file.version,)):
+        if ledger.is_recorded(session, file.version):
             return Outcome(entry, skipped_concurrently=True)
         run = run_file_without_transaction(session, file.source.script, str(file.path))
         run_batch(session, [Part(("BEGIN", ledger.record_applied(session, file, applied_by=who),
-                                  f"UPDATE {ledger.TABLE} SET execution_ms = {int(run.elapsed_ms)} "
-                                  f"WHERE version = {session.literal(file.version)}", "COMMIT"))])
+                                  ledger.set_execution_time(session, file.version, run.elapsed_ms), "COMMIT"))])
     finally:
-        session.fetch("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        release_session_lock(session)
     return Outcome(entry, run)
 
 
