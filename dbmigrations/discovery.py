@@ -84,7 +84,8 @@ def read_source(path: Path) -> SqlSource:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
-        raise InvalidFiles([Problem(str(path), f"not valid UTF-8 (byte 0x{raw[error.start]:02x})", line)]) from None
+        message = f"not valid UTF-8 (byte 0x{raw[error.start]:02x})"
+        raise InvalidFiles([Problem(str(path), message, line, kind="encoding")]) from None
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
     return SqlSource(path, text, checksum(text))
 
@@ -94,21 +95,23 @@ def validate_source(source: SqlSource) -> list[Problem]:
     try:
         script = source.script
     except ScriptError as error:
-        return [_problem_at(source, error.message, error.offset)]
+        return [_problem_at(source, error.message, error.offset, kind="syntax")]
     if not script.statements:
-        return [Problem(str(source.path), "empty file: no SQL statement to run (a bare BEGIN;/COMMIT; counts as empty)")]
+        message = "empty file: no SQL statement to run (a bare BEGIN;/COMMIT; counts as empty)"
+        return [Problem(str(source.path), message, kind="empty")]
     problems = []
     for statement in script.statements:
         if is_copy_from_stdin(statement.node):
-            problems.append(_problem_at(source, "COPY … FROM STDIN needs psql; use INSERT statements", statement.start))
+            problems.append(_problem_at(source, "COPY … FROM STDIN needs psql; use INSERT statements", statement.start,
+                                        kind="syntax"))
     return problems
 
 
-def _problem_at(source: SqlSource, message: str, offset: int | None) -> Problem:
+def _problem_at(source: SqlSource, message: str, offset: int | None, *, kind: str) -> Problem:
     if offset is None:
-        return Problem(str(source.path), message)
+        return Problem(str(source.path), message, kind=kind)
     line, column = Script(source.text, (), False).position(offset)
-    return Problem(str(source.path), message, line, column)
+    return Problem(str(source.path), message, line, column, kind=kind)
 
 
 def discover(directory: Path, *, allow_down: bool = True) -> list[SqlFile]:
@@ -128,12 +131,13 @@ def discover(directory: Path, *, allow_down: bool = True) -> list[SqlFile]:
             continue
         match = NAME_PATTERN.match(path.name)
         if not match:
-            problems.append(Problem(str(path), f"invalid file name: {NAME_RULE}"))
+            problems.append(Problem(str(path), f"invalid file name: {NAME_RULE}", kind="name"))
             continue
         version, slug = match["version"], match["slug"]
         if match["down"]:
             if not allow_down:
-                problems.append(Problem(str(path), "down files belong beside migrations, not here"))
+                problems.append(Problem(str(path), "down files belong beside migrations, not here",
+                                        kind="misplaced_down"))
             downs[(int(version), slug)] = path
         else:
             ups.setdefault(int(version), []).append((version, slug, path))
@@ -143,7 +147,8 @@ def discover(directory: Path, *, allow_down: bool = True) -> list[SqlFile]:
         entries = ups[number]
         if len(entries) > 1:
             names = ", ".join(p.name for _, _, p in entries)
-            problems.extend(Problem(str(p), f"duplicate version {number}: {names}") for _, _, p in entries)
+            problems.extend(Problem(str(p), f"duplicate version {number}: {names}", kind="duplicate")
+                            for _, _, p in entries)
             continue
         version, slug, path = entries[0]
         source = _load(path, problems)
@@ -152,7 +157,8 @@ def discover(directory: Path, *, allow_down: bool = True) -> list[SqlFile]:
         if source is not None:
             files.append(SqlFile(version, slug, source, down))
     for (number, slug), path in sorted(downs.items()):
-        problems.append(Problem(str(path), f"down file without its up file ({path.name.removesuffix('.down.sql')}.sql)"))
+        problems.append(Problem(str(path), f"down file without its up file ({path.name.removesuffix('.down.sql')}.sql)",
+                                kind="orphan_down"))
     if problems:
         raise InvalidFiles(problems)
     return files

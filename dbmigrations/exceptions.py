@@ -35,6 +35,9 @@ class Problem:
     message: str
     line: int | None = None
     column: int | None = None
+    #: What is wrong, for tools that classify problems (the system checks): "name",
+    #: "duplicate", "orphan_down", "misplaced_down", "encoding", "syntax", "empty", or "invalid".
+    kind: str = "invalid"
 
     def __str__(self) -> str:
         where = self.path
