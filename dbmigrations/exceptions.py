@@ -87,6 +87,16 @@ class PendingMigrations(DbMigrationsError):
     """Seeds were asked for while migrations are pending: the schema is not ready."""
 
 
+class RemoteDatabase(ProductionGuard):
+    """A destructive command was pointed at a database on another machine without --allow-remote."""
+
+
+class ResetFailed(DbMigrationsError):
+    """The server refused to drop or recreate the schema; its transaction was rolled back."""
+
+    exit_code = 1
+
+
 class MigrationFailed(DbMigrationsError):
     """A SQL file failed on the server; its transaction was rolled back (if it had one)."""
 
