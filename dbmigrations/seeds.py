@@ -1,0 +1,142 @@
+"""Development seeds: the environment guard, the schema check and the run.
+
+Seeds are found, parsed and executed by the same code as migrations
+(:func:`discovery.discover`, :func:`executor.run_file`), one transaction per
+file. They have no ledger (DECISIONS.md): every run executes every file, so each
+seed must be idempotent, and the rows it changed are reported to show it.
+``seeds/production/`` is never read by any code path here.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import conf, plan
+from .discovery import SqlFile, discover
+from .exceptions import InvalidFiles, MigrationFailed, PendingMigrations, Problem, ProductionGuard
+from .executor import FileRun, Session, run_file
+from .migrator import migration_status
+
+# NODE_ENV values that mean "a developer's or CI's own database".
+RUNNABLE_NODE_ENVS = ("", "development", "test")
+
+
+def development_dir() -> Path:
+    """``<SQL_SEEDS_DIR>/development``: the only seeds this module ever runs."""
+    return conf.seeds_dir() / "development"
+
+
+def _value(environ: Mapping[str, str], name: str) -> str:
+    return (environ.get(name) or "").strip()
+
+
+def check_environment(environ: Mapping[str, str], *, allowed: Sequence[str] = ()) -> None:
+    """Refuse (:class:`ProductionGuard`, exit 2) unless seeding this environment is safe.
+
+    Never overridable: ``VERCEL=1`` (a Vercel build or function), ``NODE_ENV`` or
+    ``VERCEL_ENV`` equal to ``production`` (any case). Runs: ``NODE_ENV`` unset,
+    ``development`` or ``test``. Any other ``NODE_ENV`` (``staging``…) and
+    ``VERCEL_ENV=preview`` refuse unless that exact name is in ``allowed``.
+    Reads nothing but ``environ``, so it can run before any connection.
+    """
+    node_env, vercel_env = _value(environ, "NODE_ENV"), _value(environ, "VERCEL_ENV")
+    if _value(environ, "VERCEL") == "1":
+        raise ProductionGuard(
+            "seed_dev refused: VERCEL=1 (a Vercel build or deployment). Seeds never run on a deploy; "
+            "run them on your own machine against a development database. Nothing was changed."
+        )
+    for name, value in (("NODE_ENV", node_env), ("VERCEL_ENV", vercel_env)):
+        if value.lower() == "production":
+            raise ProductionGuard(
+                f"seed_dev refused: {name}={value}. Seeds never run in production. Nothing was changed; "
+                "see docs/seeds.md for how to load production data deliberately."
+            )
+    others = [("VERCEL_ENV", vercel_env)] if vercel_env.lower() == "preview" else []
+    if node_env.lower() not in RUNNABLE_NODE_ENVS:
+        others.append(("NODE_ENV", node_env))
+    for name, value in others:
+        if value not in allowed:
+            raise ProductionGuard(
+                f"seed_dev refused: {name}={value} is not a development environment (seeds run when NODE_ENV "
+                f"is unset, development or test). If this database really is disposable, run again with "
+                f"--allow-env {value}. Nothing was changed."
+            )
+
+
+def seed_files(directory: Path | None = None) -> list[SqlFile]:
+    """Development seed files in numeric order, validated like migrations (no down files).
+
+    A seed must run in one transaction: a file with CONCURRENTLY or VACUUM is refused.
+    """
+    files = discover(directory or development_dir(), allow_down=False)
+    problems = []
+    for file in files:
+        script = file.source.script
+        for statement in script.non_transactional:
+            line, column = script.position(statement.start)
+            problems.append(Problem(str(file.path), f"{statement.non_transactional_reason} cannot run in a "
+                                    "transaction; each seed file runs in one transaction", line, column))
+    if problems:
+        raise InvalidFiles(problems)
+    return files
+
+
+def check_schema(session: Session, migrations_dir: Path | None = None) -> None:
+    """Refuse (:class:`PendingMigrations`, exit 2) while any migration is pending."""
+    entries = migration_status(session, discover(migrations_dir or conf.migrations_dir()))
+    waiting = [e.name for e in plan.pending(entries)]
+    if waiting:
+        raise PendingMigrations(
+            f"{len(waiting)} migration(s) pending ({', '.join(waiting)}): seeds need the schema. "
+            "Run `python manage.py apply_sql_migrations` first. No seed was run."
+        )
+
+
+@dataclass
+class SeedRun:
+    """One seed file and what running it did."""
+
+    file: SqlFile
+    run: FileRun
+
+    @property
+    def rows(self) -> int:
+        """Rows inserted/updated/deleted by the file's own statements (their command tags)."""
+        return self.run.rows
+
+    @property
+    def uncounted(self) -> bool:
+        """True when the file has DO blocks, whose inner writes no command tag reports."""
+        return any(s.kind == "DoStmt" for s in self.file.source.script.statements)
+
+
+Progress = Callable[[str, object], None]
+
+
+def run_seeds(session: Session, files: Sequence[SqlFile], *, progress: Progress | None = None) -> list[SeedRun]:
+    """Run every file in order, each in its own transaction; stop at the first failure.
+
+    A failure raises :class:`MigrationFailed` (file:line:col, SQLSTATE, DETAIL) whose
+    note says that file was rolled back, which files committed and which did not run.
+    """
+    notify = progress or (lambda event, payload: None)
+    done: list[SeedRun] = []
+    for position, file in enumerate(files):
+        notify("start", file)
+        try:
+            run = run_file(session, file.source.script, str(file.path))
+        except MigrationFailed as error:
+            notify("failed", file)
+            raise _with_note(error, done, files[position + 1:]) from None
+        done.append(SeedRun(file, run))
+        notify("done", done[-1])
+    return done
+
+
+def _with_note(error: MigrationFailed, done: Sequence[SeedRun], skipped: Sequence[SqlFile]) -> MigrationFailed:
+    note = "Seed rolled back: none of its rows were kept."
+    note += " Committed before it: " + (", ".join(d.file.name for d in done) if done else "none") + "."
+    note += " Not run: " + (", ".join(f.name for f in skipped) if skipped else "none") + "."
+    return MigrationFailed(dataclasses.replace(error.failure, note=note))
