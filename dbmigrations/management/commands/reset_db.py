@@ -1,0 +1,61 @@
+import os
+
+from dbmigrations import conf, seeds
+from dbmigrations.discovery import discover
+from dbmigrations.management.base import SqlCommand
+from dbmigrations.migrator import apply_migrations
+from dbmigrations.reset import check_target, reset_schema
+
+
+class Command(SqlCommand):
+    help = ("Drop and recreate the public schema (every table, all data, the migration ledger) with PostgreSQL's "
+            "defaults. Development only: refused in production and, without --allow-remote, on another machine.")
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument("--noinput", "--no-input", action="store_false", dest="interactive",
+                            help="Do not ask for confirmation.")
+        parser.add_argument("--allow-remote", action="store_true",
+                            help="Also reset a database that is not on this machine (never production).")
+        parser.add_argument("--migrate", action="store_true", help="Apply every migration afterwards.")
+        parser.add_argument("--seed", action="store_true", help="Then run the development seeds (implies --migrate).")
+
+    def handle(self, *args, **options):
+        target = self.target(options["database"])
+        check_target(target, production=conf.is_production(), allow_remote=options["allow_remote"])
+        migrate = options["migrate"] or options["seed"]
+        # Validate every file before dropping anything: a broken file must not leave an empty database.
+        files = discover(conf.migrations_dir()) if migrate else []
+        seed_files = []
+        if options["seed"]:
+            seeds.check_environment(os.environ)
+            seed_files = seeds.seed_files()
+        if options["interactive"] and not self.confirmed(target.masked_url):
+            return self.stdout.write("Reset cancelled.")
+        session = self.connect(options["database"])
+        result = reset_schema(session)
+        self.stdout.write(self.style.SUCCESS(
+            f"Reset the public schema of {target.masked_url}: dropped {result.tables} table(s) "
+            f"and the record of {result.ledger_rows} applied migration(s)."))
+        if migrate:
+            applied = apply_migrations(session, files, progress=self.progress("Applied"))
+            self.stdout.write(self.style.SUCCESS(f"Applied {len(applied.applied)} migration(s)."))
+        if seed_files:
+            runs = seeds.run_seeds(session, seed_files, progress=self.progress("Seeded"))
+            self.stdout.write(self.style.SUCCESS(f"Seeded {len(runs)} file(s): {sum(r.rows for r in runs)} row(s)."))
+
+    def confirmed(self, masked_url):
+        prompt = (f"This drops every table and all data in the public schema of {masked_url}.\n"
+                  "Type 'yes' to continue, or 'no' to cancel: ")
+        try:
+            return input(prompt).strip() == "yes"
+        except EOFError:
+            self.fail("reset_db: no answer to the confirmation (stdin closed); nothing was changed. "
+                      "Pass --no-input to skip it.", 2)
+
+    def progress(self, verb):
+        def report(event, payload):
+            if event == "done" and self.verbosity >= 2:
+                name = payload.entry.name if hasattr(payload, "entry") else payload.file.name
+                self.stdout.write(f"  {verb} {name}")
+        return report

@@ -1,0 +1,59 @@
+from dbmigrations import conf
+from dbmigrations.discovery import discover
+from dbmigrations.exceptions import ProductionGuard
+from dbmigrations.management.base import SqlCommand
+from dbmigrations.rollback import plan_rollback, rollback_migrations
+
+
+class Command(SqlCommand):
+    help = ("Roll back applied SQL migrations with their .down.sql files, newest first, each in one "
+            "transaction with the removal of its ledger row.")
+
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        which = parser.add_mutually_exclusive_group()
+        which.add_argument("--steps", type=int, metavar="N", help="Roll back the newest N applied migrations (default 1).")
+        which.add_argument("--to", type=int, metavar="VERSION",
+                           help="Roll back every migration applied after VERSION (VERSION stays applied; 0 = all).")
+        parser.add_argument("--plan", action="store_true", help="Print what would run; change nothing.")
+        parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
+                            help="Give up (exit 2) after waiting this long for another runner's lock.")
+        parser.add_argument("--allow-production", action="store_true",
+                            help="Roll back even when NODE_ENV/VERCEL_ENV=production.")
+
+    def handle(self, *args, **options):
+        if conf.is_production() and not options["allow_production"] and not options["plan"]:
+            raise ProductionGuard(
+                "rollback refused in production (NODE_ENV/VERCEL_ENV=production); nothing was changed. "
+                "The spec's practice there is a new forward migration that reverses the change; "
+                "pass --allow-production to roll back anyway.")
+        files = discover(conf.migrations_dir())
+        pooled = self.target(options["database"]).pooled
+        session = self.connect(options["database"])
+        which = {"steps": options["steps"], "to": options["to"], "pooled": pooled}
+        if options["plan"]:
+            chosen = plan_rollback(session, files, **which)
+            if not chosen:
+                return self.stdout.write("Nothing to roll back.")
+            self.stdout.write(f"Would roll back {len(chosen)} migration(s), newest first:")
+            for entry in chosen:
+                mode = "one transaction" if entry.file.down.script.runs_in_transaction else "NO transaction (not atomic)"
+                self.stdout.write(f"  {entry.file.down.path.name}  ({mode})")
+            return
+        result = rollback_migrations(session, files, lock_timeout=options["lock_timeout"], progress=self.progress, **which)
+        if not result.steps:
+            return self.stdout.write("Nothing to roll back.")
+        summary = f"Rolled back {len(result.rolled_back)}, {result.still_applied} still applied."
+        self.stdout.write(self.style.SUCCESS(summary) if result.rolled_back else summary)
+
+    def progress(self, event, payload):
+        if self.verbosity < 1:
+            return
+        if event == "start":
+            self.stdout.write(f"Rolling back {payload.name} … ", ending="")
+            return self.stdout.flush()
+        if payload.skipped_concurrently:
+            self.stdout.write(self.style.WARNING("skipped (rolled back concurrently by another runner)"))
+        else:
+            note = "" if payload.run.atomic else ", not atomic: ran outside a transaction"
+            self.stdout.write(self.style.SUCCESS("OK") + f" ({payload.run.elapsed_ms} ms{note})")
