@@ -12,7 +12,7 @@ from datetime import datetime
 
 from psycopg import errors
 
-from .executor import Part, Session, lock_statements, run_batch
+from .executor import BatchError, Part, Session, lock_statements, raise_for_lock, run_batch
 
 TABLE = "schema_migrations"
 CREATE_STATEMENTS = (
@@ -75,7 +75,11 @@ def _rows_of_partial_table(session: Session) -> list[LedgerRow]:
 def ensure_table(session: Session, *, lock_timeout: float | None = None) -> None:
     """Create the ledger if missing, under the migration lock (concurrent CREATEs race otherwise)."""
     statements = ["BEGIN", *lock_statements(session, lock_timeout), *CREATE_STATEMENTS, "COMMIT"]
-    run_batch(session, [Part(tuple(statements))])
+    try:
+        run_batch(session, [Part(tuple(statements))])
+    except BatchError as error:
+        raise_for_lock(error, lock_timeout)
+        raise
 
 
 def record_applied(session: Session, file, *, applied_by: str) -> str:

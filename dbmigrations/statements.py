@@ -103,6 +103,15 @@ def parse_script(text: str) -> Script:
         and _is_kind(statements[0], _BEGIN_KINDS)
         and _is_kind(statements[-1], {TransactionStmtKind.TRANS_STMT_COMMIT})
     )
+    if statements and _is_kind(statements[0], _BEGIN_KINDS) and not wrapped:
+        for statement in statements[1:]:
+            if _is_kind(statement, {TransactionStmtKind.TRANS_STMT_COMMIT}):
+                raise ScriptError(
+                    "transaction control (COMMIT) before the end of the file: the BEGIN;…COMMIT; wrapper must "
+                    "enclose the whole file (split it into two migrations instead)",
+                    statement.start,
+                )
+        raise ScriptError("BEGIN without a COMMIT at the end of the file", statements[0].start)
     body = statements[1:-1] if wrapped else statements
     for statement in body:
         if statement.is_transaction_control and statement.node.kind not in _SAVEPOINT_KINDS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -63,7 +64,10 @@ def pg_server(tmp_path_factory) -> Server:
         warnings.simplefilter("ignore")
         import pgserver
 
-        server = pgserver.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+        # Not under pytest's tmp dir: a concurrent pytest run resets pytest-of-<user> to 0700,
+        # which locks out the server's own system user when running as root.
+        server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="bestrong-test-pg-")) / "data",
+                                     cleanup_mode="delete")
     return Server(str(server.get_postmaster_info().socket_dir), "", "postgres", "")
 
 

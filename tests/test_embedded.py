@@ -1,6 +1,9 @@
 """The embedded default database: started on first use, reused by later runs."""
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from tests.conftest import ROOT, SHIPPED_MIGRATIONS, clean_env
 
@@ -12,8 +15,9 @@ def run(*args, pgdata):
     return proc
 
 
-def test_embedded_server_starts_on_first_use_and_is_reused(tmp_path):
-    pgdata = tmp_path / "pgdata"
+def test_embedded_server_starts_on_first_use_and_is_reused():
+    # Outside pytest's tmp dir (see conftest.pg_server for why).
+    pgdata = Path(tempfile.mkdtemp(prefix="bestrong-embedded-")) / "pgdata"
     try:
         first = run("apply_sql_migrations", pgdata=pgdata)
         assert first.returncode == 0, first.stdout + first.stderr
@@ -33,3 +37,4 @@ def test_embedded_server_starts_on_first_use_and_is_reused(tmp_path):
         assert "5 applied, 0 pending" in status.stdout
     finally:
         run("embedded_db", "stop", pgdata=pgdata)
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
