@@ -1,13 +1,14 @@
 """The shared base of every command: options, connection, errors → exit codes."""
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand, CommandError
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.utils import OperationalError
+import sys
 
-from .. import conf
-from ..database import DatabaseTarget, scrub, target_from_settings
-from ..exceptions import ConfigurationError, DatabaseUnavailable, DbMigrationsError
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DEFAULT_DB_ALIAS
+
+from .. import annotations, api, conf
+from ..database import DatabaseTarget
+from ..exceptions import DbMigrationsError
 from ..executor import Session
 
 
@@ -30,35 +31,27 @@ class SqlCommand(BaseCommand):
         try:
             return super().execute(*args, **options)
         except DbMigrationsError as error:
+            if annotations.enabled():  # GitHub Actions: also point at the file and line in the PR
+                annotations.annotate_error(getattr(self, "stdout", sys.stdout), error)
             raise CommandError(str(error), returncode=error.exit_code) from None
 
     def target(self, alias: str) -> DatabaseTarget:
-        if alias not in connections.settings:
-            raise ConfigurationError(f"unknown database alias {alias!r} (see settings.DATABASES)")
-        return target_from_settings(connections[alias].settings_dict)
+        return api.database_target(alias)
 
     def connect(self, alias: str, *, announce: bool = True) -> Session:
         """Open the connection for ``alias``; say which database it is (masked) on stderr."""
-        target = self.target(alias)
-        if target.is_embedded and conf.is_production():
-            raise ConfigurationError(
-                "no database configured in production (NODE_ENV/VERCEL_ENV=production): set "
-                "DATABASE_URL_UNPOOLED, POSTGRES_URL_NON_POOLING or DATABASE_URL"
+        return api.connect(alias, progress=self.announce_database if announce else None)
+
+    def announce_database(self, event: str, target) -> None:
+        """Progress callback of :func:`dbmigrations.api.connect`: the ``Database: …`` line."""
+        if event != "database" or self.verbosity < 1:
+            return
+        self.stderr.write(f"Database: {target.describe()}", self.style.HTTP_INFO)
+        if target.is_embedded:
+            self.stderr.write(
+                f"  (embedded development server, data in {conf.embedded_data_dir()}; "
+                "set DATABASE_URL to use another database)"
             )
-        if announce and self.verbosity >= 1:
-            self.stderr.write(f"Database: {target.describe()}", self.style.HTTP_INFO)
-            if target.is_embedded:
-                self.stderr.write(
-                    f"  (embedded development server, data in {conf.embedded_data_dir()}; "
-                    "set DATABASE_URL to use another database)"
-                )
-        connection = connections[alias]
-        try:
-            connection.ensure_connection()
-        except OperationalError as error:
-            message = scrub(str(error).strip().splitlines()[0] if str(error).strip() else repr(error), target.password)
-            raise DatabaseUnavailable(f"cannot connect to {target.masked_url}: {message}") from None
-        return Session(connection.connection)
 
     def fail(self, message: str, code: int = 1):
         raise CommandError(message, returncode=code)

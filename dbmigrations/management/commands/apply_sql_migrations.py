@@ -2,11 +2,10 @@ import os
 
 from django.core.management.color import no_style
 
-from dbmigrations import conf
+from dbmigrations import api, conf
 from dbmigrations.deploy import deploy_decision
-from dbmigrations.discovery import discover
 from dbmigrations.management.base import SqlCommand
-from dbmigrations.migrator import apply_migrations, check_plan, migration_status
+from dbmigrations.migrator import check_plan
 
 
 class Command(SqlCommand):
@@ -34,15 +33,12 @@ class Command(SqlCommand):
             if not decision.apply:
                 self.stdout.write(decision.reason)
                 return
-        files = discover(conf.migrations_dir())
         target = int(options["target"]) if options["target"] else None
-        session = self.connect(options["database"])
         if options["plan"]:
-            return self.show_plan(session, files, options, target)
-        result = apply_migrations(
-            session, files, target=target, fake=options["fake"], strict_order=options["strict_order"],
-            lock_timeout=options["lock_timeout"], pooled=self.target(options["database"]).pooled,
-            progress=self.progress,
+            return self.show_plan(api.migration_status(options["database"], progress=self.progress), options, target)
+        result = api.apply_migrations(
+            options["database"], target=target, fake=options["fake"], strict_order=options["strict_order"],
+            lock_timeout=options["lock_timeout"], progress=self.progress,
         )
         for entry in result.out_of_order:
             self.stderr.write(self.style.WARNING(
@@ -57,6 +53,8 @@ class Command(SqlCommand):
             self.stdout.write(self.style.SUCCESS(summary) if applied or not result.pending_after else summary)
 
     def progress(self, event, payload):
+        if event == "database":
+            return self.announce_database(event, payload)
         if self.verbosity < 1:
             return
         if event == "start":
@@ -75,8 +73,7 @@ class Command(SqlCommand):
             if self.verbosity >= 2:
                 self.stdout.write(f"  {run.statements} statement(s), {run.rows} row(s) changed")
 
-    def show_plan(self, session, files, options, target):
-        entries = migration_status(session, files)
+    def show_plan(self, entries, options, target):
         todo = check_plan(entries, strict_order=options["strict_order"], pooled=False, target=target)
         if not todo:
             self.stdout.write("Nothing to apply: the database is up to date.")

@@ -1,9 +1,7 @@
 import json
 
-from dbmigrations import conf
-from dbmigrations.discovery import discover
+from dbmigrations import api
 from dbmigrations.management.base import SqlCommand
-from dbmigrations.migrator import migration_status
 from dbmigrations.plan import State
 
 
@@ -17,8 +15,8 @@ class Command(SqlCommand):
                             help="Exit 1 when anything is pending, modified or missing (for CI gates).")
 
     def handle(self, *args, **options):
-        files = discover(conf.migrations_dir())
-        entries = migration_status(self.connect(options["database"], announce=not options["json"]), files)
+        announce = None if options["json"] else self.announce_database
+        entries = api.migration_status(options["database"], progress=announce)
         if options["json"]:
             self.stdout.write(json.dumps({"migrations": [e.as_dict() for e in entries],
                                           "summary": summarize(entries)}, indent=2))

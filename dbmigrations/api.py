@@ -1,0 +1,108 @@
+"""The public Python API: apply and inspect the SQL migrations from code.
+
+Each function is thin: find the files, open the connection of a Django database
+alias, call the core (:mod:`dbmigrations.migrator`) and return its result object.
+Django must be set up (``django.setup()``, or any code running under
+``manage.py``/pytest-django). Failures raise the typed errors of
+:mod:`dbmigrations.exceptions`; each carries ``exit_code``. Nothing here prints:
+pass ``progress(event, payload)`` to follow along.
+
+Events: ``("database", DatabaseTarget)`` just before connecting, then, while
+applying, ``("start", Entry)`` and ``("done", Outcome)`` per migration.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.utils import OperationalError
+
+from . import conf, migrator
+from .database import DatabaseTarget, scrub, target_from_settings
+from .discovery import SqlFile, discover
+from .exceptions import ConfigurationError, DatabaseUnavailable
+from .executor import Session
+from .migrator import ApplyResult, Outcome
+from .plan import Entry, State
+
+__all__ = [
+    "ApplyResult", "Entry", "Outcome", "State",
+    "apply_migrations", "connect", "database_target", "migration_files", "migration_status",
+]
+
+Progress = Callable[[str, object], None]
+
+
+def _quiet(event: str, payload: object) -> None:
+    pass
+
+
+def database_target(database: str = DEFAULT_DB_ALIAS) -> DatabaseTarget:
+    """Where the Django alias ``database`` points (masked URL, source variable, pooled or not)."""
+    if database not in connections.settings:
+        raise ConfigurationError(f"unknown database alias {database!r} (see settings.DATABASES)")
+    return target_from_settings(connections[database].settings_dict)
+
+
+def connect(database: str = DEFAULT_DB_ALIAS, *, progress: Progress | None = None) -> Session:
+    """Open Django's connection for ``database`` and wrap it in a :class:`~dbmigrations.executor.Session`.
+
+    Refuses the embedded development server in production (``NODE_ENV``/``VERCEL_ENV=production``);
+    an unreachable server or a failed login raises :class:`DatabaseUnavailable` without the password.
+    """
+    target = database_target(database)
+    if target.is_embedded and conf.is_production():
+        raise ConfigurationError(
+            "no database configured in production (NODE_ENV/VERCEL_ENV=production): set "
+            "DATABASE_URL_UNPOOLED, POSTGRES_URL_NON_POOLING or DATABASE_URL"
+        )
+    (progress or _quiet)("database", target)
+    connection = connections[database]
+    try:
+        connection.ensure_connection()
+    except OperationalError as error:
+        text = str(error).strip()
+        message = scrub(text.splitlines()[0] if text else repr(error), target.password)
+        raise DatabaseUnavailable(f"cannot connect to {target.masked_url}: {message}") from None
+    return Session(connection.connection)
+
+
+def migration_files(migrations_dir: str | os.PathLike | None = None) -> list[SqlFile]:
+    """The validated migration files of ``migrations_dir`` (default: the ``SQL_MIGRATIONS_DIR`` setting)."""
+    return discover(Path(migrations_dir) if migrations_dir is not None else conf.migrations_dir())
+
+
+def apply_migrations(
+    database: str = DEFAULT_DB_ALIAS,
+    *,
+    migrations_dir: str | os.PathLike | None = None,
+    target: int | str | None = None,
+    fake: bool = False,
+    strict_order: bool = False,
+    lock_timeout: float | None = None,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    """Apply the pending migrations to ``database``, each in one transaction with its ledger row.
+
+    ``target`` stops after that version (``3`` or ``"003"``); ``fake`` records without running;
+    ``strict_order`` refuses pending files older than the newest applied one; ``lock_timeout``
+    (seconds) bounds the wait for another runner's lock. Files are validated before connecting.
+    """
+    files = migration_files(migrations_dir)
+    session = connect(database, progress=progress)
+    return migrator.apply_migrations(
+        session, files, target=int(target) if target is not None else None, fake=fake,
+        strict_order=strict_order, lock_timeout=lock_timeout, pooled=database_target(database).pooled,
+        progress=progress,
+    )
+
+
+def migration_status(
+    database: str = DEFAULT_DB_ALIAS, migrations_dir: str | os.PathLike | None = None, *,
+    progress: Progress | None = None,
+) -> list[Entry]:
+    """One :class:`Entry` per version (applied, pending, modified, missing); changes nothing."""
+    files = migration_files(migrations_dir)
+    return migrator.migration_status(connect(database, progress=progress), files)
