@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import ledger, plan
-from .discovery import SqlFile
+from .discovery import SqlFile, validate_scripts
 from .exceptions import ChecksumDrift, ConfigurationError, OutOfOrder
 from .executor import (
     BatchError,
@@ -66,6 +66,7 @@ def check_plan(entries: list[plan.Entry], *, strict_order: bool, pooled: bool, t
     if drifted:
         raise ChecksumDrift([e.file.path.name for e in drifted])
     todo = plan.pending(entries, target=target)
+    validate_scripts([e.file for e in todo])
     late = [e for e in todo if e.out_of_order]
     if late and strict_order:
         raise OutOfOrder(
