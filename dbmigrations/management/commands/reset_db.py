@@ -34,9 +34,9 @@ class Command(SqlCommand):
             return self.stdout.write("Reset cancelled.")
         session = self.connect(options["database"])
         result = reset_schema(session)
+        ledger = "" if result.ledger_rows is None else f" and the record of {result.ledger_rows} applied migration(s)"
         self.stdout.write(self.style.SUCCESS(
-            f"Reset the public schema of {target.masked_url}: dropped {result.tables} table(s) "
-            f"and the record of {result.ledger_rows} applied migration(s)."))
+            f"Reset the public schema of {target.masked_url}: dropped {result.tables} table(s){ledger}."))
         if migrate:
             applied = apply_migrations(session, files, progress=self.progress("Applied"))
             self.stdout.write(self.style.SUCCESS(f"Applied {len(applied.applied)} migration(s)."))
