@@ -6,6 +6,8 @@ no sizes, nothing that differs between two equal schemas.
 """
 from __future__ import annotations
 
+from psycopg import sql
+
 from .executor import Session
 
 QUERIES = {
@@ -62,7 +64,7 @@ def take(session: Session, schema: str = "public", *, include_ledger: bool = Fal
 def differences(before: Snapshot, after: Snapshot) -> list[str]:
     """Human-readable differences: ``index idx_x added``, ``column t.c changed: … → …``."""
     out = []
-    for kind in QUERIES:
+    for kind in dict.fromkeys([*QUERIES, *before, *after]):  # QUERIES' order, then extra kinds (take_all)
         old, new = before.get(kind, {}), after.get(kind, {})
         label = kind.rstrip("s") if kind != "indexes" else "index"
         for name in sorted(new.keys() - old.keys()):
@@ -72,4 +74,55 @@ def differences(before: Snapshot, after: Snapshot) -> list[str]:
         for name in sorted(old.keys() & new.keys()):
             if old[name] != new[name]:
                 out.append(f"{label} {name} changed: {old[name]} → {new[name]}")
+    return out
+
+
+USER_SCHEMAS = """
+    SELECT nspname FROM pg_namespace
+    WHERE nspname <> 'information_schema' AND NOT starts_with(nspname, 'pg_')
+    ORDER BY nspname"""
+USER_TABLES = """
+    SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND n.nspname = ANY(%s)
+    ORDER BY n.nspname, c.relname"""
+
+
+def user_schemas(session: Session) -> list[str]:
+    """Every schema of the database but PostgreSQL's own (``pg_*``, ``information_schema``)."""
+    return [name for (name,) in session.fetch(USER_SCHEMAS)]
+
+
+def take_all(session: Session) -> Snapshot:
+    """:func:`take` over every user schema (names outside ``public`` schema-qualified), plus the
+    schemas and extensions themselves."""
+    schemas = user_schemas(session)
+    merged: Snapshot = {kind: {} for kind in QUERIES}
+    merged["schemas"] = {name: "" for name in schemas}
+    merged["extensions"] = dict(session.fetch("SELECT extname, extversion FROM pg_extension"))
+    for schema in schemas:
+        prefix = "" if schema == "public" else schema + "."
+        for kind, objects in take(session, schema).items():
+            merged[kind].update({prefix + name: definition for name, definition in objects.items()})
+    return merged
+
+
+def row_counts(session: Session) -> dict[str, int]:
+    """Rows per table of every user schema (the ledger excluded): ``{"clients": 3, "app.x": 0}``."""
+    counts = {}
+    for schema, table in session.fetch(USER_TABLES, (user_schemas(session),)):
+        if table == LEDGER_TABLE:
+            continue
+        query = sql.SQL("SELECT count(*) FROM {}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        name = table if schema == "public" else f"{schema}.{table}"
+        counts[name] = session.fetch(query.as_string(session.connection))[0][0]
+    return counts
+
+
+def count_differences(before: dict[str, int], after: dict[str, int]) -> list[str]:
+    """``clients: 3 → 6 rows`` for every table whose row count changed (or appeared/vanished)."""
+    out = []
+    for name in sorted(before.keys() | after.keys()):
+        old, new = before.get(name), after.get(name)
+        if old != new:
+            out.append(f"{name}: {'no table' if old is None else old} → {'no table' if new is None else f'{new} rows'}")
     return out

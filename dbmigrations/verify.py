@@ -1,0 +1,267 @@
+"""Proving the spec's rules on a scratch database: migrations idempotent and reversible, seeds idempotent.
+
+Every migration is applied in order through the real runner (ledger row and all),
+then run a second time: the second run must succeed and leave the schema snapshot
+unchanged. With a down file, down → up must give back the schema from before and
+after the migration. Finally the development seeds run twice; the second run must
+change no table's row count. A failing first application stops the run (later
+files build on it); every other failure is recorded and the run goes on.
+"""
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from . import migrator, snapshot
+from .database import libpq_keywords, scrub
+from .discovery import SqlFile, SqlSource
+from .exceptions import DatabaseUnavailable, MigrationFailed, StatementFailure
+from .executor import FileRun, Session, run_file, run_file_without_transaction
+
+SCRATCH_PREFIX = "verify_"
+MAINTENANCE_DATABASES = ("postgres", None, "template1")  # None: the configured database itself
+FIRST_RUN_FAILED = "first run failed"
+REAPPLY_FAILED = "re-applying after the down file failed"
+
+
+@dataclass
+class Finding:
+    """Why a check failed: the schema/row-count differences, or the SQL error with file:line."""
+
+    check: str
+    differences: list[str] = field(default_factory=list)
+    failure: StatementFailure | None = None
+
+    def lines(self) -> list[str]:
+        if self.failure:
+            return [f"{self.check}: " + self.failure.render().replace("\n", "\n  ")]
+        return [f"{self.check}:", *(f"  {d}" for d in self.differences)]
+
+
+@dataclass
+class MigrationCheck:
+    """One migration: applied, idempotent (yes/no), reversible (yes/no/None = no down file)."""
+
+    name: str
+    path: str
+    has_down: bool
+    applied: bool = False
+    idempotent: bool | None = None
+    reversible: bool | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def blocks_later(self) -> bool:
+        """The schema lacks this migration (its first run, or its re-run after the down, failed)."""
+        return any(f.check in (FIRST_RUN_FAILED, REAPPLY_FAILED) for f in self.findings)
+
+
+@dataclass
+class SeedCheck:
+    """One development seed: rows its two runs changed, and what the second run changed."""
+
+    name: str
+    path: str
+    rows_first: int | None = None
+    rows_second: int | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+@dataclass
+class VerifyReport:
+    """The whole verification: per-file checks, and why it stopped early (if it did)."""
+
+    database: str
+    migrations: list[MigrationCheck] = field(default_factory=list)
+    seeds: list[SeedCheck] = field(default_factory=list)
+    stopped: str | None = None
+
+    @property
+    def problems(self) -> int:
+        return sum(len(c.findings) for c in [*self.migrations, *self.seeds])
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.stopped
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "problems": self.problems, **asdict(self)}
+
+
+Progress = Callable[[str, object], None]
+
+
+def server_params(alias: str) -> dict:
+    """libpq parameters of a Django alias (same server and credentials; starts the embedded server)."""
+    from django.db import connections
+
+    params = connections[alias].get_connection_params()
+    keywords = libpq_keywords()
+    return {k: v for k, v in params.items() if k in keywords and v is not None}
+
+
+@contextmanager
+def scratch_database(params: dict):
+    """Create ``verify_<random>`` on the server of ``params``; yield ``(name, Session)``; always drop it."""
+    name = SCRATCH_PREFIX + secrets.token_hex(6)
+    with _maintenance(params) as admin:
+        try:
+            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
+        except psycopg.Error as error:
+            raise DatabaseUnavailable(
+                f"cannot create the scratch database {name}: {_message(error, params)} (the role needs CREATEDB)"
+            ) from None
+    try:
+        connection = psycopg.connect(**{**params, "dbname": name}, autocommit=True)
+        try:
+            yield name, Session(connection)
+        finally:
+            connection.close()
+    finally:
+        _drop(params, name)
+
+
+@contextmanager
+def _maintenance(params: dict):
+    errors = []
+    for dbname in MAINTENANCE_DATABASES:
+        try:
+            connection = psycopg.connect(**{**params, "dbname": dbname or params.get("dbname")}, autocommit=True)
+        except psycopg.Error as error:
+            errors.append(error)
+            continue
+        with connection:
+            yield connection
+        return
+    raise DatabaseUnavailable(f"cannot connect to the database server: {_message(errors[0], params)}")
+
+
+def _drop(params: dict, name: str) -> None:
+    try:
+        with _maintenance(params) as admin:
+            if admin.info.server_version >= 130000:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            else:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    except (psycopg.Error, DatabaseUnavailable) as error:
+        raise DatabaseUnavailable(
+            f"could not drop the scratch database {name} ({_message(error, params)}); drop it with: "
+            f"DROP DATABASE IF EXISTS {name} WITH (FORCE);"
+        ) from None
+
+
+def _message(error: Exception, params: dict) -> str:
+    text = str(error).strip().splitlines()
+    return scrub(text[0] if text else repr(error), params.get("password") or "")
+
+
+def verify(params: dict, migrations: list[SqlFile], seeds: list[SqlFile] | None,
+           *, progress: Progress | None = None) -> VerifyReport:
+    """Verify ``migrations`` (then ``seeds``, unless None) on a scratch database of the server of ``params``."""
+    notify = progress or (lambda event, payload: None)
+    with scratch_database(params) as (name, session):
+        report = VerifyReport(name)
+        notify("database", name)
+        for file in migrations:
+            check = check_migration(session, migrations, file)
+            report.migrations.append(check)
+            notify("migration", check)
+            if check.blocks_later:
+                report.stopped = f"{file.name} could not be applied; the files after it were not verified"
+                return report
+        if seeds is not None:
+            report.seeds = check_seeds(session, seeds, notify)
+            failed = next((s for s in report.seeds if s.rows_first is None), None)
+            if failed:
+                report.stopped = f"seed {failed.name} failed on its first run; the seeds after it were not verified"
+    return report
+
+
+def check_migration(session: Session, files: list[SqlFile], file: SqlFile) -> MigrationCheck:
+    """Apply ``file`` (through the ledger), run it again, and cycle down → up if it has a down file."""
+    check = MigrationCheck(file.name, str(file.path), file.down is not None)
+    before = snapshot.take_all(session)
+    try:
+        migrator.apply_migrations(session, files, target=file.number)
+    except MigrationFailed as error:
+        check.findings.append(Finding(FIRST_RUN_FAILED, failure=error.failure))
+        return check
+    check.applied = True
+    applied = snapshot.take_all(session)
+    found = _run_and_compare(session, file.source, applied, "second run failed", "second run changed the schema")
+    check.idempotent = found is None
+    check.findings += [found] if found else []
+    if file.down is None:
+        return check
+    try:
+        run_sql(session, file.down)
+    except MigrationFailed as error:
+        check.reversible = False
+        check.findings.append(Finding("down file failed", failure=error.failure))
+        return check
+    down_found = _compare(before, snapshot.take_all(session),
+                          "down file does not fully reverse the migration (schema after down vs. before up)")
+    up_found = _run_and_compare(session, file.source, applied, REAPPLY_FAILED,
+                                "up after down gives a different schema (vs. after the first up)")
+    check.findings += [f for f in (down_found, up_found) if f]
+    check.reversible = not (down_found or up_found)
+    return check
+
+
+def _run_and_compare(session: Session, source: SqlSource, expected: snapshot.Snapshot,
+                     failed: str, changed: str) -> Finding | None:
+    try:
+        run_sql(session, source)
+    except MigrationFailed as error:
+        return Finding(failed, failure=error.failure)
+    return _compare(expected, snapshot.take_all(session), changed)
+
+
+def _compare(expected: snapshot.Snapshot, actual: snapshot.Snapshot, label: str) -> Finding | None:
+    differences = snapshot.differences(expected, actual)
+    return Finding(label, differences) if differences else None
+
+
+def run_sql(session: Session, source: SqlSource) -> FileRun:
+    """Run one file outside the ledger: in one transaction when it can, else statement by statement."""
+    if source.script.runs_in_transaction:
+        return run_file(session, source.script, str(source.path))
+    return run_file_without_transaction(session, source.script, str(source.path))
+
+
+def check_seeds(session: Session, seeds: list[SqlFile], notify: Progress) -> list[SeedCheck]:
+    """Run every seed once, then every seed again; a second run must change no table's row count."""
+    checks = [SeedCheck(seed.name, str(seed.path)) for seed in seeds]
+    for check, seed in zip(checks, seeds):
+        try:
+            check.rows_first = run_sql(session, seed.source).rows
+        except MigrationFailed as error:
+            check.findings.append(Finding(FIRST_RUN_FAILED, failure=error.failure))
+            notify("seed", check)
+            return checks[: checks.index(check) + 1]
+    for check, seed in zip(checks, seeds):
+        counts = snapshot.row_counts(session)
+        try:
+            check.rows_second = run_sql(session, seed.source).rows
+        except MigrationFailed as error:
+            check.findings.append(Finding("second run failed", failure=error.failure))
+        else:
+            changed = snapshot.count_differences(counts, snapshot.row_counts(session))
+            if changed:
+                check.findings.append(Finding("second run changed row counts", changed))
+        notify("seed", check)
+    return checks

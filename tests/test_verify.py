@@ -1,0 +1,262 @@
+"""verify_sql_migrations: idempotency, reversibility and seed idempotency proved on a scratch database."""
+import dataclasses
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+from psycopg import sql
+
+from tests.conftest import ROOT, SHIPPED_MIGRATIONS, SHIPPED_SEEDS, clean_env, migration, write_files
+
+BASE = migration("001_base", "CREATE TABLE IF NOT EXISTS base (id serial PRIMARY KEY, a int);")
+
+
+def scratch_name(output: str) -> str:
+    match = re.search(r"Scratch database: (verify_[0-9a-f]{12})\b", output)
+    assert match, output
+    return match.group(1)
+
+
+def assert_dropped(pg_server, name: str) -> None:
+    with pg_server.connect() as admin:
+        left = [r[0] for r in admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 'verify\\_%'")]
+    assert name not in left
+
+
+def verify_json(call, pg_server, migrations, seeds=None, *extra):
+    result = call("verify_sql_migrations", "--json", *extra, migrations=migrations,
+                  seeds=seeds if seeds is not None else migrations.parent / "no-seeds")
+    report = json.loads(result.stdout)
+    assert_dropped(pg_server, report["database"])
+    assert scratch_name(result.stderr) == report["database"]
+    return result, report
+
+
+def by_name(report) -> dict:
+    return {m["name"]: m for m in report["migrations"]}
+
+
+def test_shipped_files_pass(manage, database, pg_server):
+    result = manage("verify_sql_migrations", migrations=SHIPPED_MIGRATIONS, seeds=SHIPPED_SEEDS)
+    assert result.returncode == 0, result.output
+    for name in ("001_initial_schema", "002_add_workouts_table", "003_add_recommendation_jobs_table",
+                 "004_add_status_to_recommendations", "005_add_index_to_questionnaires"):
+        assert re.search(rf"{name}\s+idempotent: yes, reversible: yes\n", result.stdout), result.stdout
+    assert re.search(r"001_seed_admin_users\s+seed\s+first run 2 row\(s\), second run 0 row\(s\)", result.stdout)
+    assert "002_seed_sample_clients" in result.stdout
+    assert "5 migration(s), 2 seed(s) verified" in result.stdout
+    assert_dropped(pg_server, scratch_name(result.stderr))
+    assert database.tables() == set()  # the configured database itself is never touched
+
+
+def test_shipped_files_json(call, pg_server):
+    result, report = verify_json(call, pg_server, SHIPPED_MIGRATIONS, SHIPPED_SEEDS)
+    assert result.returncode == 0, result.output
+    assert report["ok"] is True and report["problems"] == 0 and report["stopped"] is None
+    assert [(m["idempotent"], m["reversible"], m["findings"]) for m in report["migrations"]] == [(True, True, [])] * 5
+    seeds = {s["name"]: s for s in report["seeds"]}
+    assert seeds["001_seed_admin_users"]["rows_first"] == 2
+    assert seeds["002_seed_sample_clients"]["rows_first"] > 0
+    assert seeds["001_seed_admin_users"]["rows_second"] == 0
+
+
+def test_create_table_without_if_not_exists_fails_second_run(call, pg_server, migrations_dir):
+    write_files(migrations_dir, {
+        "001_base.sql": BASE,
+        "002_plain_create.sql": migration("002_plain_create", "CREATE TABLE plain (id int);"),
+        "003_fine.sql": migration("003_fine", "CREATE INDEX IF NOT EXISTS idx_plain_id ON plain(id);"),
+    })
+    result, report = verify_json(call, pg_server, migrations_dir)
+    assert result.returncode == 1
+    assert "verification failed: 1 problem(s)" in result.stderr
+    bad = by_name(report)["002_plain_create"]
+    assert bad["applied"] is True and bad["idempotent"] is False and bad["reversible"] is None
+    [finding] = bad["findings"]
+    assert finding["check"] == "second run failed"
+    error = finding["failure"]
+    assert error["path"].endswith("002_plain_create.sql") and error["line"] == 8 and error["sqlstate"] == "42P07"
+    assert error["message"] == 'relation "plain" already exists'
+    # The run went on: the next file was verified too.
+    assert by_name(report)["003_fine"]["idempotent"] is True and report["stopped"] is None
+
+
+def test_text_report_names_file_line_and_error(manage, pg_server, migrations_dir):
+    write_files(migrations_dir, {"001_plain.sql": migration("001_plain", "CREATE TABLE plain (id int);")})
+    result = manage("verify_sql_migrations", "--skip-seeds", migrations=migrations_dir)
+    assert result.returncode == 1, result.output
+    assert re.search(r"001_plain\s+idempotent: NO, reversible: no down file", result.stdout), result.stdout
+    assert re.search(r"second run failed: \S*001_plain\.sql:8:1: ERROR 42P07: relation \"plain\" already exists",
+                     result.stdout), result.stdout
+    assert "verification failed: 1 problem(s)" in result.stderr
+    assert_dropped(pg_server, scratch_name(result.stderr))
+
+
+RANDOM_INDEX = """
+DO $$
+BEGIN
+  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON base(a)', 'idx_base_a_' || md5(clock_timestamp()::text));
+END $$;
+"""
+
+
+def test_second_run_that_changes_the_schema_is_named(call, pg_server, migrations_dir):
+    write_files(migrations_dir, {"001_base.sql": BASE,
+                                 "002_random_index.sql": migration("002_random_index", RANDOM_INDEX)})
+    result, report = verify_json(call, pg_server, migrations_dir)
+    assert result.returncode == 1
+    bad = by_name(report)["002_random_index"]
+    assert bad["idempotent"] is False
+    [finding] = bad["findings"]
+    assert finding["check"] == "second run changed the schema" and finding["failure"] is None
+    [difference] = finding["differences"]
+    assert re.fullmatch(r"index idx_base_a_[0-9a-f]{32} added", difference), difference
+    assert by_name(report)["001_base"]["findings"] == []
+
+
+def test_down_file_that_does_not_fully_reverse(call, pg_server, migrations_dir):
+    write_files(migrations_dir, {
+        "001_base.sql": BASE,
+        "002_index_and_column.sql": migration("002_index_and_column", """
+            CREATE INDEX IF NOT EXISTS idx_base_a ON base(a);
+            ALTER TABLE base ADD COLUMN IF NOT EXISTS note text;"""),
+        "002_index_and_column.down.sql": migration("002_index_and_column", "ALTER TABLE base DROP COLUMN IF EXISTS note;"),
+    })
+    result, report = verify_json(call, pg_server, migrations_dir)
+    assert result.returncode == 1
+    bad = by_name(report)["002_index_and_column"]
+    assert bad["idempotent"] is True and bad["reversible"] is False
+    [finding] = bad["findings"]
+    assert finding["check"].startswith("down file does not fully reverse the migration")
+    assert finding["differences"] == ["index idx_base_a added"]
+
+
+def test_failing_down_file_reported_with_line(call, pg_server, migrations_dir):
+    write_files(migrations_dir, {
+        "001_base.sql": BASE,
+        "001_base.down.sql": migration("001_base", "DROP TABLE basee;"),
+    })
+    result, report = verify_json(call, pg_server, migrations_dir)
+    assert result.returncode == 1
+    [check] = report["migrations"]
+    assert check["idempotent"] is True and check["reversible"] is False
+    [finding] = check["findings"]
+    assert finding["check"] == "down file failed"
+    assert finding["failure"]["path"].endswith("001_base.down.sql")
+    assert (finding["failure"]["line"], finding["failure"]["sqlstate"]) == (8, "42P01")
+
+
+def test_failing_first_apply_stops_and_still_drops(manage, pg_server, migrations_dir):
+    write_files(migrations_dir, {
+        "001_base.sql": BASE,
+        "002_broken.sql": migration("002_broken", "CREATE TABLE IF NOT EXISTS child (base_id int REFERENCES nope(id));"),
+        "003_later.sql": migration("003_later", "CREATE TABLE IF NOT EXISTS later (id int);"),
+    })
+    result = manage("verify_sql_migrations", migrations=migrations_dir, seeds=migrations_dir.parent / "none")
+    assert result.returncode == 1, result.output
+    assert re.search(r"002_broken\s+FAILED", result.stdout)
+    assert re.search(r"first run failed: \S*002_broken\.sql:8:\d+: ERROR 42P01: relation \"nope\" does not exist",
+                     result.stdout), result.stdout
+    assert "003_later" not in result.stdout
+    assert "Stopped: 002_broken could not be applied; the files after it were not verified." in result.stdout
+    assert "stopped early" in result.stderr
+    assert_dropped(pg_server, scratch_name(result.stderr))
+
+
+def test_non_idempotent_seed_reported(call, pg_server, migrations_dir, tmp_path):
+    write_files(migrations_dir, {"001_base.sql": BASE})
+    seeds = tmp_path / "seeds"
+    write_files(seeds / "development", {
+        "001_good.sql": "INSERT INTO base (id, a) VALUES (100, 1) ON CONFLICT (id) DO NOTHING;\n",
+        "002_again.sql": "BEGIN;\nINSERT INTO base (a) VALUES (2), (3);\nCOMMIT;\n",
+    })
+    result, report = verify_json(call, pg_server, migrations_dir, seeds)
+    assert result.returncode == 1
+    good, again = report["seeds"]
+    assert (good["rows_first"], good["rows_second"], good["findings"]) == (1, 0, [])
+    assert (again["rows_first"], again["rows_second"]) == (2, 2)
+    assert again["findings"] == [{"check": "second run changed row counts", "differences": ["base: 3 → 5 rows"],
+                                  "failure": None}]
+
+
+def test_non_transactional_migration_and_extra_schema(call, pg_server, migrations_dir):
+    write_files(migrations_dir, {
+        "001_base.sql": BASE,
+        "002_concurrent_index.sql": migration(
+            "002_concurrent_index", "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_base_a ON base(a);", wrap=False),
+        "002_concurrent_index.down.sql": migration(
+            "002_concurrent_index", "DROP INDEX CONCURRENTLY IF EXISTS idx_base_a;", wrap=False),
+        "003_app_schema.sql": migration("003_app_schema", """
+            CREATE SCHEMA IF NOT EXISTS app;
+            CREATE TABLE IF NOT EXISTS app.items (id int);"""),
+        "003_app_schema.down.sql": migration("003_app_schema", "DROP TABLE IF EXISTS app.items;"),
+    })
+    result, report = verify_json(call, pg_server, migrations_dir)
+    assert result.returncode == 1
+    checks = by_name(report)
+    assert checks["002_concurrent_index"]["findings"] == [] and checks["002_concurrent_index"]["reversible"] is True
+    [finding] = checks["003_app_schema"]["findings"]
+    assert finding["differences"] == ["schema app added"]
+
+
+def test_invalid_files_refused_before_creating_anything(manage, migrations_dir):
+    write_files(migrations_dir, {"001_Bad.sql": BASE})
+    result = manage("verify_sql_migrations", migrations=migrations_dir)
+    assert result.returncode == 2
+    assert "001_Bad.sql: invalid file name" in result.stderr
+    assert "Scratch database" not in result.output
+
+
+def test_role_without_createdb_is_refused(manage, database, pg_server, migrations_dir):
+    write_files(migrations_dir, {"001_base.sql": BASE})
+    role, password = f"nocreatedb_{uuid.uuid4().hex[:8]}", "s3cret-Pw"
+    with pg_server.connect() as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB PASSWORD {}").format(
+            sql.Identifier(role), sql.Literal(password)))
+    try:
+        url = dataclasses.replace(pg_server, user=role, password=password).url(database.name)
+        result = manage("verify_sql_migrations", migrations=migrations_dir, database_url=url)
+    finally:
+        with pg_server.connect() as admin:
+            admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+    assert result.returncode == 2, result.output
+    assert re.search(r"cannot create the scratch database verify_[0-9a-f]{12}: permission denied", result.stderr)
+    assert "(the role needs CREATEDB)" in result.stderr
+    assert password not in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_drops_scratch_database(database, pg_server, migrations_dir, signum):
+    write_files(migrations_dir, {"001_sleep.sql": migration("001_sleep", "SELECT pg_sleep(60);")})
+    env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "verify_sql_migrations"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        name = None
+        for line in proc.stderr:
+            if line.startswith("Scratch database:"):
+                name = scratch_name(line)
+                break
+        assert name, proc.stderr.read()
+        deadline = time.monotonic() + 30
+        with pg_server.connect() as admin:
+            while not admin.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND query LIKE '%%pg_sleep%%'",
+                                    (name,)).fetchone():
+                assert time.monotonic() < deadline, "the migration never started"
+                time.sleep(0.1)
+        started = time.monotonic()
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert time.monotonic() - started < 20  # cancelled, not slept through
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted; the scratch database was dropped" in stderr
+    assert_dropped(pg_server, name)
