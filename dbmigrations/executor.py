@@ -180,12 +180,19 @@ def failure(error: BatchError, part: Part, *, note: str | None = None) -> Migrat
     """Describe a failed statement of a file: path, line, column, SQLSTATE, DETAIL, HINT."""
     script = part.script
     statement = script.statements[error.index]
+    diag = error.error.diag
+    context = diag.context.strip() if diag.context else None
     offset = statement.start
     if error.offset is not None and 0 <= error.offset <= len(statement.sql):
         offset += error.offset
     line, column = script.position(offset)
-    diag = error.error.diag
-    context = diag.context.strip() if diag.context else None
+    do_line = _do_block_line(context)
+    body = statement.do_body_offset()
+    if error.offset is None and do_line and body is not None:
+        # "PL/pgSQL function inline_code_block line N": line N of the DO body.
+        line = script.position(body)[0] + do_line - 1
+        text = script.line_text(line)
+        column = len(text) - len(text.lstrip()) + 1
     return MigrationFailed(
         StatementFailure(
             path=part.path or "<sql>",
@@ -200,6 +207,16 @@ def failure(error: BatchError, part: Part, *, note: str | None = None) -> Migrat
             note=note,
         )
     )
+
+
+def _do_block_line(context: str | None) -> int | None:
+    """N of the outermost "inline_code_block line N" in a server CONTEXT, if any."""
+    words = (context or "").split()
+    found = None
+    for i in range(len(words) - 2):
+        if words[i] == "inline_code_block" and words[i + 1] == "line" and words[i + 2].isdigit():
+            found = int(words[i + 2])
+    return found
 
 
 def run_statements_one_by_one(session: Session, part: Part) -> int:

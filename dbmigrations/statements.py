@@ -53,6 +53,16 @@ class Statement:
     def non_transactional_reason(self) -> str | None:
         return _non_transactional_reason(self.node)
 
+    def do_body_offset(self) -> int | None:
+        """Where a ``DO`` block's code starts in the file (its PL/pgSQL line 1), else None."""
+        if not isinstance(self.node, ast.DoStmt):
+            return None
+        for arg in self.node.args or ():
+            if isinstance(arg, ast.DefElem) and arg.defname == "as" and isinstance(arg.arg, ast.String):
+                found = self.sql.find(arg.arg.sval)
+                return self.start + found if found >= 0 else None
+        return None
+
 
 @dataclass(frozen=True)
 class Script:

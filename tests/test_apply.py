@@ -84,12 +84,14 @@ def test_error_reports_detail_hint_and_position_after_multibyte_text(call, datab
     assert "HINT" not in result.stderr or "nosuchcolumn" in result.stderr
 
 
-def test_error_inside_do_block_names_the_do_statement(call, database, migrations_dir):
+def test_error_inside_do_block_names_the_line_in_the_block(call, database, migrations_dir):
     body = "CREATE TABLE ok (id int);\nDO $$\nBEGIN\n  RAISE EXCEPTION 'dependency missing' USING HINT = 'apply 001';\nEND $$;"
     write_files(migrations_dir, {"002_y.sql": migration("002_y", body)})
     result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
-    assert f"{migrations_dir / '002_y.sql'}:9:1: ERROR P0001: dependency missing" in result.stderr
+    # the RAISE inside the DO block: line 11, where its text starts
+    assert f"{migrations_dir / '002_y.sql'}:11:3: ERROR P0001: dependency missing" in result.stderr
+    assert "RAISE EXCEPTION 'dependency missing'" in result.stderr
     assert "HINT: apply 001" in result.stderr
     assert "CONTEXT: PL/pgSQL function inline_code_block line 3" in result.stderr
     assert "ok" not in database.tables()
