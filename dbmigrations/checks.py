@@ -1,1 +1,156 @@
-"""Django system checks for SQL migration and seed files (registered in AppConfig.ready)."""
+"""Django system checks for SQL migration and seed files (registered in AppConfig.ready).
+
+``manage.py check`` validates the files on disk and reports every problem as an
+Error naming the file (E001…E009). ``check --database default`` (and Django's
+``migrate``) also reads the ledger and warns about pending migrations, checksum
+drift and missing files (W001…W004), like Django's "You have N unapplied
+migration(s)". A database check never fails on an unreachable server: it warns.
+
+Extension point: :data:`FILE_CHECKS` is the list of functions run by the file
+check; each takes no argument and returns a list of CheckMessages (lint adds its
+own function there).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from django.core import checks
+from django.db import DatabaseError, connections
+
+from . import conf, plan
+from .database import scrub
+from .discovery import discover
+from .exceptions import DbMigrationsError, InvalidFiles, Problem
+
+TAG = "dbmigrations"
+
+# Problem.kind → (check id, hint).
+FILE_ERRORS = {
+    "name": ("dbmigrations.E001", "Rename it, e.g. 006_add_users.sql or 006_add_users.down.sql."),
+    "duplicate": ("dbmigrations.E002", "Give each file its own number: renumber the newer one after the highest."),
+    "orphan_down": ("dbmigrations.E003", "Name it like its up file (NNN_name.down.sql) or delete it."),
+    "syntax": ("dbmigrations.E004", "Fix the SQL: PostgreSQL's grammar (pglast) rejects it or the runner cannot run it."),
+    "encoding": ("dbmigrations.E005", "Save the file as UTF-8."),
+    "empty": ("dbmigrations.E006", "Write the migration's SQL, or delete the file."),
+    "misplaced_down": ("dbmigrations.E007", "Seeds have no down files: delete it."),
+}
+OTHER_FILE_ERROR = ("dbmigrations.E009", None)
+PENDING = "dbmigrations.W001"
+DRIFT = "dbmigrations.W002"
+MISSING = "dbmigrations.W003"
+UNREADABLE = "dbmigrations.W004"
+
+
+def display_path(path: str | Path) -> str:
+    """``path`` relative to the project (BASE_DIR) when inside it, as written otherwise."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(conf.base_dir().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def problem_error(problem: Problem) -> checks.Error:
+    """The Error of one file problem; ``obj`` is ``path[:line[:column]]``."""
+    check_id, hint = FILE_ERRORS.get(problem.kind, OTHER_FILE_ERROR)
+    where = display_path(problem.path)
+    if problem.line is not None:
+        where += f":{problem.line}" + (f":{problem.column}" if problem.column is not None else "")
+    return checks.Error(problem.message, hint=hint, obj=where, id=check_id)
+
+
+def migration_file_errors() -> list[checks.CheckMessage]:
+    """Every problem of the migration files (and their down files)."""
+    try:
+        discover(conf.migrations_dir())
+    except InvalidFiles as error:
+        return [problem_error(p) for p in error.problems]
+    return []
+
+
+def seed_file_errors() -> list[checks.CheckMessage]:
+    """Every problem of the development seed files."""
+    from .seeds import seed_files
+
+    try:
+        seed_files()
+    except InvalidFiles as error:
+        return [problem_error(p) for p in error.problems]
+    return []
+
+
+FileCheck = Callable[[], list[checks.CheckMessage]]
+#: The file checks run by ``manage.py check`` (no database needed). Add yours here.
+FILE_CHECKS: list[FileCheck] = [migration_file_errors, seed_file_errors]
+
+
+def _checks_this_app(app_configs) -> bool:
+    return app_configs is None or any(config.name == "dbmigrations" for config in app_configs)
+
+
+@checks.register(TAG)
+def check_sql_files(app_configs=None, **kwargs):
+    """Errors for invalid migration and seed files, from every function in FILE_CHECKS."""
+    if not _checks_this_app(app_configs):
+        return []
+    return [message for check in FILE_CHECKS for message in check()]
+
+
+@checks.register(TAG, checks.Tags.database)
+def check_ledger(app_configs=None, databases=None, **kwargs):
+    """Warnings for pending, modified and missing migrations in each database checked."""
+    if not databases or not _checks_this_app(app_configs):
+        return []
+    try:
+        files = discover(conf.migrations_dir())
+    except InvalidFiles:
+        return []  # check_sql_files reports them
+    return [message for alias in databases for message in ledger_warnings(alias, files)]
+
+
+def ledger_warnings(alias: str, files) -> list[checks.CheckMessage]:
+    """Compare ``files`` with the ledger of database ``alias``; never raises for a database problem."""
+    from .api import connect
+    from .migrator import migration_status
+
+    try:
+        entries = migration_status(connect(alias), files)
+    except (DbMigrationsError, DatabaseError) as error:
+        return [_unreadable(alias, error)]
+    messages = []
+    waiting = plan.pending(entries)
+    if waiting:
+        messages.append(checks.Warning(
+            f"You have {len(waiting)} unapplied SQL migration(s) in database '{alias}': "
+            + ", ".join(e.name for e in waiting) + ".",
+            hint="Run `python manage.py apply_sql_migrations` to apply them.", id=PENDING,
+        ))
+    for entry in plan.drifted(entries):
+        messages.append(checks.Warning(
+            f"applied to database '{alias}' but changed on disk since (checksum {entry.row.checksum[:12]} "
+            f"recorded, {entry.file.checksum[:12]} now).",
+            hint="Never edit an applied migration: add a new one. If the change is harmless (whitespace, "
+                 "comments), run `python manage.py repair_sql_migrations` to record the new checksum.",
+            obj=display_path(entry.file.path), id=DRIFT,
+        ))
+    for entry in plan.missing(entries):
+        messages.append(checks.Warning(
+            f"recorded as applied in database '{alias}' but its file is missing from "
+            f"{display_path(conf.migrations_dir())}.",
+            hint="Restore the file from version control; applied migrations are never deleted.",
+            obj=entry.row.filename or entry.name, id=MISSING,
+        ))
+    return messages
+
+
+def _unreadable(alias: str, error: Exception) -> checks.Warning:
+    text = str(error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    password = (connections.settings.get(alias) or {}).get("PASSWORD") or ""
+    return checks.Warning(
+        f"cannot read the SQL migration ledger of database '{alias}': {scrub(first, password)}",
+        hint="Check the database settings (DATABASE_URL…) and that the server is running; "
+             "pending SQL migrations were not checked.",
+        id=UNREADABLE,
+    )

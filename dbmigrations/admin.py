@@ -1,0 +1,175 @@
+"""The admin's read-only view of ``schema_migrations``: what is applied, in what state, what is pending.
+
+Every row is compared with the files on disk through :func:`dbmigrations.plan.status`
+(the same list ``sql_migration_status`` prints): ok, modified (checksum drift) or
+missing. Nothing can be added, changed or deleted here, by form, action or URL.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db import connections, router
+from django.db.models import Case, CharField, Value, When
+from django.utils.html import format_html
+
+from . import conf, plan
+from .checks import display_path
+from .discovery import discover
+from .exceptions import InvalidFiles, Problem
+from .ledger import TABLE, LedgerRow
+from .models import SchemaMigration, version_order
+
+OK, MODIFIED, MISSING, UNKNOWN = "ok", "modified", "missing", "unknown"
+ROW_STATES = {plan.State.APPLIED: OK, plan.State.MODIFIED: MODIFIED, plan.State.MISSING: MISSING}
+SPEC_COLUMNS = ("version", "applied_at", "checksum", "description")
+RUNNER_COLUMNS = ("execution_ms", "filename", "applied_by")
+
+
+@dataclass
+class Overview:
+    """Files on disk against the ledger, computed once per request."""
+
+    columns: frozenset[str]
+    entries: list[plan.Entry] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def states(self) -> dict[str, str]:
+        """Ledger version → ok / modified / missing (nothing when the files are invalid)."""
+        return {e.row.version: ROW_STATES[e.state] for e in self.entries if e.row is not None}
+
+    @property
+    def pending(self) -> list[plan.Entry]:
+        return plan.pending(self.entries)
+
+    def entry(self, version: str) -> plan.Entry | None:
+        return next((e for e in self.entries if e.row is not None and e.row.version == version), None)
+
+
+def ledger_columns() -> frozenset[str]:
+    """Columns of ``schema_migrations`` (empty when the table does not exist yet)."""
+    connection = connections[router.db_for_read(SchemaMigration)]
+    with connection.cursor() as cursor:
+        if TABLE not in connection.introspection.table_names(cursor):
+            return frozenset()
+        return frozenset(c.name for c in connection.introspection.get_table_description(cursor, TABLE))
+
+
+def overview(request) -> Overview:
+    """The request's :class:`Overview` (memoized on the request: the list and its filters share it)."""
+    if not hasattr(request, "_sql_migrations_overview"):
+        view = Overview(ledger_columns())
+        try:
+            files = discover(conf.migrations_dir())
+        except InvalidFiles as error:
+            view.problems = error.problems
+        else:
+            rows = []
+            if view.columns:
+                rows = [LedgerRow(*values) for values in SchemaMigration.objects.values_list(*SPEC_COLUMNS)]
+            view.entries = plan.status(files, rows)
+        request._sql_migrations_overview = view
+    return request._sql_migrations_overview
+
+
+class StateFilter(admin.SimpleListFilter):
+    """Filter rows by their file's state on disk."""
+
+    title = "file on disk"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [(OK, "ok (unchanged)"), (MODIFIED, "modified since applied"), (MISSING, "file missing")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(file_state=self.value()) if self.value() else queryset
+
+
+@admin.register(SchemaMigration)
+class SchemaMigrationAdmin(admin.ModelAdmin):
+    list_display = ("version_number", "description", "applied_at", "short_checksum", "state")
+    list_filter = (StateFilter, "applied_at")
+    search_fields = ("version", "description")
+    ordering = (version_order().asc(),)
+    actions = None
+    show_full_result_count = False
+
+    # Read-only for staff: no add, change or delete, whatever the user's permissions.
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_staff
+
+    def has_module_permission(self, request):
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        view = overview(request)
+        queryset = super().get_queryset(request)
+        if not view.columns:
+            return queryset.none()  # no ledger yet: nothing applied
+        absent = [c for c in RUNNER_COLUMNS if c not in view.columns]
+        if absent:
+            queryset = queryset.defer(*absent)  # a table created by the spec's DDL alone
+        by_state: dict[str, list[str]] = {}
+        for version, state in view.states.items():
+            by_state.setdefault(state, []).append(version)
+        whens = [When(version__in=versions, then=Value(state)) for state, versions in by_state.items()]
+        return queryset.annotate(file_state=Case(*whens, default=Value(UNKNOWN), output_field=CharField()))
+
+    def get_fields(self, request, obj=None):
+        columns = overview(request).columns
+        fields = ["version", "description", "state", "file_on_disk", "applied_at", "checksum"]
+        return fields + [c for c in RUNNER_COLUMNS if c in columns]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST":
+            raise PermissionDenied  # no actions, no list_editable: a POST can only be a write
+        view = overview(request)
+        context = {
+            "sql_pending": [(e, display_path(e.file.path)) for e in view.pending],
+            "sql_problems": [f"{display_path(p.path)}: {p.message}" for p in view.problems],
+            "sql_no_ledger": not view.columns,
+            "sql_migrations_dir": display_path(conf.migrations_dir()),
+        }
+        return super().changelist_view(request, {**context, **(extra_context or {})})
+
+    @admin.display(description="version", ordering=version_order())
+    def version_number(self, obj):
+        return obj.version
+
+    @admin.display(description="checksum")
+    def short_checksum(self, obj):
+        if not obj.checksum:
+            return "-"
+        return format_html('<code title="{}">{}</code>', obj.checksum, obj.checksum[:12])
+
+    @admin.display(description="file on disk", ordering="file_state")
+    def state(self, obj):
+        state = getattr(obj, "file_state", UNKNOWN)
+        return format_html('<span class="sqlm-state sqlm-{}">{}</span>', state, state)
+
+    @admin.display(description="file")
+    def file_on_disk(self, obj):
+        entry = getattr(obj, "sql_entry", None)
+        if entry is None or entry.file is None:
+            return "-"
+        return display_path(entry.file.path)
+
+    def get_object(self, request, object_id, from_field=None):
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj.sql_entry = overview(request).entry(obj.version)
+        return obj
