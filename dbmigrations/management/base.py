@@ -31,6 +31,9 @@ class SqlCommand(BaseCommand):
         try:
             return super().execute(*args, **options)
         except DbMigrationsError as error:
+            if getattr(self, "open_line", False):  # a progress line ("Applying x … ") awaits its result
+                self.stdout.write(self.style.ERROR("FAILED"))
+                self.open_line = False
             if annotations.enabled():  # GitHub Actions: also point at the file and line in the PR
                 annotations.annotate_error(getattr(self, "stdout", sys.stdout), error)
             raise CommandError(str(error), returncode=error.exit_code) from None

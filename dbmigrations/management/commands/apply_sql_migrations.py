@@ -60,7 +60,9 @@ class Command(SqlCommand):
         if event == "start":
             self.stdout.write(f"Applying {payload.name} … ", ending="")
             self.stdout.flush()
+            self.open_line = True
             return
+        self.open_line = False
         outcome = payload
         if outcome.faked:
             self.stdout.write(self.style.WARNING("FAKED"))
