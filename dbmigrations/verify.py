@@ -9,22 +9,15 @@ files build on it); every other failure is recorded and the run goes on.
 """
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
-import psycopg
-from psycopg import sql
-
 from . import migrator, snapshot
-from .database import libpq_keywords, scrub
 from .discovery import SqlFile, SqlSource
-from .exceptions import DatabaseUnavailable, MigrationFailed, StatementFailure
+from .exceptions import MigrationFailed, StatementFailure
 from .executor import FileRun, Session, run_file, run_file_without_transaction
+from .scratch import scratch_database
 
-SCRATCH_PREFIX = "verify_"
-MAINTENANCE_DATABASES = ("postgres", None, "template1")  # None: the configured database itself
 FIRST_RUN_FAILED = "first run failed"
 REAPPLY_FAILED = "re-applying after the down file failed"
 
@@ -102,71 +95,6 @@ class VerifyReport:
 
 
 Progress = Callable[[str, object], None]
-
-
-def server_params(alias: str) -> dict:
-    """libpq parameters of a Django alias (same server and credentials; starts the embedded server)."""
-    from django.db import connections
-
-    params = connections[alias].get_connection_params()
-    keywords = libpq_keywords()
-    return {k: v for k, v in params.items() if k in keywords and v is not None}
-
-
-@contextmanager
-def scratch_database(params: dict):
-    """Create ``verify_<random>`` on the server of ``params``; yield ``(name, Session)``; always drop it."""
-    name = SCRATCH_PREFIX + secrets.token_hex(6)
-    with _maintenance(params) as admin:
-        try:
-            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
-        except psycopg.Error as error:
-            raise DatabaseUnavailable(
-                f"cannot create the scratch database {name}: {_message(error, params)} (the role needs CREATEDB)"
-            ) from None
-    try:
-        connection = psycopg.connect(**{**params, "dbname": name}, autocommit=True)
-        try:
-            yield name, Session(connection)
-        finally:
-            connection.close()
-    finally:
-        _drop(params, name)
-
-
-@contextmanager
-def _maintenance(params: dict):
-    errors = []
-    for dbname in MAINTENANCE_DATABASES:
-        try:
-            connection = psycopg.connect(**{**params, "dbname": dbname or params.get("dbname")}, autocommit=True)
-        except psycopg.Error as error:
-            errors.append(error)
-            continue
-        with connection:
-            yield connection
-        return
-    raise DatabaseUnavailable(f"cannot connect to the database server: {_message(errors[0], params)}")
-
-
-def _drop(params: dict, name: str) -> None:
-    try:
-        with _maintenance(params) as admin:
-            if admin.info.server_version >= 130000:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-            else:
-                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-    except (psycopg.Error, DatabaseUnavailable) as error:
-        raise DatabaseUnavailable(
-            f"could not drop the scratch database {name} ({_message(error, params)}); drop it with: "
-            f"DROP DATABASE IF EXISTS {name} WITH (FORCE);"
-        ) from None
-
-
-def _message(error: Exception, params: dict) -> str:
-    text = str(error).strip().splitlines()
-    return scrub(text[0] if text else repr(error), params.get("password") or "")
 
 
 def verify(params: dict, migrations: list[SqlFile], seeds: list[SqlFile] | None,

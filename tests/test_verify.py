@@ -47,9 +47,9 @@ def test_shipped_files_pass(manage, database, pg_server):
     for name in ("001_initial_schema", "002_add_workouts_table", "003_add_recommendation_jobs_table",
                  "004_add_status_to_recommendations", "005_add_index_to_questionnaires"):
         assert re.search(rf"{name}\s+idempotent: yes, reversible: yes\n", result.stdout), result.stdout
-    assert re.search(r"001_seed_admin_users\s+seed\s+first run 2 row\(s\), second run 0 row\(s\)", result.stdout)
-    assert "002_seed_sample_clients" in result.stdout
-    assert "5 migration(s), 2 seed(s) verified" in result.stdout
+    assert re.search(r"001_seed_admin_users\s+rows changed: first run 2, second run 0\n", result.stdout)
+    assert re.search(r"002_seed_sample_clients\s+rows changed: first run \d+, second run 0\n", result.stdout)
+    assert "5 migration(s) and 2 seed(s) verified" in result.stdout
     assert_dropped(pg_server, scratch_name(result.stderr))
     assert database.tables() == set()  # the configured database itself is never touched
 
@@ -260,3 +260,38 @@ def test_interrupt_drops_scratch_database(database, pg_server, migrations_dir, s
     assert proc.returncode == 130, stdout + stderr
     assert "interrupted; the scratch database was dropped" in stderr
     assert_dropped(pg_server, name)
+
+
+def test_failing_reapply_after_down_stops(call, pg_server, migrations_dir):
+    write_files(migrations_dir, {
+        "001_base.sql": BASE,
+        "002_items.sql": migration("002_items", """
+            CREATE TABLE IF NOT EXISTS items (id int);
+            CREATE INDEX IF NOT EXISTS idx_items_id ON items(id);"""),
+        "002_items.down.sql": migration("002_items", "DROP TABLE items;\nCREATE VIEW items AS SELECT 1 AS id;"),
+        "003_later.sql": migration("003_later", "CREATE TABLE IF NOT EXISTS later (id int);"),
+    })
+    result, report = verify_json(call, pg_server, migrations_dir)
+    assert result.returncode == 1
+    [_, items] = report["migrations"]  # 003 was not verified: the schema lacks 002
+    assert items["idempotent"] is True and items["reversible"] is False
+    down, reapply = items["findings"]
+    assert down["differences"] == ["table items added", "column items.id added"]  # a view, where nothing was
+    assert reapply["check"] == "re-applying after the down file failed"
+    assert reapply["failure"]["path"].endswith("002_items.sql") and reapply["failure"]["line"] == 9
+    assert report["stopped"] == "002_items could not be applied; the files after it were not verified"
+
+
+def test_seed_failing_on_second_run(call, pg_server, migrations_dir, tmp_path):
+    write_files(migrations_dir, {"001_base.sql": BASE})
+    seeds = write_files(tmp_path / "seeds" / "development", {
+        "001_plain_insert.sql": "-- Seed: 001_plain_insert\nINSERT INTO base (id, a) VALUES (7, 7);\n",
+    }).parent
+    result, report = verify_json(call, pg_server, migrations_dir, seeds)
+    assert result.returncode == 1
+    [seed] = report["seeds"]
+    assert (seed["rows_first"], seed["rows_second"]) == (1, None)
+    [finding] = seed["findings"]
+    assert finding["check"] == "second run failed"
+    assert (finding["failure"]["line"], finding["failure"]["sqlstate"]) == (2, "23505")
+    assert finding["failure"]["path"].endswith("001_plain_insert.sql")

@@ -1,15 +1,21 @@
 import json
 import signal
 import threading
+from contextlib import contextmanager
 
 from django.core.management.base import CommandError
 
 from dbmigrations import conf
 from dbmigrations.discovery import discover
 from dbmigrations.management.base import SqlCommand
-from dbmigrations.verify import server_params, verify
+from dbmigrations.scratch import server_params
+from dbmigrations.seeds import seed_files
+from dbmigrations.verify import verify
 
 INTERRUPTED = 130
+YES_NO = {True: "yes", False: "NO", None: "-"}
+SECTIONS = {"migration": "Migrations (apply, run again, down → up):",
+            "seed": "Development seeds (run twice; the second run must not change row counts):"}
 
 
 class Command(SqlCommand):
@@ -23,11 +29,10 @@ class Command(SqlCommand):
 
     def handle(self, *args, **options):
         migrations = discover(conf.migrations_dir())
-        seeds = None if options["skip_seeds"] else discover(conf.seeds_dir() / "development", allow_down=False)
-        target = self.target(options["database"])
-        self.json = options["json"]
+        seeds = None if options["skip_seeds"] else seed_files(conf.seeds_dir() / "development")
+        self.section, self.json, self.width = None, options["json"], max((len(f.name) for f in [*migrations, *(seeds or [])]), default=0)
         if self.verbosity >= 1:
-            self.stderr.write(f"Server: {target.describe()}", self.style.HTTP_INFO)
+            self.stderr.write(f"Server: {self.target(options['database']).describe()}", self.style.HTTP_INFO)
         with sigterm_as_interrupt():
             try:
                 report = verify(server_params(options["database"]), migrations, seeds, progress=self.progress)
@@ -38,7 +43,7 @@ class Command(SqlCommand):
         elif self.verbosity >= 1:
             if report.stopped:
                 self.stdout.write(self.style.ERROR(f"Stopped: {report.stopped}."))
-            done = (f"{len(report.migrations)} migration(s), {len(report.seeds)} seed(s) verified; "
+            done = (f"{len(report.migrations)} migration(s) and {len(report.seeds)} seed(s) verified; "
                     f"scratch database {report.database} dropped.")
             self.stdout.write(self.style.SUCCESS(done) if report.ok else done)
         if not report.ok:
@@ -48,30 +53,29 @@ class Command(SqlCommand):
         if self.verbosity < 1 or (self.json and event != "database"):
             return
         if event == "database":
-            self.stderr.write(f"Scratch database: {payload} (dropped at the end)")
-            return
+            return self.stderr.write(f"Scratch database: {payload} (dropped at the end)")
+        if event != self.section:
+            self.section = event
+            self.stdout.write(SECTIONS[event])
         if event == "migration":
-            yes = {True: "yes", False: "NO", None: "-"}
-            reversible = yes[payload.reversible] if payload.has_down else "no down file"
-            verdict = f"idempotent: {yes[payload.idempotent]}, reversible: {reversible}" if payload.applied else "FAILED"
+            reversible = YES_NO[payload.reversible] if payload.has_down else "no down file"
+            verdict = f"idempotent: {YES_NO[payload.idempotent]}, reversible: {reversible}" if payload.applied else "FAILED"
         else:
-            verdict = f"first run {payload.rows_first} row(s), second run {payload.rows_second} row(s)"
-            verdict = f"seed  {verdict}" if payload.rows_first is not None else "seed  FAILED"
-        style = self.style.SUCCESS if payload.ok else self.style.ERROR
-        self.stdout.write(f"  {payload.name}  " + style(verdict if payload.ok else f"{verdict}  ✗"))
+            verdict = f"rows changed: first run {payload.rows_first}, second run {payload.rows_second}"
+        line = f"  {payload.name:<{self.width}}  {verdict}"
+        self.stdout.write(self.style.SUCCESS(line) if payload.ok else self.style.ERROR(line))
         for finding in payload.findings:
-            for line in finding.lines():
-                self.stdout.write("      " + line.replace("\n", "\n      "))
+            for text in finding.lines():
+                self.stdout.write("      " + text.replace("\n", "\n      "))
 
 
-class sigterm_as_interrupt:
+@contextmanager
+def sigterm_as_interrupt():
     """Treat SIGTERM (a cancelled CI job) like Ctrl-C, so the scratch database is dropped."""
-
-    def __enter__(self):
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
