@@ -11,6 +11,7 @@ from dbmigrations.executor import LOCK_KEY, Session
 from tests.conftest import ROOT, SHIPPED_MIGRATIONS, clean_env, migration, write_files
 
 SHIPPED = ["001", "002", "003", "004", "005"]
+THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"  # pg_locks is cluster-wide
 
 
 def schema(database):
@@ -208,7 +209,7 @@ def test_down_file_with_concurrently_runs_outside_a_transaction(call, database, 
     assert "not atomic: ran outside a transaction" in result.stdout
     assert database.query("SELECT 1 FROM pg_indexes WHERE indexname = 't_id'") == []
     assert database.versions() == ["001"]
-    assert database.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+    assert database.query(f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND {THIS_DATABASE}") == [(0,)]
 
 
 def test_lock_timeout_gives_up_and_changes_nothing(call, database):
@@ -229,8 +230,8 @@ def test_version_rolled_back_by_another_runner_meanwhile_is_skipped_and_its_down
         runner = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "rollback_sql_migrations"], cwd=ROOT,
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 30
-        while not other.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-                                ).fetchone()[0]:
+        waiting = f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND {THIS_DATABASE}"
+        while not other.execute(waiting).fetchone()[0]:
             assert time.monotonic() < deadline and runner.poll() is None, runner.communicate()
             time.sleep(0.05)
         # The "other runner" removes the row (but, unlike a real rollback, keeps the index).

@@ -40,7 +40,7 @@ class Command(SqlCommand):
         if migrate:
             applied = apply_migrations(session, files, progress=self.progress("Applied"))
             self.stdout.write(self.style.SUCCESS(f"Applied {len(applied.applied)} migration(s)."))
-        if seed_files:
+        if options["seed"]:
             runs = seeds.run_seeds(session, seed_files, progress=self.progress("Seeded"))
             self.stdout.write(self.style.SUCCESS(f"Seeded {len(runs)} file(s): {sum(r.rows for r in runs)} row(s)."))
 
