@@ -174,13 +174,14 @@ def run_sql(session: Session, source: SqlSource) -> FileRun:
 def check_seeds(session: Session, seeds: list[SqlFile], notify: Progress) -> list[SeedCheck]:
     """Run every seed once, then every seed again; a second run must change no table's row count."""
     checks = [SeedCheck(seed.name, str(seed.path)) for seed in seeds]
-    for check, seed in zip(checks, seeds):
+    for position, (check, seed) in enumerate(zip(checks, seeds)):
         try:
             check.rows_first = run_sql(session, seed.source).rows
-        except MigrationFailed as error:
+        except MigrationFailed as error:  # later seeds may need this one's rows: stop
             check.findings.append(Finding(FIRST_RUN_FAILED, failure=error.failure))
-            notify("seed", check)
-            return checks[: checks.index(check) + 1]
+            for done in checks[: position + 1]:
+                notify("seed", done)
+            return checks[: position + 1]
     for check, seed in zip(checks, seeds):
         counts = snapshot.row_counts(session)
         try:

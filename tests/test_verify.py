@@ -295,3 +295,20 @@ def test_seed_failing_on_second_run(call, pg_server, migrations_dir, tmp_path):
     assert finding["check"] == "second run failed"
     assert (finding["failure"]["line"], finding["failure"]["sqlstate"]) == (2, "23505")
     assert finding["failure"]["path"].endswith("001_plain_insert.sql")
+
+
+def test_seed_failing_on_first_run_stops_the_seeds(manage, pg_server, migrations_dir, tmp_path):
+    write_files(migrations_dir, {"001_base.sql": BASE})
+    seeds = write_files(tmp_path / "seeds" / "development", {
+        "001_ok.sql": "INSERT INTO base (id, a) VALUES (1, 1) ON CONFLICT (id) DO NOTHING;\n",
+        "002_typo.sql": "-- Seed: 002_typo\n\nINSERT INTO bsae (a) VALUES (2);\n",
+        "003_never.sql": "INSERT INTO base (id, a) VALUES (3, 3) ON CONFLICT (id) DO NOTHING;\n",
+    }).parent
+    result = manage("verify_sql_migrations", migrations=migrations_dir, seeds=seeds)
+    assert result.returncode == 1, result.output
+    assert re.search(r"001_ok\s+rows changed: first run 1, second run -\n", result.stdout), result.stdout
+    assert re.search(r"002_typo\s+rows changed: first run -, second run -\n\s+first run failed: \S*002_typo\.sql:3:13: "
+                     r"ERROR 42P01: relation \"bsae\" does not exist", result.stdout), result.stdout
+    assert "003_never" not in result.stdout
+    assert "Stopped: seed 002_typo failed on its first run; the seeds after it were not verified." in result.stdout
+    assert_dropped(pg_server, scratch_name(result.stderr))

@@ -61,7 +61,8 @@ class Command(SqlCommand):
             reversible = YES_NO[payload.reversible] if payload.has_down else "no down file"
             verdict = f"idempotent: {YES_NO[payload.idempotent]}, reversible: {reversible}" if payload.applied else "FAILED"
         else:
-            verdict = f"rows changed: first run {payload.rows_first}, second run {payload.rows_second}"
+            runs = [YES_NO[None] if rows is None else rows for rows in (payload.rows_first, payload.rows_second)]
+            verdict = f"rows changed: first run {runs[0]}, second run {runs[1]}"
         line = f"  {payload.name:<{self.width}}  {verdict}"
         self.stdout.write(self.style.SUCCESS(line) if payload.ok else self.style.ERROR(line))
         for finding in payload.findings:
