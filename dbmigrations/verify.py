@@ -2,7 +2,7 @@
 
 Every migration is applied in order through the real runner (ledger row and all),
 then run a second time: the second run must succeed and leave the schema snapshot
-unchanged. With a down file, down → up must give back the schema from before and
+and every table's row count unchanged. With a down file, down → up must give back the schema from before and
 after the migration. Finally the development seeds run twice; the second run must
 change no table's row count. A failing first application stops the run (later
 files build on it); every other failure is recorded and the run goes on.
@@ -129,8 +129,10 @@ def check_migration(session: Session, files: list[SqlFile], file: SqlFile) -> Mi
         check.findings.append(Finding(FIRST_RUN_FAILED, failure=error.failure))
         return check
     check.applied = True
-    applied = snapshot.take_all(session)
+    applied, counts = snapshot.take_all(session), snapshot.row_counts(session)
     found = _run_and_compare(session, file.source, applied, "second run failed", "second run changed the schema")
+    changed = [] if found else snapshot.count_differences(counts, snapshot.row_counts(session))
+    found = found or (Finding("second run changed row counts", changed) if changed else None)
     check.idempotent = found is None
     check.findings += [found] if found else []
     if file.down is None:

@@ -312,3 +312,14 @@ def test_seed_failing_on_first_run_stops_the_seeds(manage, pg_server, migrations
     assert "003_never" not in result.stdout
     assert "Stopped: seed 002_typo failed on its first run; the seeds after it were not verified." in result.stdout
     assert_dropped(pg_server, scratch_name(result.stderr))
+
+
+def test_migration_inserting_rows_again_is_not_idempotent(call, pg_server, migrations_dir):
+    write_files(migrations_dir, {"001_base.sql": BASE,
+                                 "002_data.sql": migration("002_data", "INSERT INTO base (a) VALUES (42);")})
+    result, report = verify_json(call, pg_server, migrations_dir)
+    assert result.returncode == 1
+    data = by_name(report)["002_data"]
+    assert data["idempotent"] is False
+    assert data["findings"] == [{"check": "second run changed row counts", "differences": ["base: 1 → 2 rows"],
+                                 "failure": None}]
