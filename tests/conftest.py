@@ -81,6 +81,12 @@ def django_db_modify_db_settings(pg_server, request):
     default.update(ENGINE="django.db.backends.postgresql", NAME="bestrong", USER=pg_server.user,
                    PASSWORD=pg_server.password, HOST=pg_server.host, PORT=pg_server.port, OPTIONS={},
                    SOURCE="TEST_DATABASE_URL", POOLED=False)
+    # django.setup() already built the default connection with the embedded backend (model
+    # classes ask it for max_name_length), which would still connect to ./.pgdata: rebuild it.
+    from django.db import connections
+
+    connections["default"].close()
+    del connections["default"]
     request.getfixturevalue("django_db_modify_db_settings_parallel_suffix")
 
 
