@@ -147,7 +147,9 @@ def parse_database_url(url: str, *, source: str = "DATABASE_URL") -> DatabaseTar
     """Turn a ``postgres://`` URL into a Django settings entry, dropping non-libpq parameters."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.lower() not in SCHEMES:
-        raise ConfigurationError(f"{source} is not a postgres:// or postgresql:// URL (scheme {scheme.lower()!r})")
+        # Never echo the value: without "://" the "scheme" is the whole URL, password included.
+        shown = f" (scheme {scheme.lower()!r})" if sep and scheme.isalnum() and len(scheme) < 20 else ""
+        raise ConfigurationError(f"{source} is not a postgres:// or postgresql:// URL{shown}")
     rest, _, _fragment = rest.partition("#")
     authority_path, _, query = rest.partition("?")
     authority, _, path = authority_path.partition("/")

@@ -95,6 +95,9 @@ def test_supabase_pooler_port_is_pooled_direct_is_not():
 def test_bad_scheme_and_missing_name_are_clear_errors():
     with pytest.raises(ConfigurationError, match="postgres://"):
         parse_database_url("mysql://u:p@h/d")
+    with pytest.raises(ConfigurationError) as error:
+        parse_database_url("nocreatedb_user:s3cret-pw@host/db")
+    assert "s3cret" not in str(error.value)
     with pytest.raises(ConfigurationError, match="names no database"):
         parse_database_url("postgresql://u:p@h")
 
