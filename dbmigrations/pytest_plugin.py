@@ -1,0 +1,112 @@
+"""pytest plugin: build pytest-django's test database from the SQL migrations (and seeds).
+
+Installed with the package (entry point ``pytest11: dbmigrations``) and inert until
+enabled, by ``--sql-migrations`` or ``sql_migrations = true`` in the ini file. Then
+pytest-django's ``django_db_setup`` is extended, not replaced: the original creates
+the test databases, and this one applies every pending SQL migration to them once
+per session (``--reuse-db`` keeps them: only what is pending runs). Development
+seeds run after the migrations with ``--sql-seeds``, ``sql_seeds = true``, or when
+any collected test is marked ``@pytest.mark.sql_seeds``; they are committed, so
+every test of the session sees them.
+"""
+from __future__ import annotations
+
+import types
+
+import pytest
+
+APPLIED = pytest.StashKey[dict]()
+ENABLE_HINT = "enable it with --sql-migrations or `sql_migrations = true` in the ini file"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dbmigrations", "SQL migrations (dbmigrations)")
+    group.addoption("--sql-migrations", action="store_true", dest="sql_migrations", default=None,
+                    help="Build the test database by applying the SQL migrations (SQL_MIGRATIONS_DIR).")
+    group.addoption("--no-sql-migrations", action="store_false", dest="sql_migrations",
+                    help="Do not apply the SQL migrations, whatever the ini file says.")
+    group.addoption("--sql-seeds", action="store_true", dest="sql_seeds", default=None,
+                    help="Also run the development seeds (SQL_SEEDS_DIR/development) after the migrations.")
+    parser.addini("sql_migrations", "Apply the SQL migrations to the test database.", type="bool", default=False)
+    parser.addini("sql_seeds", "Also run the development seeds after the migrations.", type="bool", default=False)
+    parser.addini("sql_migrations_databases", "Database aliases to migrate (default: default).",
+                  type="args", default=["default"])
+
+
+def _flag(config: pytest.Config, name: str) -> bool:
+    value = config.getoption(name)
+    return bool(config.getini(name) if value is None else value)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sql_seeds: the test needs the development seeds (dbmigrations runs them "
+                                       "once, after the SQL migrations, for the whole session)")
+    if not _flag(config, "sql_migrations"):
+        return
+    if not config.pluginmanager.hasplugin("django"):
+        raise pytest.UsageError("sql_migrations needs pytest-django (pip install pytest-django), "
+                                "which builds the test database that the SQL migrations are applied to")
+    # Registered now, after every installed plugin (pytest-django included), so that this
+    # django_db_setup overrides the original and can request it; and only when enabled.
+    holder = types.ModuleType(f"{__name__}.enabled")
+    holder.django_db_setup = pytest.fixture(scope="session", name="django_db_setup")(migrated_django_db_setup)
+    config.pluginmanager.register(holder, "dbmigrations-django-db-setup")
+
+
+def _wants_seeds(request: pytest.FixtureRequest) -> bool:
+    return _flag(request.config, "sql_seeds") or any(
+        item.get_closest_marker("sql_seeds") for item in request.session.items)
+
+
+def _aliases(request: pytest.FixtureRequest) -> list[str]:
+    """The configured aliases whose test database pytest-django created in this session."""
+    from pytest_django.fixtures import _get_databases_for_setup
+
+    created, _ = _get_databases_for_setup(request.session.items)
+    return [alias for alias in request.config.getini("sql_migrations_databases") if alias in created]
+
+
+def migrate_test_database(alias: str, *, seeds: bool) -> list[str]:
+    """Apply pending SQL migrations (then the development seeds) to ``alias``; return the applied versions."""
+    from dbmigrations import api
+    from dbmigrations import seeds as dev_seeds
+    from dbmigrations.plan import State
+
+    api.apply_migrations(alias)
+    if seeds:
+        files = dev_seeds.seed_files()
+        if files:
+            dev_seeds.run_seeds(api.connect(alias), files)
+    return [e.version for e in api.migration_status(alias) if e.state == State.APPLIED]
+
+
+def migrated_django_db_setup(django_db_setup, django_db_blocker, request):
+    """pytest-django's test databases, with the SQL migrations (and seeds) applied."""
+    from dbmigrations.exceptions import DbMigrationsError
+
+    applied = request.config.stash.setdefault(APPLIED, {})
+    seeds, failure = _wants_seeds(request), None
+    with django_db_blocker.unblock():
+        for alias in _aliases(request):
+            try:
+                applied[alias] = migrate_test_database(alias, seeds=seeds)
+            except DbMigrationsError as error:  # reported outside the except: no chained traceback
+                failure = f"SQL migrations of the test database {alias!r} failed:\n{error}"
+                break
+    if failure:
+        pytest.fail(failure, pytrace=False)
+    yield
+
+
+@pytest.fixture(scope="session")
+def sql_migrations_applied(request) -> list[str]:
+    """Versions applied to the default test database (e.g. ``["001", "002"]``), after setting it up."""
+    if not _flag(request.config, "sql_migrations"):
+        pytest.fail(f"sql_migrations_applied: the dbmigrations pytest plugin is off; {ENABLE_HINT}", pytrace=False)
+    request.getfixturevalue("django_db_setup")
+    applied = request.config.stash.get(APPLIED, {})
+    alias = request.config.getini("sql_migrations_databases")[0]
+    if alias not in applied:
+        pytest.fail(f"sql_migrations_applied: no test database was created for {alias!r} (request the `db` "
+                    "fixture or mark the test with @pytest.mark.django_db)", pytrace=False)
+    return applied[alias]
