@@ -105,6 +105,11 @@ def test_filter_by_state(staff_client, ledger, state, versions):
     assert list(listed(response)) == versions
 
 
+def test_filter_counts(staff_client, ledger):
+    html = staff_client.get(LIST_URL, {"_facets": "1"}).content.decode()
+    assert "ok (unchanged) (3)" in html and "modified since applied (1)" in html and "file missing (1)" in html
+
+
 def test_filter_by_date(staff_client, ledger):
     # The bounds the filter's own "Today" link sends: aware local midnights.
     today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -223,3 +228,25 @@ def test_spec_only_ledger_table_without_runner_columns(staff_client, transaction
         assert detail.status_code == 200 and "by hand" in detail.content.decode()
     finally:
         drop_ledger()
+
+
+def test_admin_login_on_the_embedded_database_in_one_command(manage):
+    """docs/admin-and-checks.md: Django's own tables, then a superuser, on a fresh embedded server."""
+    env = {"DJANGO_SUPERUSER_PASSWORD": PASSWORD}
+    try:
+        migrate = manage("migrate", "--no-input", database_url=None)
+        assert migrate.returncode == 0, migrate.output
+        assert "Applying auth.0001_initial... OK" in migrate.stdout
+        assert "(dbmigrations.W001)" in migrate.stderr  # the SQL migrations are still pending: said so
+        created = manage("createsuperuser", "--no-input", "--username", "admin", "--email", "admin@example.com",
+                         database_url=None, env=env)
+        assert created.returncode == 0, created.output
+        login = manage("shell", "-c", "from django.contrib.auth import authenticate; "
+                       f"u = authenticate(username='admin', password='{PASSWORD}'); print(u.is_superuser, u.is_staff)",
+                       database_url=None)
+        assert login.stdout.strip().splitlines()[-1] == "True True", login.output
+        tables = manage("shell", "-c", "from django.db import connection; "
+                        "print('schema_migrations' in connection.introspection.table_names())", database_url=None)
+        assert tables.stdout.strip().splitlines()[-1] == "False"  # Django's migrate never creates the SQL ledger
+    finally:
+        manage("embedded_db", "stop", database_url=None)
