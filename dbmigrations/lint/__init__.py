@@ -1,0 +1,11 @@
+"""Static lint of SQL migrations and seeds: our rules (the spec's checklist) plus squawk's.
+
+``lint(targets)`` → :class:`Report`; ``default_targets()`` are the project's files.
+Statements come from pglast's parse tree; rules live in ``rules_*.py``, one function each.
+"""
+from .engine import Target, default_targets, expand, lint
+from .source import MIGRATION, SEED
+from .registry import RULES
+from .report import Finding, Report
+
+__all__ = ["MIGRATION", "RULES", "SEED", "Finding", "Report", "Target", "default_targets", "expand", "lint"]

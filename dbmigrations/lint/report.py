@@ -1,0 +1,65 @@
+"""Lint findings and the report the command renders (text like ruff, or JSON)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from .registry import ERROR, WARNING
+
+
+class Finding(NamedTuple):
+    """One finding: where (1-based), which rule (``L005`` or a squawk rule name), how bad, why."""
+
+    path: Path
+    line: int
+    column: int
+    rule: str
+    name: str
+    severity: str
+    message: str
+    hint: str | None = None
+    source: str = "dbmigrations"  # or "squawk"
+    end_line: int | None = None
+
+    def render(self) -> str:
+        """``path:line:col: RULE message``."""
+        return f"{display_path(self.path)}:{self.line}:{self.column}: {self.rule} {self.message}"
+
+    def as_dict(self) -> dict:
+        data = self._asdict()
+        data["path"] = display_path(self.path)
+        data["end_line"] = self.end_line or self.line
+        return data
+
+
+@dataclass
+class Report:
+    """Every unsuppressed finding of a lint run, sorted by file and position."""
+
+    files: int
+    findings: list[Finding] = field(default_factory=list)
+    suppressed: int = 0
+    squawk: bool = False
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == WARNING]
+
+    def summary(self) -> dict:
+        return {"files": self.files, "errors": len(self.errors), "warnings": len(self.warnings),
+                "suppressed": self.suppressed, "squawk": self.squawk}
+
+    def as_dict(self) -> dict:
+        return {"findings": [f.as_dict() for f in self.findings], "summary": self.summary()}
+
+
+def display_path(path: Path) -> str:
+    """Relative to the current directory when inside it (like ruff), else as given."""
+    absolute, here = os.path.abspath(path), os.getcwd()
+    return os.path.relpath(absolute, here) if absolute.startswith(here + os.sep) else str(path)

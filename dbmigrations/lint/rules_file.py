@@ -1,0 +1,80 @@
+"""Rules about the file as a whole: runnable at all, header, transaction wrapper."""
+from __future__ import annotations
+
+from datetime import date
+
+from ..discovery import HEADER_LINES
+from .registry import ERROR, Hit, at, rule
+from .source import DOWN, SEED, LintFile
+
+HEADER_KEYS = ("Description", "Created")
+
+
+@rule("L001", "invalid-file", ERROR, "apply_sql_migrations refuses this file: fix it before anything else",
+      needs_statements=False)
+def invalid_file(f: LintFile):
+    for problem in f.problems:
+        yield Hit(problem.line or 1, problem.column or 1, problem.message)
+
+
+def _name_key(f: LintFile) -> str:
+    return "Seed" if f.kind == SEED else "Migration"
+
+
+def _header(f: LintFile, key: str) -> tuple[int, str] | None:
+    """(line, value) of the ``-- Key: value`` comment near the top (as ``SqlSource.header`` reads it)."""
+    headers = f.__dict__.get("_headers")
+    if headers is None:
+        headers = f.__dict__["_headers"] = {}
+        for number, line in enumerate(f.text.split("\n", HEADER_LINES)[:HEADER_LINES], 1):
+            stripped = line.strip()
+            if stripped.startswith("--") and ":" in stripped:
+                name, _, value = stripped[2:].partition(":")
+                if name.strip() == name[1:] and name.strip():  # exactly "-- Key:"
+                    headers.setdefault(name.strip().lower(), (number, value.strip()))
+    return headers.get(key.lower())
+
+
+def _stem(f: LintFile) -> str:
+    return f.path.name.removesuffix(".sql").removesuffix(".down")
+
+
+@rule("L002", "missing-header", ERROR,
+      "start the file with `-- Migration: NNN_name` (`-- Seed:` in seeds), `-- Description: …` and "
+      "`-- Created: YYYY-MM-DD` comments", needs_statements=False)
+def missing_header(f: LintFile):
+    if f.source is None:
+        return
+    for key in (_name_key(f), *HEADER_KEYS):
+        found = _header(f, key)
+        if not found:
+            yield Hit(1, 1, f"header comment `-- {key}: …` is missing")
+        elif not found[1]:
+            yield Hit(found[0], 1, f"header comment `-- {key}:` has no value")
+
+
+@rule("L003", "header-mismatch", ERROR,
+      "make `-- Migration:`/`-- Seed:` repeat the file name (without .sql) and write `-- Created:` as YYYY-MM-DD",
+      needs_statements=False)
+def header_mismatch(f: LintFile):
+    if f.source is None:
+        return
+    key = _name_key(f)
+    found = _header(f, key)
+    stem = _stem(f)
+    allowed = {stem, f"{stem}.sql"} | ({f"{stem} (down)", f"{stem}.down"} if f.kind == DOWN else set())
+    if found and found[1] and found[1] not in allowed:
+        yield Hit(found[0], 1, f"`-- {key}: {found[1]}` does not match the file name ({stem})")
+    created = _header(f, "Created")
+    if created and created[1]:
+        try:
+            date.fromisoformat(created[1])
+        except ValueError:
+            yield Hit(created[0], 1, f"`-- Created: {created[1]}` is not a YYYY-MM-DD date")
+
+
+@rule("L004", "missing-transaction-wrapper", ERROR,
+      "put `BEGIN;` after the header and `COMMIT;` at the end (a file with CONCURRENTLY must stay unwrapped)")
+def missing_transaction_wrapper(f: LintFile):
+    if f.runs_in_transaction and not f.wrapped and f.statements:
+        yield at(f, f.statements[0], "the file is not wrapped in BEGIN; … COMMIT;")

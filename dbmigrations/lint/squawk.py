@@ -1,0 +1,88 @@
+"""squawk (PyPI ``squawk-cli``): PostgreSQL lock and production-safety rules, run as one process.
+
+Files the runner executes in one transaction without a ``BEGIN;`` of their own go
+to squawk with ``--assume-in-transaction``; wrapped files carry their ``BEGIN`` (so
+squawk sees the transaction itself) and files with CONCURRENTLY run outside one.
+That is at most two squawk processes per lint, started before our own rules run
+so both work at the same time. Output goes to temporary files, not pipes, so
+squawk never blocks on a full pipe while we are busy.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+from ..exceptions import ConfigurationError
+
+
+class Violation(NamedTuple):
+    """One squawk finding, with 1-based line and column (squawk's JSON counts from 0)."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    rule: str
+    message: str
+    help: str | None
+
+
+def binary() -> str:
+    """The squawk executable: next to this Python (the virtualenv's bin), else on PATH."""
+    found = shutil.which("squawk", path=str(Path(sys.executable).parent)) or shutil.which("squawk")
+    if not found:
+        raise ConfigurationError("squawk is not installed: pip install squawk-cli (or lint with --no-squawk)")
+    return found
+
+
+def pg_version_text(server_version: int) -> str:
+    """160004 → ``"16.4"`` (squawk's ``--pg-version``)."""
+    return f"{server_version // 10000}.{server_version % 10000}"
+
+
+class Run:
+    """squawk processes under way; :meth:`violations` waits for them."""
+
+    def __init__(self, groups: dict[bool, list[str]], pg_version: str | None = None):
+        executable = binary()
+        self._jobs = []
+        for assume, paths in groups.items():
+            if not paths:
+                continue
+            command = [executable, "--reporter", "json",
+                       "--assume-in-transaction" if assume else "--no-assume-in-transaction"]
+            if pg_version:
+                command += ["--pg-version", pg_version]
+            out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+            self._jobs.append((subprocess.Popen([*command, *paths], stdout=out, stderr=err), out, err))
+
+    def violations(self) -> list[Violation]:
+        found: list[Violation] = []
+        for process, out, err in self._jobs:
+            code = process.wait()
+            out.seek(0)
+            err.seek(0)
+            text, errors = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
+            out.close()
+            err.close()
+            try:
+                rows = json.loads(text) if text.strip() else ([] if code == 0 else None)
+            except json.JSONDecodeError:
+                rows = None
+            if not isinstance(rows, list):
+                detail = (errors.strip() or text.strip()).splitlines()[:1]
+                raise ConfigurationError(f"squawk failed (exit {code}): {detail[0] if detail else 'no output'}")
+            found.extend(_violation(row) for row in rows)
+        return found
+
+
+def _violation(row: dict) -> Violation:
+    line = int(row.get("line") or 0) + 1
+    return Violation(row["file"], line, int(row.get("column") or 0) + 1,
+                     int(row.get("line_end") if row.get("line_end") is not None else line - 1) + 1,
+                     row.get("rule_name") or "squawk", (row.get("message") or "").strip(), row.get("help"))

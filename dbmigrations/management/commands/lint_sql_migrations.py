@@ -1,0 +1,55 @@
+import json
+from pathlib import Path
+
+from dbmigrations import conf, lint
+from dbmigrations.lint.squawk import pg_version_text
+from dbmigrations.management.base import SqlCommand
+
+
+class Command(SqlCommand):
+    help = ("Lint SQL migrations and seeds without running them: header, transaction wrapper, idempotent DDL, "
+            "data only in seeds (ours), plus squawk's lock and production-safety rules. Exit 1 on errors.")
+    uses_database = False
+
+    def add_arguments(self, parser):
+        parser.add_argument("paths", nargs="*", help="Files or directories (default: the migrations and seeds "
+                            "directories). Paths under the seeds directory are linted as seeds.")
+        parser.add_argument("--seeds", action="append", default=[], metavar="PATH",
+                            help="Lint PATH (file or directory) as seed files; repeatable.")
+        parser.add_argument("--format", choices=["text", "json"], default="text", help="Output format.")
+        parser.add_argument("--no-squawk", action="store_true", help="Run only our rules, not squawk's.")
+        parser.add_argument("--pg-version", help="PostgreSQL version squawk assumes, e.g. 16 or 15.4.")
+        parser.add_argument("--database", default=None,
+                            help="Read --pg-version from this database alias's server (connects once).")
+
+    def handle(self, *args, **options):
+        report = lint.lint(self.targets(options), squawk=not options["no_squawk"],
+                           pg_version=self.pg_version(options))
+        if options["format"] == "json":
+            self.stdout.write(json.dumps(report.as_dict(), indent=2))
+        else:
+            for finding in report.findings:
+                style = self.style.ERROR if finding.severity == "error" else self.style.WARNING
+                self.stdout.write(style(finding.render()))
+                if self.verbosity >= 2 and finding.hint:
+                    self.stdout.write(f"  help: {finding.hint}")
+            s = report.summary()
+            self.stdout.write(f"{s['files']} files: {s['errors']} errors, {s['warnings']} warnings"
+                              f" ({s['suppressed']} suppressed){'' if s['squawk'] else ', squawk not run'}")
+        if report.errors:
+            self.fail(f"lint found {len(report.errors)} error(s)", 1)
+
+    def targets(self, options):
+        if not (options["paths"] or options["seeds"]):
+            return lint.default_targets()
+        seeds, found = conf.seeds_dir().resolve(), []
+        for path in options["paths"]:
+            kind = lint.SEED if Path(path).resolve().is_relative_to(seeds) else lint.MIGRATION
+            found += lint.expand([path], kind, must_exist=True)
+        return found + lint.expand(options["seeds"], lint.SEED, must_exist=True)
+
+    def pg_version(self, options):
+        if options["pg_version"] or not options["database"]:
+            return options["pg_version"]
+        session = self.connect(options["database"], announce=False)
+        return pg_version_text(session.server_version)
