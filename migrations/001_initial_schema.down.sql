@@ -3,6 +3,9 @@
 -- Created: 2024-01-10
 -- Author: System
 
+-- lint: ignore-file ban-drop-table, ban-drop-function -- a down file runs only on an explicit rollback, by an operator who means to remove this
+-- lint: ignore-file require-lock-timeout, require-statement-timeout -- a down file runs only on an explicit rollback, by hand, when the operator can watch it
+
 BEGIN;
 
 DROP TABLE IF EXISTS recommendations;

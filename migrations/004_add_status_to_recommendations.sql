@@ -19,6 +19,7 @@ BEGIN
 END $$;
 
 -- Create index on new column
+-- lint: ignore require-concurrent-index-creation, require-lock-timeout, require-statement-timeout -- CONCURRENTLY cannot run in this file's transaction; recommendations is small, so the short SHARE lock is acceptable
 CREATE INDEX IF NOT EXISTS idx_recommendations_status ON recommendations(status);
 
 COMMIT;
