@@ -74,8 +74,8 @@ def test_wheel_holds_the_app_its_backends_templates_and_entry_point(wheel):
     for required in ("dbmigrations/apps.py", "dbmigrations/api.py", "dbmigrations/pytest_plugin.py",
                      "dbmigrations/backends/embedded/base.py", "dbmigrations/management/commands/apply_sql_migrations.py"):
         assert required in names
-    for path in PACKAGE.rglob("*"):  # every shipped non-Python file (templates, static) is in the wheel too
-        if path.is_file() and path.suffix not in (".py", ".pyc") and "__pycache__" not in path.parts:
+    for path in PACKAGE.rglob("*"):  # every file of the app (subpackages, templates, static) is in the wheel
+        if path.is_file() and path.suffix != ".pyc" and "__pycache__" not in path.parts:
             assert path.relative_to(ROOT).as_posix() in names, f"{path.relative_to(ROOT)} is missing from the wheel"
     if (PACKAGE / "templates").is_dir():
         assert any(n.startswith("dbmigrations/templates/") for n in names)
