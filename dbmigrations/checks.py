@@ -15,13 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 from django.core import checks
 from django.db import DatabaseError, connections
 
 from . import conf, plan
+from .api import connect
 from .database import scrub
 from .discovery import discover
 from .exceptions import DbMigrationsError, InvalidFiles, Problem
+from .migrator import migration_status
+from .seeds import seed_files
 
 TAG = "dbmigrations"
 
@@ -30,7 +34,7 @@ FILE_ERRORS = {
     "name": ("dbmigrations.E001", "Rename it, e.g. 006_add_users.sql or 006_add_users.down.sql."),
     "duplicate": ("dbmigrations.E002", "Give each file its own number: renumber the newer one after the highest."),
     "orphan_down": ("dbmigrations.E003", "Name it like its up file (NNN_name.down.sql) or delete it."),
-    "syntax": ("dbmigrations.E004", "Fix the SQL: PostgreSQL's grammar (pglast) rejects it or the runner cannot run it."),
+    "syntax": ("dbmigrations.E004", "Fix the SQL: PostgreSQL's grammar rejects it, or the runner cannot run it."),
     "encoding": ("dbmigrations.E005", "Save the file as UTF-8."),
     "empty": ("dbmigrations.E006", "Write the migration's SQL, or delete the file."),
     "misplaced_down": ("dbmigrations.E007", "Seeds have no down files: delete it."),
@@ -71,8 +75,6 @@ def migration_file_errors() -> list[checks.CheckMessage]:
 
 def seed_file_errors() -> list[checks.CheckMessage]:
     """Every problem of the development seed files."""
-    from .seeds import seed_files
-
     try:
         seed_files()
     except InvalidFiles as error:
@@ -111,12 +113,9 @@ def check_ledger(app_configs=None, databases=None, **kwargs):
 
 def ledger_warnings(alias: str, files) -> list[checks.CheckMessage]:
     """Compare ``files`` with the ledger of database ``alias``; never raises for a database problem."""
-    from .api import connect
-    from .migrator import migration_status
-
     try:
         entries = migration_status(connect(alias), files)
-    except (DbMigrationsError, DatabaseError) as error:
+    except (DbMigrationsError, DatabaseError, psycopg.Error) as error:  # the ledger is read with psycopg
         return [_unreadable(alias, error)]
     messages = []
     waiting = plan.pending(entries)
