@@ -117,6 +117,18 @@ def test_unreachable_database_is_a_warning_not_a_crash(manage, dirs):
     assert "s3cret-pw" not in result.output and "Traceback" not in result.output
 
 
+def test_unreadable_ledger_is_a_warning_not_a_crash(manage, dirs, database):
+    migrations, seeds = dirs
+    database.query("CREATE VIEW schema_migrations AS SELECT (1 / 0)::text AS version, now()::timestamp AS applied_at, "
+                   "NULL::text AS checksum, NULL::text AS description, NULL::int AS execution_ms, "
+                   "NULL::text AS filename, NULL::text AS applied_by")
+    result = manage("check", "--database", "default", migrations=migrations, seeds=seeds)
+    assert result.returncode == 0, result.output
+    assert "(dbmigrations.W004) cannot read the SQL migration ledger of database 'default': division by zero" \
+        in result.stderr
+    assert "Traceback" not in result.output
+
+
 def test_invalid_files_with_database_report_errors_only(manage, dirs):
     migrations, seeds = dirs
     write_files(migrations, {"003_Bad.sql": "SELECT 1;\n"})
