@@ -75,3 +75,26 @@ def test_no_annotations_outside_github_actions(manage, tmp_path):
     result = manage("apply_sql_migrations", migrations=tmp_path / "migrations")
     assert result.returncode == 1
     assert "::error" not in result.output
+
+
+def test_lint_findings_are_annotated_with_their_severity(manage, tmp_path):
+    write_files(tmp_path / "migrations", {"001_t.sql": "CREATE TABLE t (id int);\n"})
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
+    result = manage("lint_sql_migrations", "--no-squawk", migrations=tmp_path / "migrations",
+                    seeds=tmp_path / "seeds", env=env)
+    assert result.returncode == 1, result.output
+    lines = result.stdout.splitlines()
+    assert ("::error file=migrations/001_t.sql,line=1,col=1,title=L005 non-idempotent-create"
+            "::CREATE TABLE t without IF NOT EXISTS") in lines
+    assert sum(line.startswith("::error ") for line in lines) == 5  # one per finding, after its text line
+
+
+def test_verify_findings_are_annotated_on_the_failing_line(manage, tmp_path):
+    write_files(tmp_path / "migrations", {"001_t.sql": migration("001_t", "CREATE TABLE t (id int);")})
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
+    result = manage("verify_sql_migrations", "--skip-seeds", migrations=tmp_path / "migrations", env=env)
+    assert result.returncode == 1, result.output
+    annotations_ = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
+    assert len(annotations_) == 1, result.stdout
+    assert annotations_[0].startswith("::error file=migrations/001_t.sql,line=8,col=1,title=verify%3A ")
+    assert annotations_[0].endswith('::second run failed: ERROR 42P07: relation "t" already exists')

@@ -1,7 +1,7 @@
 import json
 from pathlib import Path
 
-from dbmigrations import conf, lint
+from dbmigrations import annotations, conf, lint
 from dbmigrations.lint.squawk import pg_version_text
 from dbmigrations.management.base import SqlCommand
 
@@ -31,13 +31,18 @@ class Command(SqlCommand):
             for finding in report.findings:
                 style = self.style.ERROR if finding.severity == "error" else self.style.WARNING
                 self.stdout.write(style(finding.render()))
+                if annotations.enabled():
+                    annotations.annotate(self.stdout, finding.path, finding.line, finding.column, finding.message,
+                                         level="error" if finding.severity == "error" else "warning",
+                                         title=" ".join(dict.fromkeys((finding.rule, finding.name))))
                 if self.verbosity >= 2 and finding.hint:
                     self.stdout.write(f"  help: {finding.hint}")
             s = report.summary()
-            self.stdout.write(f"{s['files']} files: {s['errors']} errors, {s['warnings']} warnings"
-                              f" ({s['suppressed']} suppressed){'' if s['squawk'] else ', squawk not run'}")
+            self.stdout.write(f"{count(s['files'], 'file')}: {count(s['errors'], 'error')}, "
+                              f"{count(s['warnings'], 'warning')} ({s['suppressed']} suppressed)"
+                              f"{'' if s['squawk'] else ', squawk not run'}")
         if report.errors:
-            self.fail(f"lint found {len(report.errors)} error(s)", 1)
+            self.fail(f"lint found {count(len(report.errors), 'error')}", 1)
 
     def targets(self, options):
         if not (options["paths"] or options["seeds"]):
@@ -53,3 +58,7 @@ class Command(SqlCommand):
             return options["pg_version"]
         session = self.connect(options["database"], announce=False)
         return pg_version_text(session.server_version)
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

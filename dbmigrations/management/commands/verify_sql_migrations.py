@@ -5,7 +5,7 @@ from contextlib import contextmanager
 
 from django.core.management.base import CommandError
 
-from dbmigrations import conf
+from dbmigrations import annotations, conf
 from dbmigrations.discovery import discover
 from dbmigrations.management.base import SqlCommand
 from dbmigrations.scratch import server_params
@@ -68,6 +68,11 @@ class Command(SqlCommand):
         for finding in payload.findings:
             for text in finding.lines():
                 self.stdout.write("      " + text.replace("\n", "\n      "))
+            if annotations.enabled():
+                f = finding.failure
+                text = f"{finding.check}: ERROR {f.sqlstate}: {f.message}" if f else "\n".join(finding.lines())
+                annotations.annotate(self.stdout, f.path if f else payload.path, f and f.line, f and f.column, text,
+                                     title=f"verify: {finding.check}")
 
 
 @contextmanager
