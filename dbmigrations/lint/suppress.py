@@ -53,14 +53,14 @@ def _parse(f: LintFile) -> Suppressions:
             found.problems.append(Hit(line, 1, f"unknown lint directive `{directive}` (use ignore or ignore-file)"))
             continue
         listed, separator, reason = rest.partition("--")
-        keys = set()
+        keys, unknown = set(), []
         for token in listed.replace(",", " ").split():
             key = resolve(token) or (token if _looks_like_squawk_rule(token) else None)
-            if key is None:
-                found.problems.append(Hit(line, 1, f"`{token}` is not a rule id or name; put the reason after ` -- `"))
-            else:
-                keys.add(key)
-        if not keys:
+            keys.add(key) if key else unknown.append(f"`{token}`")
+        if unknown:
+            found.problems.append(Hit(line, 1, f"{', '.join(unknown)}: not a rule id or name; "
+                                               "put the reason after ` -- `"))
+        elif not keys:
             found.problems.append(Hit(line, 1, f"`lint: {directive}` names no rule"))
         elif not reason.strip():
             found.problems.append(Hit(line, 1, f"`lint: {directive} {' '.join(sorted(keys))}` gives no reason"))
