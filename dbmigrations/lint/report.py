@@ -55,6 +55,12 @@ class Report:
         return {"files": self.files, "errors": len(self.errors), "warnings": len(self.warnings),
                 "suppressed": self.suppressed, "squawk": self.squawk}
 
+    def summary_text(self) -> str:
+        """``12 files: 0 errors, 3 warnings (82 suppressed)``."""
+        return (f"{plural(self.files, 'file')}: {plural(len(self.errors), 'error')}, "
+                f"{plural(len(self.warnings), 'warning')} ({self.suppressed} suppressed)"
+                + ("" if self.squawk else ", squawk not run"))
+
     def as_dict(self) -> dict:
         return {"findings": [f.as_dict() for f in self.findings], "summary": self.summary()}
 
@@ -63,3 +69,7 @@ def display_path(path: Path) -> str:
     """Relative to the current directory when inside it (like ruff), else as given."""
     absolute, here = os.path.abspath(path), os.getcwd()
     return os.path.relpath(absolute, here) if absolute.startswith(here + os.sep) else str(path)
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -70,7 +70,7 @@ class LintFile:
 
 def load(path: Path, kind: str) -> LintFile:
     """Read and parse ``path``; problems the runner would refuse it for go to ``.problems``."""
-    lint_file = LintFile(Path(path), kind)
+    lint_file = LintFile(path if isinstance(path, Path) else Path(path), kind)
     try:
         source = read_source(lint_file.path)
     except InvalidFiles as error:
@@ -131,7 +131,5 @@ def _top_statement(text: str, raw: dict, chars) -> Stmt:
     begin = raw.get("stmt_location", 0)
     start = chars(begin)
     end = chars(begin + raw["stmt_len"]) if raw.get("stmt_len") else len(text)
-    chunk = text[start:end]
-    start += len(chunk) - len(chunk.lstrip())  # the statement starts at its first token
     kind, fields = nodes.kind_of(raw["stmt"])
     return Stmt(kind, fields, start, max(start, end))

@@ -2,6 +2,7 @@ import json
 from pathlib import Path
 
 from dbmigrations import annotations, conf, lint
+from dbmigrations.lint.report import plural
 from dbmigrations.lint.squawk import pg_version_text
 from dbmigrations.management.base import SqlCommand
 
@@ -37,12 +38,9 @@ class Command(SqlCommand):
                                          title=" ".join(dict.fromkeys((finding.rule, finding.name))))
                 if self.verbosity >= 2 and finding.hint:
                     self.stdout.write(f"  help: {finding.hint}")
-            s = report.summary()
-            self.stdout.write(f"{count(s['files'], 'file')}: {count(s['errors'], 'error')}, "
-                              f"{count(s['warnings'], 'warning')} ({s['suppressed']} suppressed)"
-                              f"{'' if s['squawk'] else ', squawk not run'}")
+            self.stdout.write(report.summary_text())
         if report.errors:
-            self.fail(f"lint found {count(len(report.errors), 'error')}", 1)
+            self.fail(f"lint found {plural(len(report.errors), 'error')}", 1)
 
     def targets(self, options):
         if not (options["paths"] or options["seeds"]):
@@ -58,7 +56,3 @@ class Command(SqlCommand):
             return options["pg_version"]
         session = self.connect(options["database"], announce=False)
         return pg_version_text(session.server_version)
-
-
-def count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
