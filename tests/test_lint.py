@@ -105,6 +105,13 @@ def test_invalid_file_is_l001_with_its_position(tmp_path):
     assert rules(findings(tmp_path / "ok", {"001_x.sql": migration("001_x", "SELECT 1;")})) == []
 
 
+def test_file_that_is_not_utf8_is_l001_and_squawk_still_lints_the_others(tmp_path):
+    found = findings(tmp_path, {"001_x.sql": migration("001_x", "CREATE INDEX IF NOT EXISTS i ON t (id);"),
+                                "002_y.sql": b"-- Migration: 002_y\nSELECT '\xe9';\n"}, squawk=True)
+    assert any(f["rule"] == "L001" and "not valid UTF-8" in f["message"] and f["line"] == 2 for f in found)
+    assert any(f["rule"] == "require-concurrent-index-creation" and f["path"].endswith("001_x.sql") for f in found)
+
+
 def test_header_rules(tmp_path):
     no_description = "-- Migration: 001_x\n-- Created: 2024-01-01\n\nBEGIN;\nSELECT 1;\nCOMMIT;\n"
     assert rules(findings(tmp_path / "a", {"001_x.sql": no_description})) == [("L002", 1)]

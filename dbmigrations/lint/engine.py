@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
@@ -24,8 +24,9 @@ from .report import Finding, Report
 from .source import DOWN, MIGRATION, SEED, LintFile, load
 from .squawk import Run
 
-# squawk rule → (our severity, our rules it duplicates).
-SQUAWK_OWNED = {"prefer-robust-stmts": (ERROR, {"L005", "L006", "L009"})}
+# squawk rules that check part of ours: reported at our severity (error), and our finding on the
+# same statement dropped.
+SQUAWK_DUPLICATES = {"prefer-robust-stmts": {"L005", "L006", "L009"}}
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def expand(paths, kind: str, *, must_exist: bool = False) -> list[Target]:
 
 def squawk_errors() -> set[str]:
     """squawk rules reported as errors: ours (``prefer-robust-stmts``) and ``SQL_LINT_SQUAWK_ERRORS``."""
-    return set(SQUAWK_OWNED) | set(getattr(settings, "SQL_LINT_SQUAWK_ERRORS", None) or ())
+    return set(SQUAWK_DUPLICATES) | set(getattr(settings, "SQL_LINT_SQUAWK_ERRORS", None) or ())
 
 
 def lint(targets: list[Target], *, squawk: bool = True, pg_version: str | None = None) -> Report:
@@ -67,17 +68,21 @@ def lint(targets: list[Target], *, squawk: bool = True, pg_version: str | None =
     # squawk starts first and works while we parse; files our runner wraps in a transaction
     # although they have no BEGIN of their own are re-run with --assume-in-transaction below.
     run = Run({False: [str(t.path) for t in targets]}, pg_version) if squawk and targets else None
-    findings, suppressions, unparsed, assume = [], {}, set(), []
+    findings, suppressions, unparsed, assume, unreadable = [], {}, set(), [], False
     for target in targets:
         f = load(target.path, target.kind)
         f.problems.extend(named.get(target.path, ()))
         findings.extend(_apply_rules(f))
         suppressions[str(f.path)] = suppress.of(f)
+        unreadable |= f.source is None
         if not f.parsed:
             unparsed.add(str(f.path))
         elif f.runs_in_transaction and not f.wrapped:
             assume.append(str(f.path))
     if run is not None:
+        if unreadable:  # squawk stops at a file that is not UTF-8: run it again without those
+            run.discard()
+            run = Run({False: [str(t.path) for t in targets if str(t.path) not in unparsed]}, pg_version)
         rerun = Run({True: assume}, pg_version) if assume else None
         skip = unparsed | set(assume)
         violations = [v for v in run.violations() if v.file not in skip]
@@ -113,8 +118,8 @@ def _merge(ours: list[Finding], violations, paths: dict[str, Path]) -> list[Find
         severity = ERROR if v.rule in errors else WARNING
         theirs.append(Finding(paths.get(v.file) or Path(v.file), v.line, v.column, v.rule, v.rule, severity, v.message,
                               v.help, "squawk", v.end_line))
-        if v.rule in SQUAWK_OWNED:
-            owned[v.file].append((v.line, SQUAWK_OWNED[v.rule][1]))
+        if v.rule in SQUAWK_DUPLICATES:
+            owned[v.file].append((v.line, SQUAWK_DUPLICATES[v.rule]))
     kept = [x for x in ours if not any(x.rule in rules and x.line <= line <= (x.end_line or x.line)
                                        for line, rules in owned.get(str(x.path), ()))]
     return kept + theirs

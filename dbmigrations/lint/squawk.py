@@ -61,6 +61,15 @@ class Run:
             out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
             self._jobs.append((subprocess.Popen([*command, *paths], stdout=out, stderr=err), out, err))
 
+    def discard(self) -> None:
+        """Stop the processes and forget their output."""
+        for process, out, err in self._jobs:
+            process.kill()
+            process.wait()
+            out.close()
+            err.close()
+        self._jobs = []
+
     def violations(self) -> list[Violation]:
         found: list[Violation] = []
         for process, out, err in self._jobs:
