@@ -288,10 +288,10 @@ def test_system_check_reports_lint_errors(settings, tmp_path):
     assert lint_check_errors() == []
     settings.SQL_MIGRATIONS_DIR = write_files(tmp_path / "m", {"001_x.sql": migration("001_x", "DROP TABLE t;")})
     errors = lint_check_errors()
-    assert [e.id for e in errors] == ["dbmigrations.L006"]
-    assert errors[0].msg.endswith("001_x.sql:8:1: DROP TABLE t without IF EXISTS") and errors[0].hint
+    assert [(e.id, e.msg) for e in errors] == [("dbmigrations.L006", "DROP TABLE t without IF EXISTS")]
+    assert errors[0].obj.endswith("001_x.sql:8:1") and errors[0].hint
     with pytest.raises(SystemCheckError, match="dbmigrations.L006"):
-        call_command("check", stdout=StringIO(), stderr=StringIO())
+        call_command("check", "--tag", "dbmigrations", stdout=StringIO(), stderr=StringIO())
 
 
 def test_json_tree_agrees_with_the_runner_on_what_runs_outside_a_transaction():
