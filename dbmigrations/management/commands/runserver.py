@@ -1,0 +1,31 @@
+"""``runserver`` that also warns about pending SQL migrations, as Django does for its own.
+
+Django runs database-tagged checks only when asked (``check --database``), so the
+warning comes from ``check_migrations()``, which ``runserver`` calls on start.
+List ``dbmigrations`` before ``django.contrib.staticfiles`` so this command wins;
+static files are still served (it extends staticfiles' ``runserver`` when installed).
+"""
+from django.apps import apps
+from django.db import DEFAULT_DB_ALIAS
+
+if apps.is_installed("django.contrib.staticfiles"):
+    from django.contrib.staticfiles.management.commands.runserver import Command as BaseRunserver
+else:  # pragma: no cover - depends on the host project
+    from django.core.management.commands.runserver import Command as BaseRunserver
+
+
+class Command(BaseRunserver):
+    def check_migrations(self):
+        super().check_migrations()
+        from dbmigrations import conf
+        from dbmigrations.checks import ledger_warnings
+        from dbmigrations.discovery import discover
+        from dbmigrations.exceptions import InvalidFiles
+
+        try:
+            files = discover(conf.migrations_dir(), parse=False)
+        except InvalidFiles as error:
+            self.stdout.write(self.style.NOTICE(f"\n{error}\n"))
+            return
+        for warning in ledger_warnings(DEFAULT_DB_ALIAS, files):
+            self.stdout.write(self.style.NOTICE(f"\n{warning.msg}\n{warning.hint or ''}"))
