@@ -71,7 +71,8 @@ def connect(database: str = DEFAULT_DB_ALIAS, *, progress: Progress | None = Non
 
 def migration_files(migrations_dir: str | os.PathLike | None = None) -> list[SqlFile]:
     """The validated migration files of ``migrations_dir`` (default: the ``SQL_MIGRATIONS_DIR`` setting)."""
-    return discover(Path(migrations_dir) if migrations_dir is not None else conf.migrations_dir())
+    # Parsed later, and only the files that will run (migrator.check_plan).
+    return discover(Path(migrations_dir) if migrations_dir is not None else conf.migrations_dir(), parse=False)
 
 
 def apply_migrations(

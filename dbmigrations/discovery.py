@@ -162,6 +162,9 @@ def discover(directory: Path, *, allow_down: bool = True, parse: bool = True) ->
         problems.append(Problem(str(path), f"down file without its up file ({path.name.removesuffix('.down.sql')}.sql)",
                                 kind="orphan_down"))
     if problems:
+        if not parse:  # refusing anyway: list the SQL problems too, all at once
+            for file in files:
+                problems.extend(validate_source(file.source))
         raise InvalidFiles(problems)
     return files
 

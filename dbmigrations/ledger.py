@@ -53,23 +53,28 @@ def applied(session: Session, *, create: bool = True, lock_timeout: float | None
 
     One round trip when the table is already there.
     """
-    try:
-        rows = session.fetch(SELECT_ROWS)
-    except MISSING_TABLE_OR_COLUMN:
-        if not create:
-            return _rows_of_partial_table(session)
+    rows, complete = read(session)
+    if create and not complete:
         ensure_table(session, lock_timeout=lock_timeout)
-        rows = session.fetch(SELECT_ROWS)
-    return sorted((LedgerRow(*row) for row in rows), key=lambda r: (r.number, r.version))
+        rows, complete = read(session)
+    return rows
 
 
-def _rows_of_partial_table(session: Session) -> list[LedgerRow]:
-    """Read a spec-only table (no extra columns) without altering it, or nothing if absent."""
+def read(session: Session) -> tuple[list[LedgerRow], bool]:
+    """Rows of the ledger without creating or altering it, and whether the table is complete.
+
+    An absent table has no rows; a table made by the spec's DDL (without our extra
+    columns) is read as it is.
+    """
     try:
-        rows = session.fetch(f"SELECT version, applied_at, checksum, description FROM {TABLE}")
-    except errors.UndefinedTable:
-        return []
-    return sorted((LedgerRow(*row) for row in rows), key=lambda r: (r.number, r.version))
+        rows, complete = session.fetch(SELECT_ROWS), True
+    except MISSING_TABLE_OR_COLUMN:
+        complete = False
+        try:
+            rows = session.fetch(f"SELECT version, applied_at, checksum, description FROM {TABLE}")
+        except errors.UndefinedTable:
+            rows = []
+    return sorted((LedgerRow(*row) for row in rows), key=lambda r: (r.number, r.version)), complete
 
 
 def ensure_table(session: Session, *, lock_timeout: float | None = None) -> None:

@@ -98,8 +98,11 @@ def apply_migrations(
 ) -> ApplyResult:
     """Apply pending migrations in numeric order; stop at the first failure (which raises)."""
     notify = progress or (lambda event, payload: None)
-    entries = plan.status(files, ledger.applied(session, lock_timeout=lock_timeout))
+    rows, ledger_complete = ledger.read(session)
+    entries = plan.status(files, rows)
     todo = check_plan(entries, strict_order=strict_order, pooled=pooled, target=target)
+    if todo and not ledger_complete:  # only now: refusals above leave the database untouched
+        ledger.ensure_table(session, lock_timeout=lock_timeout)
     result = ApplyResult(
         already_applied=sum(1 for e in entries if e.state == plan.State.APPLIED),
         out_of_order=[e for e in todo if e.out_of_order],
@@ -154,4 +157,4 @@ def _apply_without_transaction(session: Session, entry: plan.Entry, lock_timeout
 
 def migration_status(session: Session, files: list[SqlFile]) -> list[plan.Entry]:
     """Status of every file and ledger row, without creating or altering the ledger."""
-    return plan.status(files, ledger.applied(session, create=False))
+    return plan.status(files, ledger.read(session)[0])
