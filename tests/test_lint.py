@@ -14,6 +14,13 @@ from tests.conftest import ROOT, SHIPPED_MIGRATIONS, SHIPPED_SEEDS, Result, clea
 SEED_HEADER = "-- Seed: {name}\n-- Environment: development\n-- Description: test seed\n-- Created: 2024-01-01\n\n"
 
 
+@pytest.fixture(autouse=True)
+def lint_cache_dir(settings, tmp_path):
+    """Each test gets its own result cache (in-process runs); subprocesses pass --no-cache."""
+    settings.SQL_LINT_CACHE_DIR = tmp_path / "lint-cache"
+    return settings.SQL_LINT_CACHE_DIR
+
+
 def seed(name: str, body: str) -> str:
     return SEED_HEADER.format(name=name) + f"BEGIN;\n\n{body.strip()}\n\nCOMMIT;\n"
 
@@ -223,6 +230,19 @@ def test_suppression_comment_inside_a_do_block(tmp_path):
     assert rules(findings(tmp_path, {"001_x.sql": migration("001_x", body)})) == []
 
 
+def test_results_are_cached_by_content_and_name(tmp_path, lint_cache_dir):
+    directory = write_files(tmp_path / "m", {"001_x.sql": migration("001_x", "DROP TABLE t;")})
+    assert "DROP TABLE t without IF EXISTS" in lint(directory, "--no-squawk").stdout
+    (stored,) = lint_cache_dir.glob("lint-*.json")
+    stored.write_text(stored.read_text().replace("DROP TABLE t without", "(from the cache) DROP TABLE t without"))
+    assert "(from the cache) DROP TABLE t" in lint(directory, "--no-squawk").stdout
+    assert "(from the cache)" not in lint(directory, "--no-squawk", "--no-cache").stdout
+    write_files(directory, {"001_x.sql": migration("001_x", "DROP TABLE IF EXISTS t;")})
+    assert json.loads(lint(directory, "--no-squawk", "--format", "json").stdout)["findings"] == []
+    (directory / "001_x.sql").rename(directory / "002_x.sql")  # same content, another name: L003 now
+    assert rules(json.loads(lint(directory, "--no-squawk", "--format", "json").stdout)["findings"]) == [("L003", 1)]
+
+
 # ---- output, exit codes ----
 
 def test_text_output_and_exit_code_1_on_errors(tmp_path):
@@ -258,14 +278,14 @@ def test_json_shape(tmp_path):
 
 
 def test_missing_path_exits_2_in_a_subprocess(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), "lint_sql_migrations", str(tmp_path / "nope")],
+    proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), "lint_sql_migrations", "--no-cache", str(tmp_path / "nope")],
                           cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "nope: no such file or directory" in proc.stderr
 
 
 def test_errors_exit_1_in_a_subprocess(tmp_path):
     directory = write_files(tmp_path / "m", {"001_x.sql": migration("001_x", "INSERT INTO t VALUES (1);")})
-    proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), "lint_sql_migrations", str(directory)],
+    proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), "lint_sql_migrations", "--no-cache", str(directory)],
                           cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1 and ":8:1: L010 INSERT in a migration" in proc.stdout
 

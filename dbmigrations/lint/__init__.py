@@ -3,8 +3,9 @@
 ``lint(targets)`` → :class:`Report`; ``default_targets()`` are the project's files.
 Statements come from pglast's parse tree; rules live in ``rules_*.py``, one function each.
 """
-from .engine import Target, default_targets, expand, lint
+from .engine import lint
 from .source import MIGRATION, SEED
+from .targets import Target, default_targets, expand
 from .registry import RULES
 from .report import Finding, Report
 

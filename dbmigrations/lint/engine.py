@@ -3,57 +3,42 @@
 Each file is read and parsed once; squawk runs once over all files, at the same
 time as our rules. squawk's ``prefer-robust-stmts`` and our idempotency rules can
 see the same statement (outside a transaction): squawk's finding is kept, at our
-severity, and ours dropped (DECISIONS.md).
+severity, and ours dropped (DECISIONS.md). Our results per file content are
+cached between runs (``cache.py``); squawk's are not.
 """
 from __future__ import annotations
 
-import os
 from collections import defaultdict
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
 
-from .. import conf
-from ..discovery import NAME_PATTERN, NAME_RULE
-from ..exceptions import ConfigurationError, Problem
+from ..discovery import read_source
+from ..exceptions import InvalidFiles
+from . import cache as result_cache
 from . import rules_data, rules_ddl, rules_file, suppress  # noqa: F401  (register the rules)
-from .registry import ERROR, RULES, WARNING
+from .registry import RULES
 from .report import Finding, Report
-from .source import DOWN, MIGRATION, SEED, LintFile, load
+from .source import load
 from .squawk import Run
+from .targets import Target, default_targets, expand, file_order, name_problems, unique  # noqa: F401
 
 # squawk rules that check part of ours: reported at our severity (error), and our finding on the
 # same statement dropped.
 SQUAWK_DUPLICATES = {"prefer-robust-stmts": {"L005", "L006", "L009"}}
 
 
-@dataclass(frozen=True)
-class Target:
-    path: Path
-    kind: str
+class Analysis(NamedTuple):
+    """What our rules found in one file, and what the squawk run needs to know; JSON-able for the cache."""
 
-
-def default_targets() -> list[Target]:
-    """The project's migrations (with down files) and every seed environment."""
-    return expand([conf.migrations_dir()], MIGRATION) + expand([conf.seeds_dir()], SEED)
-
-
-def expand(paths, kind: str, *, must_exist: bool = False) -> list[Target]:
-    """Files under ``paths`` (seed directories recursively); a missing path is an error if ``must_exist``."""
-    targets = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            files = sorted(path.rglob("*.sql") if kind == SEED else path.glob("*.sql"))
-        elif path.is_file():
-            files = [path]
-        elif must_exist:
-            raise ConfigurationError(f"{path}: no such file or directory")
-        else:
-            files = []
-        targets += [Target(p, DOWN if kind == MIGRATION and p.name.endswith(".down.sql") else kind) for p in files]
-    return targets
+    hits: list  # [rule id, line, column, message, end line]
+    readable: bool  # UTF-8: squawk can read it
+    parsed: bool  # parsed and runnable: squawk's findings count
+    assume: bool  # the runner wraps it in a transaction, but it has no BEGIN of its own
+    ignore_file: list  # suppressed rules: the whole file …
+    ignore_lines: list  # … and [line, [rules]]
 
 
 def squawk_errors() -> set[str]:
@@ -61,105 +46,80 @@ def squawk_errors() -> set[str]:
     return set(SQUAWK_DUPLICATES) | set(getattr(settings, "SQL_LINT_SQUAWK_ERRORS", None) or ())
 
 
-def lint(targets: list[Target], *, squawk: bool = True, pg_version: str | None = None) -> Report:
+def lint(targets: list[Target], *, squawk: bool = True, pg_version: str | None = None,
+         cache: bool = True) -> Report:
     """Lint ``targets``; ``squawk=False`` runs only our rules (the Django system check does)."""
-    targets = _unique(targets)
-    named = _name_problems(targets)
+    targets = unique(targets)
+    named = name_problems(targets)
     # squawk starts first and works while we parse; files our runner wraps in a transaction
     # although they have no BEGIN of their own are re-run with --assume-in-transaction below.
     run = Run({False: [str(t.path) for t in targets]}, pg_version) if squawk and targets else None
-    findings, suppressions, unparsed, assume, unreadable = [], {}, set(), [], False
+    store = result_cache.Cache.open() if cache else None
+    findings, suppressions, skip, assume, unreadable = [], {}, set(), [], False
     for target in targets:
-        f = load(target.path, target.kind)
-        f.problems.extend(named.get(target.path, ()))
-        findings.extend(_apply_rules(f))
-        suppressions[str(f.path)] = suppress.of(f)
-        unreadable |= f.source is None
-        if not f.parsed:
-            unparsed.add(str(f.path))
-        elif f.runs_in_transaction and not f.wrapped:
-            assume.append(str(f.path))
+        analysis = analyse(target, store)
+        findings += [_finding(target.path, *hit) for hit in analysis.hits]
+        findings += [_finding(target.path, "L001", p.line or 1, p.column or 1, p.message, p.line or 1)
+                     for p in named.get(target.path, ())]
+        suppressions[str(target.path)] = suppress.Suppressions(
+            set(analysis.ignore_file), {line: set(keys) for line, keys in analysis.ignore_lines})
+        unreadable |= not analysis.readable
+        if not analysis.parsed or analysis.assume:
+            skip.add(str(target.path))
+        if analysis.assume:
+            assume.append(str(target.path))
+    if store is not None:
+        store.save()
     if run is not None:
         if unreadable:  # squawk stops at a file that is not UTF-8: run it again without those
             run.discard()
-            run = Run({False: [str(t.path) for t in targets if str(t.path) not in unparsed]}, pg_version)
+            run = Run({False: [str(t.path) for t in targets if str(t.path) not in skip]}, pg_version)
         rerun = Run({True: assume}, pg_version) if assume else None
-        skip = unparsed | set(assume)
-        violations = [v for v in run.violations() if v.file not in skip]
-        paths = {str(t.path): t.path for t in targets}
-        findings = _merge(findings, violations + (rerun.violations() if rerun else []), paths)
+        paths, errors = {str(t.path): t.path for t in targets}, squawk_errors()
+        theirs = run.findings(paths, errors, skip) + (rerun.findings(paths, errors, set()) if rerun else [])
+        findings = _merge(findings, theirs)
     total = len(findings)
     findings = [x for x in findings if x.rule == "L001" or not suppressions[str(x.path)].covers(x.line, {x.rule, x.name})]
-    findings.sort(key=_order)
+    findings.sort(key=lambda x: (*_file_order(x.path), x.line, x.column, x.rule))
     return Report(len(targets), findings, total - len(findings), squawk=run is not None)
 
 
-def _unique(targets: list[Target]) -> list[Target]:
-    seen, out = set(), []
-    for target in targets:
-        key = os.path.abspath(target.path)
-        if key not in seen:
-            seen.add(key)
-            out.append(target)
-    return out
+def analyse(target: Target, store: result_cache.Cache | None) -> Analysis:
+    """Our rules on one file, from the cache when its content was linted before."""
+    try:
+        source = read_source(target.path)
+    except InvalidFiles:
+        source = None
+    key = result_cache.key(target.kind, target.path, source.checksum) if store is not None and source else None
+    cached = store.get(key) if key else None
+    if isinstance(cached, list) and len(cached) == len(Analysis._fields):
+        return Analysis(*cached)
+    f = load(target.path, target.kind, source)
+    hits = [[rule.id, hit.line, hit.column, hit.message, hit.end_line or hit.line]
+            for rule in RULES.values() if f.kind in rule.kinds and (f.parsed or not rule.needs_statements)
+            for hit in rule.check(f)]
+    found = suppress.of(f)
+    analysis = Analysis(hits, f.source is not None, f.parsed, f.parsed and f.runs_in_transaction and not f.wrapped,
+                        sorted(found.whole_file), [[line, sorted(keys)] for line, keys in found.lines.items()])
+    if key:
+        store.put(key, list(analysis))
+    return analysis
 
 
-def _apply_rules(f: LintFile):
-    for rule in RULES.values():
-        if f.kind in rule.kinds and (f.parsed or not rule.needs_statements):
-            for hit in rule.check(f):
-                yield Finding(f.path, hit.line, hit.column, rule.id, rule.name, rule.severity, hit.message,
-                              rule.hint, end_line=hit.end_line or hit.line)
+def _finding(path: Path, rule_id: str, line: int, column: int, message: str, end_line: int) -> Finding:
+    rule = RULES[rule_id]
+    return Finding(path, line, column, rule.id, rule.name, rule.severity, message, rule.hint, end_line=end_line)
 
 
-def _merge(ours: list[Finding], violations, paths: dict[str, Path]) -> list[Finding]:
-    theirs, owned, errors = [], defaultdict(list), squawk_errors()
-    for v in violations:
-        severity = ERROR if v.rule in errors else WARNING
-        theirs.append(Finding(paths.get(v.file) or Path(v.file), v.line, v.column, v.rule, v.rule, severity, v.message,
-                              v.help, "squawk", v.end_line))
-        if v.rule in SQUAWK_DUPLICATES:
-            owned[v.file].append((v.line, SQUAWK_DUPLICATES[v.rule]))
+def _merge(ours: list[Finding], theirs: list[Finding]) -> list[Finding]:
+    """Ours and squawk's, without our finding where a squawk rule in SQUAWK_DUPLICATES reports the statement."""
+    owned = defaultdict(list)
+    for x in theirs:
+        if x.rule in SQUAWK_DUPLICATES:
+            owned[x.path].append((x.line, SQUAWK_DUPLICATES[x.rule]))
     kept = [x for x in ours if not any(x.rule in rules and x.line <= line <= (x.end_line or x.line)
-                                       for line, rules in owned.get(str(x.path), ()))]
+                                       for line, rules in owned.get(x.path, ()))]
     return kept + theirs
 
 
-def _name_problems(targets: list[Target]) -> dict[Path, list[Problem]]:
-    """What discovery refuses about names: pattern, duplicate versions, a down file without its up file."""
-    problems: dict[Path, list[Problem]] = defaultdict(list)
-    by_directory: dict[Path, list[Target]] = defaultdict(list)
-    for t in targets:
-        by_directory[t.path.parent].append(t)
-    for siblings in by_directory.values():
-        versions, ups = defaultdict(list), set()
-        for t in siblings:
-            match = NAME_PATTERN.match(t.path.name)
-            if not match:
-                problems[t.path].append(Problem(str(t.path), f"invalid file name: {NAME_RULE}"))
-            elif match["down"] and t.kind == SEED:
-                problems[t.path].append(Problem(str(t.path), "down files belong beside migrations, not here"))
-            elif not match["down"]:
-                versions[int(match["version"])].append(t)
-                ups.add(t.path.name.removesuffix(".sql"))
-        for number, same in versions.items():
-            if len(same) > 1:
-                listed = ", ".join(t.path.name for t in same)
-                for t in same:
-                    problems[t.path].append(Problem(str(t.path), f"duplicate version {number}: {listed}"))
-        for t in siblings:
-            stem = t.path.name.removesuffix(".down.sql")
-            if t.kind == DOWN and NAME_PATTERN.match(t.path.name) and stem not in ups:
-                problems[t.path].append(Problem(str(t.path), f"down file without its up file ({stem}.sql)"))
-    return problems
-
-
-def _order(finding: Finding):
-    return (*_file_order(finding.path), finding.line, finding.column, finding.rule)
-
-
-@lru_cache(maxsize=None)
-def _file_order(path: Path):
-    """Files in number order, not string order ("1000" after "999")."""
-    match = NAME_PATTERN.match(path.name)
-    return str(path.parent), int(match["version"]) if match else float("inf"), path.name
+_file_order = lru_cache(maxsize=None)(file_order)

@@ -68,14 +68,15 @@ class LintFile:
         return self._line_starts[min(max(line, 1), len(self._line_starts)) - 1]
 
 
-def load(path: Path, kind: str) -> LintFile:
-    """Read and parse ``path``; problems the runner would refuse it for go to ``.problems``."""
+def load(path: Path, kind: str, source: SqlSource | None = None) -> LintFile:
+    """Parse ``path`` (read it unless ``source`` is given); what the runner would refuse goes to ``.problems``."""
     lint_file = LintFile(path if isinstance(path, Path) else Path(path), kind)
-    try:
-        source = read_source(lint_file.path)
-    except InvalidFiles as error:
-        lint_file.problems.extend(error.problems)
-        return lint_file
+    if source is None:
+        try:
+            source = read_source(lint_file.path)
+        except InvalidFiles as error:
+            lint_file.problems.extend(error.problems)
+            return lint_file
     lint_file.text, lint_file.source = source.text, source
     try:
         raw = nodes.parse(source.text)

@@ -15,21 +15,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
 
 from ..exceptions import ConfigurationError
-
-
-class Violation(NamedTuple):
-    """One squawk finding, with 1-based line and column (squawk's JSON counts from 0)."""
-
-    file: str
-    line: int
-    column: int
-    end_line: int
-    rule: str
-    message: str
-    help: str | None
+from .registry import ERROR, WARNING
+from .report import Finding
 
 
 def binary() -> str:
@@ -70,13 +59,17 @@ class Run:
             err.close()
         self._jobs = []
 
-    def violations(self) -> list[Violation]:
-        found: list[Violation] = []
+    def findings(self, paths: dict[str, Path], errors: set[str], skip: set[str]) -> list[Finding]:
+        """squawk's findings as ours: 1-based lines (its JSON counts from 0), rules in ``errors`` as errors.
+
+        ``paths`` maps the names given to squawk back to paths; files in ``skip`` are left out.
+        """
+        found: list[Finding] = []
         for process, out, err in self._jobs:
             code = process.wait()
             out.seek(0)
             err.seek(0)
-            text, errors = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
+            text, stderr = out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace")
             out.close()
             err.close()
             try:
@@ -84,14 +77,15 @@ class Run:
             except json.JSONDecodeError:
                 rows = None
             if not isinstance(rows, list):
-                detail = (errors.strip() or text.strip()).splitlines()[:1]
+                detail = (stderr.strip() or text.strip()).splitlines()[:1]
                 raise ConfigurationError(f"squawk failed (exit {code}): {detail[0] if detail else 'no output'}")
-            found.extend(_violation(row) for row in rows)
+            for row in rows:
+                if row["file"] in skip:
+                    continue
+                rule, line = row.get("rule_name") or "squawk", (row.get("line") or 0) + 1
+                end = row.get("line_end")
+                found.append(Finding(paths.get(row["file"]) or Path(row["file"]), line, (row.get("column") or 0) + 1,
+                                     rule, rule, ERROR if rule in errors else WARNING,
+                                     (row.get("message") or "").strip(), row.get("help"), "squawk",
+                                     line if end is None else end + 1))
         return found
-
-
-def _violation(row: dict) -> Violation:
-    line = int(row.get("line") or 0) + 1
-    return Violation(row["file"], line, int(row.get("column") or 0) + 1,
-                     int(row.get("line_end") if row.get("line_end") is not None else line - 1) + 1,
-                     row.get("rule_name") or "squawk", (row.get("message") or "").strip(), row.get("help"))

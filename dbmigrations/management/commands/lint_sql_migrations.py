@@ -19,13 +19,14 @@ class Command(SqlCommand):
                             help="Lint PATH (file or directory) as seed files; repeatable.")
         parser.add_argument("--format", choices=["text", "json"], default="text", help="Output format.")
         parser.add_argument("--no-squawk", action="store_true", help="Run only our rules, not squawk's.")
+        parser.add_argument("--no-cache", action="store_true", help="Don't reuse or store results of our rules.")
         parser.add_argument("--pg-version", help="PostgreSQL version squawk assumes, e.g. 16 or 15.4.")
         parser.add_argument("--database", default=None,
                             help="Read --pg-version from this database alias's server (connects once).")
 
     def handle(self, *args, **options):
         report = lint.lint(self.targets(options), squawk=not options["no_squawk"],
-                           pg_version=self.pg_version(options))
+                           pg_version=self.pg_version(options), cache=not options["no_cache"])
         if options["format"] == "json":
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
         else:

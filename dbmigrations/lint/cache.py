@@ -1,0 +1,81 @@
+"""Our rules' results per file content, kept between runs (the way ruff and mypy cache).
+
+An entry is keyed by the file's kind, name and SHA-256 (the checksum the runner
+records). It lives in a file named after a version: a hash of the lint's own source
+and pglast's version. Editing a rule therefore invalidates every entry, and a stale
+result is never reused. Only our rules are cached; squawk runs every time. The cache
+is an optimization: when it cannot be read or written, the lint runs without it.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pglast
+from django.conf import settings
+
+MAX_ENTRIES = 20_000
+
+
+def directory() -> Path:
+    """``SQL_LINT_CACHE_DIR``; default ``$XDG_CACHE_HOME/bestrong-dbmigrations`` (``~/.cache/…``)."""
+    configured = getattr(settings, "SQL_LINT_CACHE_DIR", None)
+    if configured:
+        return Path(configured)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bestrong-dbmigrations"
+
+
+@functools.cache
+def version() -> str:
+    """Changes with the lint's code and with pglast."""
+    digest = hashlib.sha256(pglast.__version__.encode())
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def key(kind: str, path: Path, checksum: str) -> str:
+    return f"{kind}:{path.name}:{checksum}"
+
+
+class Cache:
+    """A JSON file of entries; :meth:`save` writes it back atomically if anything changed."""
+
+    def __init__(self, path: Path):
+        self.path, self.changed = path, False
+        try:
+            loaded = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            loaded = {}
+        self.entries: dict = loaded if isinstance(loaded, dict) else {}
+
+    @classmethod
+    def open(cls) -> Cache:
+        return cls(directory() / f"lint-{version()}.json")
+
+    def get(self, entry_key: str) -> dict | None:
+        return self.entries.get(entry_key)
+
+    def put(self, entry_key: str, entry: dict) -> None:
+        self.entries[entry_key] = entry
+        self.changed = True
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        entries = dict(list(self.entries.items())[-MAX_ENTRIES:])
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, suffix=".tmp", delete=False,
+                                             encoding="utf-8") as temporary:
+                json.dump(entries, temporary)
+            os.replace(temporary.name, self.path)
+            for old in self.path.parent.glob("lint-*.json"):
+                if old != self.path:
+                    old.unlink(missing_ok=True)  # entries of an older lint version
+        except OSError:
+            pass  # read-only home, full disk: the next run simply recomputes
