@@ -53,6 +53,7 @@ def rules(found: list[dict]) -> list[tuple[str, int]]:
 DDL_CASES = [
     ("L005", "CREATE TABLE t (id int);", "CREATE TABLE IF NOT EXISTS t (id int);"),
     ("L005", "CREATE INDEX idx_t ON t (id);", "CREATE INDEX IF NOT EXISTS idx_t ON t (id);"),
+    ("L005", "CREATE INDEX ON t (id);", "CREATE INDEX IF NOT EXISTS idx_t ON t (id);"),  # unnamed: never robust
     ("L005", "CREATE SEQUENCE s;", "CREATE SEQUENCE IF NOT EXISTS s;"),
     ("L005", "CREATE SCHEMA app;", "CREATE SCHEMA IF NOT EXISTS app;"),
     ("L005", "CREATE EXTENSION pgcrypto;", "CREATE EXTENSION IF NOT EXISTS pgcrypto;"),
@@ -63,6 +64,7 @@ DDL_CASES = [
      "DO $$\nBEGIN\n  CREATE TYPE mood AS ENUM ('ok');\nEXCEPTION WHEN duplicate_object THEN NULL;\nEND $$;"),
     ("L006", "DROP TABLE t;", "DROP TABLE IF EXISTS t;"),
     ("L006", "ALTER TABLE t DROP COLUMN c;", "ALTER TABLE t DROP COLUMN IF EXISTS c;"),
+    ("L006", "DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$;", "DO $$ BEGIN EXECUTE 'DROP TABLE IF EXISTS t'; END $$;"),
     ("L007", "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;",
      "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;"),
     ("L007", "CREATE VIEW v AS SELECT 1 AS one;", "CREATE OR REPLACE VIEW v AS SELECT 1 AS one;"),
@@ -83,6 +85,7 @@ DDL_CASES = [
     ("L010", "TRUNCATE t;", "SELECT 1;"),
     ("L010", "MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id);", "SELECT 1;"),
     ("L010", "COPY t FROM '/tmp/t.csv';", "SELECT 1;"),
+    ("L010", "WITH gone AS (DELETE FROM t RETURNING id) SELECT count(*) FROM gone;", "WITH x AS (SELECT 1) SELECT * FROM x;"),
 ]
 
 
@@ -117,6 +120,15 @@ def test_file_that_is_not_utf8_is_l001_and_squawk_still_lints_the_others(tmp_pat
                                 "002_y.sql": b"-- Migration: 002_y\nSELECT '\xe9';\n"}, squawk=True)
     assert any(f["rule"] == "L001" and "not valid UTF-8" in f["message"] and f["line"] == 2 for f in found)
     assert any(f["rule"] == "require-concurrent-index-creation" and f["path"].endswith("001_x.sql") for f in found)
+
+
+def test_name_problems_are_l001(tmp_path):
+    found = findings(tmp_path, {"001_a.sql": migration("001_a", "SELECT 1;"), "0001_b.sql": migration("0001_b", "SELECT 1;"),
+                                "002_c.down.sql": migration("002_c", "SELECT 1;").replace("002_c", "002_c (down)", 1)})
+    messages = {(f["path"].rsplit("/", 1)[-1], f["message"]) for f in found if f["rule"] == "L001"}
+    assert messages == {("001_a.sql", "duplicate version 1: 0001_b.sql, 001_a.sql"),
+                        ("0001_b.sql", "duplicate version 1: 0001_b.sql, 001_a.sql"),
+                        ("002_c.down.sql", "down file without its up file (002_c.sql)")}
 
 
 def test_header_rules(tmp_path):

@@ -1,8 +1,8 @@
 """Our rules' results per file content, kept between runs (the way ruff and mypy cache).
 
 An entry is keyed by the file's kind, name and SHA-256 (the checksum the runner
-records). It lives in a file named after a version: a hash of the lint's own source
-and pglast's version. Editing a rule therefore invalidates every entry, and a stale
+records). It lives in a file named after a version: a hash of the lint's own source,
+of the runner's validation it reuses (discovery, statements) and of pglast's version. Editing a rule therefore invalidates every entry, and a stale
 result is never reused. Only our rules are cached; squawk runs every time. The cache
 is an optimization: when it cannot be read or written, the lint runs without it.
 """
@@ -31,9 +31,10 @@ def directory() -> Path:
 
 @functools.cache
 def version() -> str:
-    """Changes with the lint's code and with pglast."""
+    """Changes with the lint's code, the runner's file validation it reuses, and pglast."""
+    here = Path(__file__).parent
     digest = hashlib.sha256(pglast.__version__.encode())
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    for path in [*sorted(here.glob("*.py")), here.parent / "discovery.py", here.parent / "statements.py"]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 

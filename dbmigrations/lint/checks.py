@@ -9,7 +9,8 @@ from __future__ import annotations
 from django.core.checks import Error, register
 
 from ..checks import TAG, display_path
-from .engine import default_targets, lint
+from .engine import lint
+from .targets import default_targets
 
 
 def lint_check_errors() -> list[Error]:

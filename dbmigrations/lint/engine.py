@@ -23,7 +23,7 @@ from .registry import RULES
 from .report import Finding, Report
 from .source import load
 from .squawk import Run
-from .targets import Target, default_targets, expand, file_order, name_problems, unique  # noqa: F401
+from .targets import Target, file_order, name_problems, unique
 
 # squawk rules that check part of ours: reported at our severity (error), and our finding on the
 # same statement dropped.

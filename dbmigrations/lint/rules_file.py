@@ -27,6 +27,8 @@ def _header(f: LintFile, key: str) -> tuple[int, str] | None:
     if headers is None:
         headers = f.__dict__["_headers"] = {}
         for number, line in enumerate(f.text.split("\n", HEADER_LINES)[:HEADER_LINES], 1):
+            if "--" not in line:
+                continue
             stripped = line.strip()
             if stripped.startswith("--") and ":" in stripped:
                 name, _, value = stripped[2:].partition(":")
