@@ -8,8 +8,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from pglast import parser
+
+class Stmt(NamedTuple):
+    """A statement: its node, where it is in the file, and what encloses it."""
+
+    kind: str
+    fields: dict
+    start: int
+    end: int
+    guarded: bool = False  # inside a DO block's existence check or duplicate_* handler
+    in_do: bool = False
+
 
 DATA_CHANGES = {"InsertStmt": "INSERT", "UpdateStmt": "UPDATE", "DeleteStmt": "DELETE",
                 "TruncateStmt": "TRUNCATE", "CopyStmt": "COPY", "MergeStmt": "MERGE"}

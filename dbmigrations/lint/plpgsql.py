@@ -13,14 +13,15 @@ import json
 from pglast import parser
 
 from . import nodes
+from .nodes import Stmt
 
 
 class BodyError(Exception):
     """The DO block's body is not valid PL/pgSQL."""
 
 
-def expand(lint_file, do, make) -> list:
-    """Statements of the DO block ``do`` of ``lint_file``, built with ``make`` (``source.Stmt``)."""
+def expand(lint_file, do: Stmt) -> list[Stmt]:
+    """The statements inside the DO block ``do`` of ``lint_file``, in order."""
     args = {a["DefElem"]["defname"]: a["DefElem"].get("arg") for a in do.fields.get("args") or () if "DefElem" in a}
     if (nodes.names([args.get("language") or {}]) or ["plpgsql"])[0].lower() != "plpgsql" or "as" not in args:
         return []
@@ -35,7 +36,7 @@ def expand(lint_file, do, make) -> list:
             f"CREATE FUNCTION pg_temp.lint_do() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}"))
     except parser.ParseError as error:
         raise BodyError(error.args[0] if error.args else str(error)) from None
-    walker = _Walker(lint_file, do, make, lint_file.position(body_offset)[0])
+    walker = _Walker(lint_file, do, lint_file.position(body_offset)[0])
     for function in tree:
         action = function.get("PLpgSQL_function", {}).get("action", {})
         walker.visit([action], False)
@@ -57,9 +58,9 @@ def _query(expr: dict) -> str:
 
 
 class _Walker:
-    def __init__(self, lint_file, do, make, first_line: int):
-        self.file, self.do, self.make, self.first_line = lint_file, do, make, first_line
-        self.found: list = []
+    def __init__(self, lint_file, do: Stmt, first_line: int):
+        self.file, self.do, self.first_line = lint_file, do, first_line
+        self.found: list[Stmt] = []
 
     def visit(self, items, guarded: bool) -> None:
         for item in items or ():
@@ -103,7 +104,7 @@ class _Walker:
             return  # the server parses it when the block runs; the lint has nothing to add
         for raw in parsed:
             kind, fields = nodes.kind_of(raw["stmt"])
-            self.found.append(self.make(kind, fields, start, start + len(query), guarded, True))
+            self.found.append(Stmt(kind, fields, start, start + len(query), guarded, True))
 
 
 def _literal(expression: str) -> str:

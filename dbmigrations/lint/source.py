@@ -10,27 +10,16 @@ import bisect
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple
 
 from pglast import parser
 
 from ..discovery import SqlSource, read_source, validate_source
 from ..exceptions import InvalidFiles, Problem
 from . import nodes, plpgsql
+from .nodes import Stmt
 
 MIGRATION, DOWN, SEED = "migration", "down", "seed"
 _SAVEPOINTS = {"TRANS_STMT_SAVEPOINT", "TRANS_STMT_RELEASE", "TRANS_STMT_ROLLBACK_TO"}
-
-
-class Stmt(NamedTuple):
-    """A statement: its node, where it is in the file, and what encloses it."""
-
-    kind: str
-    fields: dict
-    start: int
-    end: int
-    guarded: bool = False  # inside a DO block's existence check or duplicate_* handler
-    in_do: bool = False
 
 
 @dataclass
@@ -97,7 +86,7 @@ def load(path: Path, kind: str, source: SqlSource | None = None) -> LintFile:
         lint_file.statements.append(statement)
         if statement.kind == "DoStmt":
             try:
-                lint_file.statements.extend(plpgsql.expand(lint_file, statement, Stmt))
+                lint_file.statements.extend(plpgsql.expand(lint_file, statement))
             except plpgsql.BodyError as error:
                 line, column = lint_file.position(statement.start)
                 lint_file.problems.append(Problem(str(path), f"DO block: {error}", line, column))
