@@ -26,7 +26,13 @@ def directory() -> Path:
     configured = getattr(settings, "SQL_LINT_CACHE_DIR", None)
     if configured:
         return Path(configured)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bestrong-dbmigrations"
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = Path.home() / ".cache"
+        except RuntimeError:  # no home directory (some build containers)
+            base = tempfile.gettempdir()
+    return Path(base) / "bestrong-dbmigrations"
 
 
 @functools.cache
