@@ -62,12 +62,13 @@ def names(items) -> list[str]:
 
 def is_ddl(kind: str, fields: dict) -> bool:
     """Does the statement change the schema (CREATE/ALTER/DROP/COMMENT/GRANT …)?"""
-    if kind in ("CreateStmt", "CreateTableAsStmt") and _relation(fields).get("relpersistence") == "t":
+    if kind in ("CreateStmt", "CreateTableAsStmt") and relation(fields).get("relpersistence") == "t":
         return False  # a temporary table is scratch space, not schema
     return kind in _DDL_EXTRA or kind.startswith(_DDL_PREFIXES)
 
 
-def _relation(fields: dict) -> dict:
+def relation(fields: dict) -> dict:
+    """The table a statement is about (``relation``, or the new table of CREATE TABLE AS)."""
     return fields.get("relation") or (fields.get("into") or {}).get("rel") or {}
 
 

@@ -8,7 +8,7 @@ existence check counts as guarded.
 """
 from __future__ import annotations
 
-from .nodes import names
+from .nodes import names, relation
 from .registry import ERROR, MIGRATION_KINDS, at, rule
 from .source import LintFile, Stmt
 
@@ -26,8 +26,7 @@ def _label(value: str | None) -> str:
 
 
 def _relname(fields: dict) -> str:
-    relation = fields.get("relation") or fields.get("table") or (fields.get("into") or {}).get("rel") or {}
-    return relation.get("relname", "")
+    return (relation(fields) or fields.get("table") or fields.get("sequence") or {}).get("relname", "")
 
 
 def _type_name(kind: str, fields: dict) -> str:
@@ -63,13 +62,14 @@ def non_idempotent_create(f: LintFile):
             continue
         fields = s.fields.get("base", s.fields) if s.kind == "CreateForeignTableStmt" else s.fields
         if s.kind in _IF_NOT_EXISTS or s.kind == "CreateTableAsStmt":
-            if fields.get("if_not_exists") or (fields.get("relation") or {}).get("relpersistence") == "t":
+            if fields.get("if_not_exists") or relation(fields).get("relpersistence") == "t":
                 continue
             if s.kind == "IndexStmt" and not fields.get("idxname"):
                 yield at(f, s, "CREATE INDEX without a name: every run adds another index")
                 continue
             what = _IF_NOT_EXISTS.get(s.kind) or _label(fields.get("objtype")).replace("TABLE", "TABLE AS", 1)
-            name = fields.get("idxname") or _relname(fields) or fields.get("schemaname") or fields.get("extname")
+            name = (fields.get("idxname") or _relname(fields) or fields.get("schemaname") or fields.get("extname")
+                    or fields.get("servername") or ".".join(names(fields.get("defnames"))))
             yield at(f, s, " ".join(filter(None, ("CREATE", what, name, "without IF NOT EXISTS"))))
         elif s.kind in _TYPES or (s.kind == "DefineStmt" and s.fields.get("kind") == "OBJECT_TYPE"):
             what, name = _TYPES.get(s.kind, "TYPE"), _type_name(s.kind, s.fields)

@@ -80,7 +80,8 @@ def load(path: Path, kind: str, source: SqlSource | None = None) -> LintFile:
     lint_file.non_transactional = [r for s in body if (r := nodes.non_transactional_reason(s.kind, s.fields))]
     if _refused(body, lint_file):
         lint_file.problems.extend(validate_source(source))
-        return lint_file
+        if lint_file.problems:
+            return lint_file
     lint_file.parsed = True
     for statement in body:
         lint_file.statements.append(statement)
