@@ -131,6 +131,14 @@ def test_name_problems_are_l001(tmp_path):
                         ("002_c.down.sql", "down file without its up file (002_c.sql)")}
 
 
+def test_do_block_that_is_not_plpgsql_is_l014(tmp_path):
+    body = "DO $$\nBEGIN\n  IF true THEN\n    NULL;\nEND $$;"  # END IF missing
+    found = findings(tmp_path, {"001_x.sql": migration("001_x", body)})
+    assert rules(found) == [("L014", 8)] and found[0]["message"].startswith("DO block: ")
+    good = "DO $$\nBEGIN\n  IF true THEN\n    NULL;\n  END IF;\nEND $$;"
+    assert findings(tmp_path / "ok", {"001_x.sql": migration("001_x", good)}) == []
+
+
 def test_header_rules(tmp_path):
     no_description = "-- Migration: 001_x\n-- Created: 2024-01-01\n\nBEGIN;\nSELECT 1;\nCOMMIT;\n"
     assert rules(findings(tmp_path / "a", {"001_x.sql": no_description})) == [("L002", 1)]

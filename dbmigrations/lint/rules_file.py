@@ -11,9 +11,16 @@ HEADER_KEYS = ("Description", "Created")
 
 
 @rule("L001", "invalid-file", ERROR, "apply_sql_migrations refuses this file: fix it before anything else",
-      needs_statements=False)
+      needs_statements=False)  # the same problems as the file checks E001…E009 of dbmigrations.checks
 def invalid_file(f: LintFile):
     for problem in f.problems:
+        yield Hit(problem.line or 1, problem.column or 1, problem.message)
+
+
+@rule("L014", "invalid-do-block", ERROR, "fix the PL/pgSQL of the DO block: the server would refuse it when the "
+      "file runs")
+def invalid_do_block(f: LintFile):
+    for problem in f.do_problems:
         yield Hit(problem.line or 1, problem.column or 1, problem.message)
 
 

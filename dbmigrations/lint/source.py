@@ -33,7 +33,8 @@ class LintFile:
     statements: list[Stmt] = field(default_factory=list)
     wrapped: bool = False
     non_transactional: list[str] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # the runner refuses the file
+    do_problems: list[Problem] = field(default_factory=list)  # a DO block's PL/pgSQL does not parse
     parsed: bool = False  # parsed and runnable: the rules about content apply
 
     @property
@@ -90,7 +91,7 @@ def load(path: Path, kind: str, source: SqlSource | None = None) -> LintFile:
                 lint_file.statements.extend(plpgsql.expand(lint_file, statement))
             except plpgsql.BodyError as error:
                 line, column = lint_file.position(statement.start)
-                lint_file.problems.append(Problem(str(path), f"DO block: {error}", line, column))
+                lint_file.do_problems.append(Problem(str(path), f"DO block: {error}", line, column))
     return lint_file
 
 
