@@ -158,7 +158,7 @@ def discover(directory: Path, *, allow_down: bool = True, parse: bool = True) ->
         down = _load(down_path, problems, parse) if down_path else None
         if source is not None:
             files.append(SqlFile(version, slug, source, down))
-    for (number, slug), path in sorted(downs.items()):
+    for _key, path in sorted(downs.items()):
         problems.append(Problem(str(path), f"down file without its up file ({path.name.removesuffix('.down.sql')}.sql)",
                                 kind="orphan_down"))
     if problems:

@@ -13,6 +13,7 @@ CONCURRENTLY, …) runs statement by statement under a session-level advisory lo
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -146,6 +147,20 @@ def lock_statements(session: Session, lock_timeout: float | None, *, transaction
 def release_session_lock(session: Session) -> None:
     """Release the lock taken by ``lock_statements(transaction=False)``."""
     session.fetch("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+
+
+@contextmanager
+def session_lock(session: Session, lock_timeout: float | None):
+    """Hold the migration lock for the whole session block (files that run outside a transaction)."""
+    try:
+        run_batch(session, [Part(tuple(lock_statements(session, lock_timeout, transaction=False)))])
+    except BatchError as error:
+        raise_for_lock(error, lock_timeout)
+        raise
+    try:
+        yield
+    finally:
+        release_session_lock(session)
 
 
 def client_check_statements(session: Session) -> list[str]:

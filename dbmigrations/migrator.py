@@ -16,10 +16,10 @@ from .executor import (
     Session,
     lock_statements,
     raise_for_lock,
-    release_session_lock,
     run_batch,
     run_file,
     run_file_without_transaction,
+    session_lock,
 )
 
 UNIQUE_VIOLATION = "23505"
@@ -139,19 +139,12 @@ def _apply_in_transaction(session: Session, entry: plan.Entry, lock_timeout, who
 
 def _apply_without_transaction(session: Session, entry: plan.Entry, lock_timeout, who: str) -> Outcome:
     file = entry.file
-    try:
-        run_batch(session, [Part(tuple(lock_statements(session, lock_timeout, transaction=False)))])
-    except BatchError as error:
-        raise_for_lock(error, lock_timeout)
-        raise
-    try:
+    with session_lock(session, lock_timeout):
         if ledger.is_recorded(session, file.version):
             return Outcome(entry, skipped_concurrently=True)
         run = run_file_without_transaction(session, file.source.script, str(file.path))
         run_batch(session, [Part(("BEGIN", ledger.record_applied(session, file, applied_by=who),
                                   ledger.set_execution_time(session, file.version, run.elapsed_ms), "COMMIT"))])
-    finally:
-        release_session_lock(session)
     return Outcome(entry, run)
 
 

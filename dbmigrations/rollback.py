@@ -22,10 +22,10 @@ from .executor import (
     finish,
     lock_statements,
     raise_for_lock,
-    release_session_lock,
     run_batch,
     run_file,
     run_file_without_transaction,
+    session_lock,
 )
 
 Progress = Callable[[str, object], None]
@@ -144,12 +144,7 @@ def _deleted(run: FileRun) -> int:
 
 def _without_transaction(session: Session, entry: plan.Entry, lock_timeout: float | None) -> Step:
     down = entry.file.down
-    try:
-        run_batch(session, [Part(tuple(lock_statements(session, lock_timeout, transaction=False)))])
-    except BatchError as error:
-        raise_for_lock(error, lock_timeout)
-        raise
-    try:
+    with session_lock(session, lock_timeout):
         if not ledger.is_recorded(session, entry.row.version):
             return Step(entry, skipped_concurrently=True)
         try:
@@ -159,6 +154,4 @@ def _without_transaction(session: Session, entry: plan.Entry, lock_timeout: floa
                 "The migration was not recorded.", "Its ledger row was kept: the migration still counts as applied.")
             raise MigrationFailed(dataclasses.replace(error.failure, note=note)) from None
         run_batch(session, [Part(("BEGIN", ledger.record_unapplied(session, entry.row.version), "COMMIT"))])
-    finally:
-        release_session_lock(session)
     return Step(entry, run)

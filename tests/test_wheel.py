@@ -2,7 +2,6 @@
 runs the commands and the public API in a Django project that is not BeStrong."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
