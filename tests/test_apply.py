@@ -291,3 +291,15 @@ def test_lock_timeout_while_another_runner_holds_the_lock(manage, database, migr
     assert result.returncode == 2, result.output
     assert "gave up waiting for the migration lock after 1 s" in result.stderr
     assert "a" not in database.tables()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--target", "abc"), "'abc' is not a migration version"),
+    (("--lock-timeout", "-3"), "'-3' is not a positive number of seconds"),
+])
+def test_bad_option_values_are_one_line_errors(manage, database, migrations_dir, args, message):
+    write_files(migrations_dir, {"001_a.sql": migration("001_a", table("a"))})
+    result = manage("apply_sql_migrations", *args, migrations=migrations_dir)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert database.tables() == set()

@@ -1,6 +1,7 @@
 """The shared base of every command: options, connection, errors → exit codes."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 from django.core.management.base import BaseCommand, CommandError
@@ -10,6 +11,24 @@ from .. import annotations, api, conf
 from ..database import DatabaseTarget
 from ..exceptions import DbMigrationsError
 from ..executor import Session
+
+
+def version_number(value: str) -> int:
+    """argparse type of ``--target``/``--to``: a migration version (``3`` or ``"003"``)."""
+    if not value.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a migration version (digits, e.g. 003)")
+    return int(value)
+
+
+def seconds(value: str) -> float:
+    """argparse type of ``--lock-timeout``: a positive number of seconds."""
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+    return number
 
 
 class SqlCommand(BaseCommand):
@@ -25,6 +44,10 @@ class SqlCommand(BaseCommand):
                 "--database", default=DEFAULT_DB_ALIAS,
                 help='Database alias to use (default: "default").',
             )
+
+    def add_lock_timeout_argument(self, parser):
+        parser.add_argument("--lock-timeout", type=seconds, metavar="SECONDS",
+                            help="Give up (exit 2) after waiting this long for another runner's migration lock.")
 
     def execute(self, *args, **options):
         self.verbosity = options.get("verbosity", 1)

@@ -4,7 +4,7 @@ from django.core.management.color import no_style
 
 from dbmigrations import api, conf
 from dbmigrations.deploy import deploy_decision
-from dbmigrations.management.base import SqlCommand
+from dbmigrations.management.base import SqlCommand, version_number
 from dbmigrations.migrator import check_plan
 
 
@@ -15,11 +15,10 @@ class Command(SqlCommand):
         super().add_arguments(parser)
         parser.add_argument("--plan", action="store_true", help="Print what would run; change nothing.")
         parser.add_argument("--fake", action="store_true", help="Record pending migrations without running them.")
-        parser.add_argument("--target", metavar="VERSION", help="Stop after this version.")
+        parser.add_argument("--target", type=version_number, metavar="VERSION", help="Stop after this version.")
         parser.add_argument("--strict-order", action="store_true",
                             help="Refuse pending migrations older than the newest applied one.")
-        parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
-                            help="Give up (exit 2) after waiting this long for another runner's lock.")
+        self.add_lock_timeout_argument(parser)
         parser.add_argument("--vercel", action="store_true",
                             help="Deploy mode (implied by VERCEL=1): explicit database only, plain output.")
 
@@ -33,7 +32,7 @@ class Command(SqlCommand):
             if not decision.apply:
                 self.stdout.write(decision.reason)
                 return
-        target = int(options["target"]) if options["target"] else None
+        target = options["target"]
         if options["plan"]:
             return self.show_plan(api.migration_status(options["database"], progress=self.progress), options, target)
         result = api.apply_migrations(

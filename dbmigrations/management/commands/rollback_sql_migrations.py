@@ -1,7 +1,7 @@
 from dbmigrations import conf
 from dbmigrations.discovery import discover
 from dbmigrations.exceptions import ProductionGuard
-from dbmigrations.management.base import SqlCommand
+from dbmigrations.management.base import SqlCommand, version_number
 from dbmigrations.rollback import plan_rollback, rollback_migrations
 
 
@@ -13,11 +13,10 @@ class Command(SqlCommand):
         super().add_arguments(parser)
         which = parser.add_mutually_exclusive_group()
         which.add_argument("--steps", type=int, metavar="N", help="Roll back the newest N applied migrations (default 1).")
-        which.add_argument("--to", type=int, metavar="VERSION",
+        which.add_argument("--to", type=version_number, metavar="VERSION",
                            help="Roll back every migration applied after VERSION (VERSION stays applied; 0 = all).")
         parser.add_argument("--plan", action="store_true", help="Print what would run; change nothing.")
-        parser.add_argument("--lock-timeout", type=float, metavar="SECONDS",
-                            help="Give up (exit 2) after waiting this long for another runner's lock.")
+        self.add_lock_timeout_argument(parser)
         parser.add_argument("--allow-production", action="store_true",
                             help="Roll back even when NODE_ENV/VERCEL_ENV=production.")
 
