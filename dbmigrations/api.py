@@ -23,9 +23,9 @@ from . import conf, migrator
 from .database import DatabaseTarget, scrub, target_from_settings
 from .discovery import SqlFile, discover
 from .exceptions import ConfigurationError, DatabaseUnavailable
-from .executor import Session
 from .migrator import ApplyResult, Outcome
 from .plan import Entry, State
+from .session import Session
 
 __all__ = [
     "ApplyResult", "Entry", "Outcome", "State",

@@ -1,11 +1,10 @@
 """Running SQL files — migrations, down files and seeds alike — on a psycopg connection.
 
-A transactional file goes to the server as *one* simple-query message: ``BEGIN``,
-the runner's own statements (lock, ledger row), the file's statements, ``COMMIT``.
-One round trip per file, and either everything commits or nothing does. libpq
-returns one result per statement, so the index of the failing result names the
-failing statement, and PostgreSQL's error position (counted in characters of the
-whole message) maps back to a line and column of the file.
+A transactional file goes to the server as *one* simple-query message (see
+:mod:`dbmigrations.session`): ``BEGIN``, the runner's own statements (lock, ledger
+row), the file's statements, ``COMMIT``. One round trip per file, and either
+everything commits or nothing does. A failure maps back to a line and column of
+the file.
 
 A file with statements PostgreSQL refuses in a transaction block (CREATE INDEX
 CONCURRENTLY, …) runs statement by statement under a session-level advisory lock.
@@ -13,120 +12,17 @@ CONCURRENTLY, …) runs statement by statement under a session-level advisory lo
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import psycopg
-from psycopg import errors, generators, pq
-
 from .exceptions import LockTimeout, MigrationFailed, StatementFailure
+from .session import BatchError, Part, Session, run_batch
 from .statements import Script
 
 # One 64-bit key for every runner of this tool: migrations, rollbacks, ensure-ledger.
 LOCK_KEY = 7_316_415_243_117_601_218
-SEPARATOR = "\n;\n"  # a newline first, so a trailing "-- comment" cannot swallow the ";"
 LOCK_NOT_AVAILABLE = "55P03"
-
-
-@dataclass(frozen=True)
-class Part:
-    """Statements of one origin inside a batch: the runner's own SQL or a file's."""
-
-    statements: tuple[str, ...]
-    script: Script | None = None
-    path: str | None = None
-
-
-@dataclass
-class BatchResult:
-    """Command tags of every statement of a batch, per part."""
-
-    tags: list[list[str]] = field(default_factory=list)
-    elapsed_ms: int = 0
-
-    def rows(self, part: int) -> int:
-        """Rows inserted/updated/deleted by a part (sum of its command tags)."""
-        return sum(_tag_rows(tag) for tag in self.tags[part])
-
-
-class BatchError(Exception):
-    """A statement of a batch failed; carries the server error and where it was."""
-
-    def __init__(self, error: psycopg.Error, part: int, index: int, offset: int | None):
-        super().__init__(str(error))
-        self.error, self.part, self.index, self.offset = error, part, index, offset
-
-    @property
-    def sqlstate(self) -> str:
-        return self.error.sqlstate or ""
-
-
-def _tag_rows(tag: str) -> int:
-    words = tag.split()
-    if words and words[0] in ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY") and words[-1].isdigit():
-        return int(words[-1])
-    return 0
-
-
-class Session:
-    """A psycopg connection driven with the simple query protocol."""
-
-    def __init__(self, connection: psycopg.Connection):
-        self.connection = connection
-
-    @property
-    def server_version(self) -> int:
-        return self.connection.info.server_version
-
-    def fetch(self, sql: str, params: Sequence | None = None) -> list[tuple]:
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchall() if cursor.description else []
-
-    def literal(self, value) -> str:
-        """Quote a Python value as a SQL literal for this connection (no string formatting)."""
-        return psycopg.sql.Literal(value).as_string(self.connection)
-
-    def batch(self, parts: Sequence[Part]) -> BatchResult:
-        """Send every statement of ``parts`` as one message; raise :class:`BatchError` on failure.
-
-        Leaves an explicit transaction that failed in the aborted state: the
-        caller (:func:`run_batch`) rolls it back.
-        """
-        texts: list[str] = []
-        owners: list[tuple[int, int]] = []
-        for p, part in enumerate(parts):
-            for i, sql in enumerate(part.statements):
-                texts.append(sql)
-                owners.append((p, i))
-        starts, position = [], 0
-        for text in texts:
-            starts.append(position)
-            position += len(text) + len(SEPARATOR)
-        message = SEPARATOR.join(texts)
-        began = time.perf_counter()
-        pgconn = self.connection.pgconn
-        with self.connection.lock:
-            pgconn.send_query(message.encode("utf-8"))
-            results = self.connection.wait(generators.execute(pgconn))
-        outcome = BatchResult([[] for _ in parts], round((time.perf_counter() - began) * 1000))
-        for n, result in enumerate(results):
-            if result.status == pq.ExecStatus.FATAL_ERROR:
-                error = errors.error_from_result(result, encoding=self.connection.info.encoding)
-                part, index = owners[min(n, len(owners) - 1)]
-                offset = None
-                if error.diag.statement_position:
-                    offset = int(error.diag.statement_position) - 1 - starts[n]
-                raise BatchError(error, part, index, offset)
-            part, _ = owners[n]
-            outcome.tags[part].append((result.command_status or b"").decode())
-        return outcome
-
-    def rollback_if_needed(self) -> None:
-        if self.connection.pgconn.transaction_status != pq.TransactionStatus.IDLE:
-            self.connection.pgconn.send_query(b"ROLLBACK")
-            self.connection.wait(generators.execute(self.connection.pgconn))
 
 
 def lock_statements(session: Session, lock_timeout: float | None, *, transaction: bool = True) -> list[str]:
@@ -172,15 +68,6 @@ def client_check_statements(session: Session) -> list[str]:
     if session.server_version >= 140000:
         return ["SELECT set_config('client_connection_check_interval', '1000', true)"]
     return []
-
-
-def run_batch(session: Session, parts: Sequence[Part]) -> BatchResult:
-    """:meth:`Session.batch`, rolling back whatever transaction a failure left open."""
-    try:
-        return session.batch(parts)
-    except BatchError:
-        session.rollback_if_needed()
-        raise
 
 
 def raise_for_lock(error: BatchError, lock_timeout: float | None) -> None:

@@ -12,7 +12,8 @@ from datetime import datetime
 
 from psycopg import errors
 
-from .executor import BatchError, Part, Session, lock_statements, raise_for_lock, run_batch
+from .executor import lock_statements, raise_for_lock
+from .session import BatchError, Part, Session, run_batch
 
 TABLE = "schema_migrations"
 CREATE_STATEMENTS = (

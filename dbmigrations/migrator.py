@@ -10,17 +10,14 @@ from . import ledger, plan
 from .discovery import SqlFile, validate_scripts
 from .exceptions import ChecksumDrift, ConfigurationError, OutOfOrder
 from .executor import (
-    BatchError,
     FileRun,
-    Part,
-    Session,
     lock_statements,
     raise_for_lock,
-    run_batch,
     run_file,
     run_file_without_transaction,
     session_lock,
 )
+from .session import BatchError, Part, Session, run_batch
 
 UNIQUE_VIOLATION = "23505"
 

@@ -16,7 +16,8 @@ from psycopg import errors, sql
 from . import ledger
 from .database import DatabaseTarget
 from .exceptions import ProductionGuard, RemoteDatabase, ResetFailed
-from .executor import BatchError, Part, Session, lock_statements, raise_for_lock, run_batch
+from .executor import lock_statements, raise_for_lock
+from .session import BatchError, Part, Session, run_batch
 
 SCHEMA = "public"
 COMMENT = "standard public schema"

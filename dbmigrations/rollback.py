@@ -15,18 +15,15 @@ from . import ledger, plan
 from .discovery import SqlFile
 from .exceptions import MigrationFailed, NotReversible
 from .executor import (
-    BatchError,
     FileRun,
-    Part,
-    Session,
     finish,
     lock_statements,
     raise_for_lock,
-    run_batch,
     run_file,
     run_file_without_transaction,
     session_lock,
 )
+from .session import BatchError, Part, Session, run_batch
 
 Progress = Callable[[str, object], None]
 

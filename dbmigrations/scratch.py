@@ -16,7 +16,7 @@ from psycopg import sql
 
 from .database import libpq_keywords, scrub
 from .exceptions import DatabaseUnavailable
-from .executor import Session
+from .session import Session
 
 MAINTENANCE_DATABASES = ("postgres", None, "template1")  # None: the configured database itself
 CONNECT_TIMEOUT = "10"

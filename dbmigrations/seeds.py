@@ -15,9 +15,16 @@ from pathlib import Path
 
 from . import conf, plan
 from .discovery import SqlFile, discover
-from .exceptions import InvalidFiles, MigrationFailed, PendingMigrations, Problem, ProductionGuard
-from .executor import FileRun, Session, run_file
+from .exceptions import (
+    InvalidFiles,
+    MigrationFailed,
+    PendingMigrations,
+    Problem,
+    ProductionGuard,
+)
+from .executor import FileRun, run_file
 from .migrator import migration_status
+from .session import Session
 
 # NODE_ENV values that mean "a developer's or CI's own database".
 RUNNABLE_NODE_ENVS = ("", "development", "test")

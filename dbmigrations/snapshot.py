@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from .executor import Session
+from .session import Session
 
 QUERIES = {
     "tables": """

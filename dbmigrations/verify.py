@@ -15,8 +15,9 @@ from dataclasses import asdict, dataclass, field
 from . import migrator, snapshot
 from .discovery import SqlFile, SqlSource
 from .exceptions import MigrationFailed, StatementFailure
-from .executor import FileRun, Session, run_file, run_file_without_transaction
+from .executor import FileRun, run_file, run_file_without_transaction
 from .scratch import scratch_database
+from .session import Session
 
 FIRST_RUN_FAILED = "first run failed"
 REAPPLY_FAILED = "re-applying after the down file failed"

@@ -9,7 +9,15 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.conftest import ROOT, SHIPPED_MIGRATIONS, SHIPPED_SEEDS, Result, clean_env, migration, write_files
+from tests.conftest import (
+    ROOT,
+    SHIPPED_MIGRATIONS,
+    SHIPPED_SEEDS,
+    Result,
+    clean_env,
+    migration,
+    write_files,
+)
 
 SEED_HEADER = "-- Seed: {name}\n-- Environment: development\n-- Description: test seed\n-- Created: 2024-01-01\n\n"
 

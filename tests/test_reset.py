@@ -6,8 +6,8 @@ from psycopg import sql
 
 from dbmigrations import snapshot
 from dbmigrations.database import embedded_target, parse_database_url
-from dbmigrations.executor import Session
 from dbmigrations.reset import is_local
+from dbmigrations.session import Session
 from tests.conftest import SHIPPED_MIGRATIONS, SHIPPED_SEEDS, migration, write_files
 
 SHIPPED = ["001", "002", "003", "004", "005"]

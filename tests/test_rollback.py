@@ -7,7 +7,8 @@ import time
 import pytest
 
 from dbmigrations import snapshot
-from dbmigrations.executor import LOCK_KEY, Session
+from dbmigrations.executor import LOCK_KEY
+from dbmigrations.session import Session
 from tests.conftest import ROOT, SHIPPED_MIGRATIONS, clean_env, migration, write_files
 
 SHIPPED = ["001", "002", "003", "004", "005"]

@@ -11,7 +11,14 @@ import uuid
 import pytest
 from psycopg import sql
 
-from tests.conftest import ROOT, SHIPPED_MIGRATIONS, SHIPPED_SEEDS, clean_env, migration, write_files
+from tests.conftest import (
+    ROOT,
+    SHIPPED_MIGRATIONS,
+    SHIPPED_SEEDS,
+    clean_env,
+    migration,
+    write_files,
+)
 
 BASE = migration("001_base", "CREATE TABLE IF NOT EXISTS base (id serial PRIMARY KEY, a int);")
 

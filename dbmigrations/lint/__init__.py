@@ -4,9 +4,9 @@
 Statements come from pglast's parse tree; rules live in ``rules_*.py``, one function each.
 """
 from .engine import lint
-from .source import MIGRATION, SEED
-from .targets import Target, default_targets, expand
 from .registry import RULES
 from .report import Finding, Report
+from .source import MIGRATION, SEED
+from .targets import Target, default_targets, expand
 
 __all__ = ["MIGRATION", "RULES", "SEED", "Finding", "Report", "Target", "default_targets", "expand", "lint"]

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 from pglast import parser
 
+
 class Stmt(NamedTuple):
     """A statement: its node, where it is in the file, and what encloses it."""
 

@@ -6,7 +6,6 @@ from .registry import ERROR, MIGRATION_KINDS, WARNING, at, rule
 from .source import SEED, LintFile
 
 
-
 def describe(kind: str, fields: dict) -> str:
     """A short label of a statement for messages: ``CreateStmt`` → ``CREATE TABLE``."""
     labels = {"CreateStmt": "CREATE TABLE", "IndexStmt": "CREATE INDEX", "ViewStmt": "CREATE VIEW",

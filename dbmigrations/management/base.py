@@ -10,7 +10,7 @@ from django.db import DEFAULT_DB_ALIAS
 from .. import annotations, api, conf
 from ..database import DatabaseTarget
 from ..exceptions import DbMigrationsError
-from ..executor import Session
+from ..session import Session
 
 
 def version_number(value: str) -> int:

@@ -9,7 +9,9 @@ from django.apps import apps
 from django.db import DEFAULT_DB_ALIAS
 
 if apps.is_installed("django.contrib.staticfiles"):
-    from django.contrib.staticfiles.management.commands.runserver import Command as BaseRunserver
+    from django.contrib.staticfiles.management.commands.runserver import (
+        Command as BaseRunserver,
+    )
 else:  # pragma: no cover - depends on the host project
     from django.core.management.commands.runserver import Command as BaseRunserver
 
