@@ -40,10 +40,12 @@ class Server:
     user: str
     password: str
 
-    def url(self, dbname: str) -> str:
+    def url(self, dbname: str, *, user: str | None = None, password: str | None = None) -> str:
+        """A URL for ``dbname``, as the server's user or as ``user``/``password``."""
         from urllib.parse import quote
 
-        auth = quote(self.user, safe="") + (":" + quote(self.password, safe="") if self.password else "")
+        user, password = (self.user, self.password) if user is None else (user, password or "")
+        auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
         if self.host.startswith("/"):
             return f"postgresql://{auth}@/{dbname}?host={self.host}" + (f"&port={self.port}" if self.port else "")
         return f"postgresql://{auth}@{self.host}:{self.port or 5432}/{dbname}"

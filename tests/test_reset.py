@@ -5,7 +5,7 @@ import pytest
 from psycopg import sql
 
 from dbmigrations import snapshot
-from dbmigrations.database import embedded_target, parse_database_url
+from dbmigrations.database import embedded_target, mask_url, parse_database_url
 from dbmigrations.reset import is_local
 from dbmigrations.session import Session
 from tests.conftest import SHIPPED_MIGRATIONS, SHIPPED_SEEDS, migration, write_files
@@ -54,8 +54,7 @@ def test_reset_migrate_seed_after_typing_yes(manage, database):
     populate(manage, database)
     result = manage("reset_db", "--seed", migrations=SHIPPED_MIGRATIONS, seeds=SHIPPED_SEEDS, input="yes\n")
     assert result.returncode == 0, result.output
-    assert f"drops every table and all data in the public schema of postgresql://postgres@/{database.name}" \
-        in result.stdout
+    assert f"drops every table and all data in the public schema of {mask_url(database.url)}" in result.stdout
     assert "Applied 5 migration(s)." in result.stdout
     assert "Seeded 2 file(s)" in result.stdout
     assert database.versions() == SHIPPED
@@ -149,7 +148,8 @@ def role(pg_server, database):
     """A login role of the test's own (no superuser), dropped afterwards."""
     name = f"r_{uuid.uuid4().hex[:10]}"
     with pg_server.connect() as admin:
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(name)))
+        # A password too, for servers that ask for one over TCP (TEST_DATABASE_URL).
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(name), sql.Literal(name)))
     yield name
     with pg_server.connect() as admin:
         admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO CURRENT_USER").format(sql.Identifier(database.name)))
@@ -159,7 +159,7 @@ def role(pg_server, database):
 
 
 def as_role(database, role):
-    return database.url.replace(f"{database.server.user}@", f"{role}@", 1)
+    return database.server.url(database.name, user=role, password=role)
 
 
 def test_database_owner_without_superuser_can_reset(manage, pg_server, database, role):
