@@ -97,6 +97,12 @@ class ResetFailed(DbMigrationsError):
     exit_code = 1
 
 
+class RunnerStatementFailed(DbMigrationsError):
+    """The runner's own SQL around a file (ledger row) failed on the server; the file was rolled back."""
+
+    exit_code = 1
+
+
 class MigrationFailed(DbMigrationsError):
     """A SQL file failed on the server; its transaction was rolled back (if it had one)."""
 

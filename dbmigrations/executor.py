@@ -16,13 +16,16 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .exceptions import LockTimeout, MigrationFailed, StatementFailure
+from .exceptions import LockTimeout, MigrationFailed, RunnerStatementFailed, StatementFailure
 from .session import BatchError, Part, Session, run_batch
 from .statements import Script
 
 # One 64-bit key for every runner of this tool: migrations, rollbacks, ensure-ledger.
 LOCK_KEY = 7_316_415_243_117_601_218
 LOCK_NOT_AVAILABLE = "55P03"
+# A file's session-level SET search_path / SET ROLE must neither hide the ledger from the runner's
+# statements after it nor leak into the next file (a separate run would not see it either).
+RESTORE_SESSION = ("RESET search_path", "RESET ROLE")
 
 
 def lock_statements(session: Session, lock_timeout: float | None, *, transaction: bool = True) -> list[str]:
@@ -76,6 +79,16 @@ def raise_for_lock(error: BatchError, lock_timeout: float | None) -> None:
             f"gave up waiting for the migration lock after {lock_timeout:g} s: another runner "
             "(a deploy, a teammate) is migrating this database; retry when it is done"
         ) from None
+
+
+def runner_failure(error: BatchError, path: str) -> RunnerStatementFailed:
+    """A failure of the runner's own SQL around ``path`` (not of the file's statements), in one line."""
+    message = (error.error.diag.message_primary or str(error.error)).strip()
+    return RunnerStatementFailed(
+        f"{path}: the runner's own statement around this file failed, so everything was rolled back and nothing "
+        f"was recorded: ERROR {error.sqlstate}: {message}. Does the file drop, rename or revoke access to "
+        "schema_migrations?"
+    )
 
 
 def failure(error: BatchError, part: Part, *, note: str | None = None) -> MigrationFailed:
@@ -160,21 +173,24 @@ def run_file(
     """Run a transactional file in one transaction with the runner's ``before``/``after`` SQL.
 
     A failing statement of the file raises :class:`MigrationFailed` (file:line:col);
-    a failing runner statement re-raises the :class:`BatchError` for the caller to
-    interpret (lock timeout, concurrent apply). With ``commit=False`` the transaction
+    a failing runner statement before the file re-raises the :class:`BatchError` for the
+    caller to interpret (lock timeout, concurrent apply); one after it raises
+    :class:`RunnerStatementFailed`. With ``commit=False`` the transaction
     is left open for the caller to end with :func:`finish`.
     """
     body = Part(tuple(s.sql for s in script.statements), script, path)
     parts = [
         Part(("BEGIN", *client_check_statements(session), *before)),
         body,
-        Part((*after, *(["COMMIT"] if commit else []))),
+        Part((*RESTORE_SESSION, *after, *(["COMMIT"] if commit else []))),
     ]
     try:
         result = run_batch(session, parts)
     except BatchError as error:
         if error.part == 1:
             raise failure(error, body) from None
+        if error.part == 2:
+            raise runner_failure(error, path) from None
         raise
     return FileRun(result.rows(1), result.elapsed_ms, True, len(body.statements), result.tags[1] + result.tags[0])
 

@@ -108,9 +108,11 @@ def start_timer() -> str:
 
 def record_execution_time(session: Session, version: str) -> str:
     """UPDATE of the row's execution time, measured on the server, last in the transaction."""
+    # The file may have run RESET ALL, which empties the start time: then count from the transaction's start.
+    started = "coalesce(nullif(current_setting('dbmigrations.started_at', true), '')::timestamptz, now())"
     return (
-        f"UPDATE {TABLE} SET execution_ms = round(extract(epoch FROM clock_timestamp() - "
-        f"current_setting('dbmigrations.started_at')::timestamptz) * 1000) WHERE version = {session.literal(version)}"
+        f"UPDATE {TABLE} SET execution_ms = round(extract(epoch FROM clock_timestamp() - {started}) * 1000) "
+        f"WHERE version = {session.literal(version)}"
     )
 
 

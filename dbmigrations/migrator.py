@@ -10,11 +10,13 @@ from . import ledger, plan
 from .discovery import SqlFile, validate_scripts
 from .exceptions import ChecksumDrift, ConfigurationError, OutOfOrder
 from .executor import (
+    RESTORE_SESSION,
     FileRun,
     lock_statements,
     raise_for_lock,
     run_file,
     run_file_without_transaction,
+    runner_failure,
     session_lock,
 )
 from .session import BatchError, Part, Session, run_batch
@@ -130,7 +132,7 @@ def _apply_in_transaction(session: Session, entry: plan.Entry, lock_timeout, who
         raise_for_lock(error, lock_timeout)
         if error.sqlstate == UNIQUE_VIOLATION:
             return Outcome(entry, skipped_concurrently=True)
-        raise
+        raise runner_failure(error, str(file.path)) from None
     return Outcome(entry, run)
 
 
@@ -140,7 +142,7 @@ def _apply_without_transaction(session: Session, entry: plan.Entry, lock_timeout
         if ledger.is_recorded(session, file.version):
             return Outcome(entry, skipped_concurrently=True)
         run = run_file_without_transaction(session, file.source.script, str(file.path))
-        run_batch(session, [Part(("BEGIN", ledger.record_applied(session, file, applied_by=who),
+        run_batch(session, [Part(("BEGIN", *RESTORE_SESSION, ledger.record_applied(session, file, applied_by=who),
                                   ledger.set_execution_time(session, file.version, run.elapsed_ms), "COMMIT"))])
     return Outcome(entry, run)
 

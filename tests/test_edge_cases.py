@@ -1,0 +1,80 @@
+"""Adversarial edge cases, driven through ``manage.py`` against a real PostgreSQL.
+
+Each test is a bug a developer met (or would meet) at 2 a.m.: it asserts the exit
+code, the one-line error (never a traceback) and the database state afterwards.
+"""
+from __future__ import annotations
+
+from tests.conftest import migration, write_files
+
+
+def assert_no_traceback(result) -> None:
+    assert "Traceback" not in result.output, result.output
+
+
+# --- a file's session state must not leak into the runner's own SQL -----------------------------
+
+def test_set_search_path_in_a_migration_does_not_hide_the_ledger(manage, database, migrations_dir):
+    write_files(migrations_dir, {
+        "001_other_schema.sql": migration("001_other_schema", "CREATE SCHEMA IF NOT EXISTS other;\n"
+                                          "SET search_path TO other;\nCREATE TABLE IF NOT EXISTS t1 (id int);"),
+        "002_public_table.sql": migration("002_public_table", "CREATE TABLE IF NOT EXISTS t2 (id int);"),
+    })
+    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    assert result.returncode == 0, result.output
+    assert database.versions() == ["001", "002"]
+    assert database.tables("other") == {"t1"}
+    # The next migration runs with the connection's search_path again, not the previous file's.
+    assert "t2" in database.tables("public")
+    assert database.query("SELECT execution_ms IS NOT NULL FROM schema_migrations WHERE version = '001'") == [(True,)]
+
+
+def test_set_search_path_to_a_schema_with_its_own_schema_migrations(manage, database, migrations_dir):
+    write_files(migrations_dir, {
+        "001_decoy.sql": migration("001_decoy", "CREATE SCHEMA IF NOT EXISTS decoy;\n"
+                                   "CREATE TABLE IF NOT EXISTS decoy.schema_migrations (version text);\n"
+                                   "SET search_path TO decoy;"),
+        "002_next.sql": migration("002_next", "CREATE TABLE IF NOT EXISTS public.nxt (id int);"),
+    })
+    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    assert result.returncode == 0, result.output
+    assert database.versions() == ["001", "002"]
+    assert database.query("SELECT count(*) FROM decoy.schema_migrations") == [(0,)]
+
+
+def test_set_role_in_a_migration_does_not_break_the_ledger_update(manage, database, migrations_dir):
+    role = f"{database.name}_low"
+    write_files(migrations_dir, {
+        "001_as_role.sql": migration("001_as_role", f"CREATE ROLE {role};\nSET ROLE {role};\nSELECT 1;"),
+        "002_next.sql": migration("002_next", "CREATE TABLE IF NOT EXISTS nxt (id int);"),
+    })
+    try:
+        result = manage("apply_sql_migrations", migrations=migrations_dir)
+        assert result.returncode == 0, result.output
+        assert database.versions() == ["001", "002"]
+        # Created by the connection's own role, not the one the previous file switched to.
+        assert database.query("SELECT tableowner <> %s FROM pg_tables WHERE tablename = 'nxt'", (role,)) == [(True,)]
+    finally:
+        database.query(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_reset_all_in_a_migration(manage, database, migrations_dir):
+    write_files(migrations_dir, {"001_reset.sql": migration("001_reset", "CREATE TABLE IF NOT EXISTS r (id int);\nRESET ALL;")})
+    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    assert_no_traceback(result)
+    assert result.returncode == 0, result.output
+    assert database.versions() == ["001"]
+
+
+def test_migration_that_drops_the_ledger_is_one_line_error_and_rolled_back(manage, database, migrations_dir):
+    write_files(migrations_dir, {
+        "001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);"),
+        "002_drop_ledger.sql": migration("002_drop_ledger", "CREATE TABLE b (id int);\nDROP TABLE schema_migrations;"),
+    })
+    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    assert_no_traceback(result)
+    assert result.returncode == 1, result.output
+    assert "002_drop_ledger.sql" in result.stderr and "schema_migrations" in result.stderr
+    assert "rolled back" in result.stderr
+    assert database.versions() == ["001"]
+    assert "b" not in database.tables()
