@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.utils import OperationalError
+from django.db.utils import Error as DjangoDatabaseError
 
 from . import conf, migrator
 from .database import DatabaseTarget, scrub, target_from_settings
@@ -62,7 +62,7 @@ def connect(database: str = DEFAULT_DB_ALIAS, *, progress: Progress | None = Non
     connection = connections[database]
     try:
         connection.ensure_connection()
-    except OperationalError as error:
+    except DjangoDatabaseError as error:  # also a bad URL parameter (connect_timeout=abc)
         text = str(error).strip()
         message = scrub(text.splitlines()[0] if text else repr(error), target.password)
         raise DatabaseUnavailable(f"cannot connect to {target.masked_url}: {message}") from None

@@ -78,3 +78,16 @@ def test_migration_that_drops_the_ledger_is_one_line_error_and_rolled_back(manag
     assert "rolled back" in result.stderr
     assert database.versions() == ["001"]
     assert "b" not in database.tables()
+
+
+# --- malformed database URLs: one line, exit 2, no password -------------------------------------
+
+def test_bad_connect_timeout_in_url_is_one_line_error(manage, migrations_dir):
+    write_files(migrations_dir, {"001_a.sql": migration("001_a", "CREATE TABLE a (id int);")})
+    url = "postgresql://app:S3cretPw@127.0.0.1:5/db?connect_timeout=abc"
+    result = manage("apply_sql_migrations", migrations=migrations_dir, database_url=url)
+    assert_no_traceback(result)
+    assert result.returncode == 2, result.output
+    assert "connect_timeout" in result.stderr
+    assert "S3cretPw" not in result.output
+
