@@ -136,6 +136,7 @@ def _from_parts(environ: Mapping[str, str]) -> DatabaseTarget:
     host, port = _get(environ, "POSTGRES_HOST"), _get(environ, "POSTGRES_PORT") or "5432"
     user, password = _get(environ, "POSTGRES_USER"), environ.get("POSTGRES_PASSWORD") or ""
     name = _get(environ, "POSTGRES_DATABASE")
+    _check_port(port, "POSTGRES_PORT")
     settings = _settings(name, user, password, host, port, {}, source="POSTGRES_HOST", pooled=_looks_pooled(host, port, {}))
     return DatabaseTarget(
         "POSTGRES_HOST", settings, _masked(user, bool(password), host, port, name, {}), (),
@@ -155,6 +156,10 @@ def parse_database_url(url: str, *, source: str = "DATABASE_URL") -> DatabaseTar
     authority, _, path = authority_path.partition("/")
     userinfo, at, hostport = authority.rpartition("@")
     if not at:
+        if "@" in url.partition("://")[2]:  # never echoed: the text after "/", "?" or "#" is a password's end
+            raise ConfigurationError(
+                f"{source} has '@' after the host part: percent-encode '/', '?', '#' in the password (%2F, %3F, %23)"
+            )
         userinfo, hostport = "", authority
     user, _, password = userinfo.partition(":")
     user, password = unquote(user), unquote(password)
@@ -181,6 +186,7 @@ def parse_database_url(url: str, *, source: str = "DATABASE_URL") -> DatabaseTar
             dropped.append(key)
     if not name:
         raise ConfigurationError(f"{source} names no database (the URL needs a /dbname path)")
+    _check_port(port, source)
     pooled = _looks_pooled(host, port, dict(parse_qsl(query)))
     settings = _settings(name, user, password, host, port, kept, source=source, pooled=pooled)
     masked = _masked(user, bool(password), host, port, name, kept)
@@ -197,6 +203,13 @@ def _split_host_port(hostport: str) -> tuple[str, str]:
         host, _, port = hostport.partition(":")
         return host, port
     return hostport, ""
+
+
+def _check_port(port: str, source: str) -> None:
+    """Refuse a port that is not a number (libpq would blame the host name instead)."""
+    # Not echoed: in "user:secret/db" (no host) the "port" is the password.
+    if port and not all(p.strip().isdigit() for p in port.split(",")):
+        raise ConfigurationError(f"{source} has a port that is not a number (expected host:5432)")
 
 
 def _looks_pooled(host: str, port: str, params: Mapping[str, str]) -> bool:

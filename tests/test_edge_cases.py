@@ -91,3 +91,20 @@ def test_bad_connect_timeout_in_url_is_one_line_error(manage, migrations_dir):
     assert "connect_timeout" in result.stderr
     assert "S3cretPw" not in result.output
 
+
+def test_non_numeric_port_is_named_as_the_port(manage, migrations_dir):
+    url = "postgresql://app:S3cretPw@db.invalid:abc/db"
+    result = manage("sql_migration_status", migrations=migrations_dir, database_url=url)
+    assert result.returncode == 2, result.output
+    assert "port that is not a number" in result.stderr
+    assert "resolve host" not in result.stderr
+    assert "S3cretPw" not in result.output
+
+
+def test_unencoded_slash_or_hash_in_password_never_shows_the_password(manage, migrations_dir):
+    for url in ("postgresql://app:1234/S3cretPw@127.0.0.1:5/db", "postgresql://app:S3cret#Pw@127.0.0.1:5/db",
+                "postgresql://app:S3cret?Pw@127.0.0.1:5/db", "postgresql://app:S3cretPw/db"):
+        result = manage("sql_migration_status", migrations=migrations_dir, database_url=url)
+        assert result.returncode == 2, (url, result.output)
+        assert "S3cret" not in result.output and "1234" not in result.output, (url, result.output)
+        assert "Traceback" not in result.output
