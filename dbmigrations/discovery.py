@@ -123,13 +123,20 @@ def discover(directory: Path, *, allow_down: bool = True, parse: bool = True) ->
     for the files that will run (a no-op deploy over 1000 files skips 1000 parses).
     """
     directory = Path(directory)
-    if not directory.is_dir():
+    if not directory.exists():
         return []
+    try:
+        paths = sorted(directory.iterdir())
+    except OSError as error:  # a file where the folder should be, no permission
+        raise InvalidFiles([Problem(str(directory), f"cannot list the folder: {error.strerror}")]) from None
     problems: list[Problem] = []
     ups: dict[int, list[tuple[str, str, Path]]] = {}
     downs: dict[tuple[int, str], Path] = {}
-    for path in sorted(directory.iterdir()):
-        if not path.name.endswith(".sql") or not path.is_file():
+    for path in paths:
+        if not path.name.endswith(".sql"):
+            continue
+        if path.is_dir():  # a dangling symlink is not skipped: reading it reports the problem
+            problems.append(Problem(str(path), "a folder, not a SQL file"))
             continue
         match = NAME_PATTERN.match(path.name)
         if not match:
@@ -185,6 +192,9 @@ def _load(path: Path, problems: list[Problem], parse: bool = True) -> SqlSource 
         source = read_source(path)
     except InvalidFiles as error:
         problems.extend(error.problems)
+        return None
+    except OSError as error:  # unreadable, a dangling symlink, deleted meanwhile
+        problems.append(Problem(str(path), f"cannot read the file: {error.strerror}"))
         return None
     if not parse:
         return source

@@ -108,3 +108,34 @@ def test_unencoded_slash_or_hash_in_password_never_shows_the_password(manage, mi
         assert result.returncode == 2, (url, result.output)
         assert "S3cret" not in result.output and "1234" not in result.output, (url, result.output)
         assert "Traceback" not in result.output
+
+
+# --- the migrations folder and its files ---------------------------------------------------------
+
+def test_migrations_dir_that_is_a_file_is_refused(manage, database, tmp_path):
+    not_a_dir = tmp_path / "migrations.sql"
+    not_a_dir.write_text("SELECT 1;\n")
+    result = manage("apply_sql_migrations", migrations=not_a_dir)
+    assert_no_traceback(result)
+    assert result.returncode == 2, result.output
+    assert str(not_a_dir) in result.stderr and "Not a directory" in result.stderr
+    assert database.tables() == set()
+
+
+def test_dangling_symlink_migration_is_not_skipped_silently(manage, database, migrations_dir):
+    write_files(migrations_dir, {"001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);")})
+    (migrations_dir / "002_b.sql").symlink_to(migrations_dir / "elsewhere" / "002_b.sql")
+    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    assert_no_traceback(result)
+    assert result.returncode == 2, result.output
+    assert "002_b.sql: cannot read the file: No such file or directory" in result.stderr
+    assert database.tables() == set()
+
+
+def test_folder_named_like_a_migration_is_reported(manage, database, migrations_dir):
+    write_files(migrations_dir, {"001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);")})
+    (migrations_dir / "002_b.sql").mkdir()
+    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    assert result.returncode == 2, result.output
+    assert "002_b.sql: a folder, not a SQL file" in result.stderr
+    assert database.tables() == set()
