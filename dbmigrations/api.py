@@ -60,6 +60,13 @@ def connect(database: str = DEFAULT_DB_ALIAS, *, progress: Progress | None = Non
         )
     (progress or _quiet)("database", target)
     connection = connections[database]
+    if connection.in_atomic_block:
+        # The runner ends its own transactions (BEGIN … COMMIT per file): inside atomic() it would
+        # commit, or abort, the caller's.
+        raise ConfigurationError(
+            f"database {database!r} is inside transaction.atomic(): run migrations outside it "
+            "(in tests: use pytest-django's transactional_db, or the dbmigrations pytest plugin)"
+        )
     try:
         connection.ensure_connection()
     except DjangoDatabaseError as error:  # also a bad URL parameter (connect_timeout=abc)

@@ -47,7 +47,7 @@ class DatabaseTarget:
     """A resolved database: where it came from and how Django should connect."""
 
     source: str
-    settings: dict
+    settings: dict = field(repr=False)  # holds the password
     masked_url: str
     dropped_params: tuple[str, ...] = ()
     pooled: bool = False

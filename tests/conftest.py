@@ -23,6 +23,8 @@ import pytest
 from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
+# Keep the lint's result cache out of the developer's ~/.cache (commands run here and in subprocesses).
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="bestrong-test-cache-")
 CLEARED_ENV = (
     "DATABASE_URL_UNPOOLED", "POSTGRES_URL_NON_POOLING", "DATABASE_URL", "POSTGRES_URL", "POSTGRES_PRISMA_URL",
     "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DATABASE", "POSTGRES_USER", "POSTGRES_PASSWORD",

@@ -102,6 +102,11 @@ def test_bad_scheme_and_missing_name_are_clear_errors():
         parse_database_url("postgresql://u:p@h")
 
 
+def test_repr_of_a_target_never_shows_the_password():
+    target = parse_database_url("postgresql://app:Sup3rSecret@db.example.com/app")
+    assert "Sup3rSecret" not in repr(target) and "Sup3rSecret" not in target.describe()
+
+
 def test_configuration_error_is_kept_for_the_commands_not_raised():
     settings = database_settings({"DATABASE_URL": "mysql://u:hunter2@h/d"})
     assert "CONFIG_ERROR" in settings and "hunter2" not in settings["CONFIG_ERROR"]
