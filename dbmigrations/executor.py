@@ -180,7 +180,7 @@ def run_file(
     """
     body = Part(tuple(s.sql for s in script.statements), script, path)
     parts = [
-        Part(("BEGIN", *client_check_statements(session), *before)),
+        Part((script.begin, *client_check_statements(session), *before)),
         body,
         Part((*RESTORE_SESSION, *after, *(["COMMIT"] if commit else []))),
     ]

@@ -71,6 +71,8 @@ class Script:
     text: str
     statements: tuple[Statement, ...]
     wrapped: bool
+    #: The wrapper's own BEGIN, so its options (ISOLATION LEVEL …, READ ONLY) still apply.
+    begin: str = "BEGIN"
 
     @cached_property
     def _line_starts(self) -> list[int]:
@@ -130,7 +132,7 @@ def parse_script(text: str) -> Script:
                 "each file in one transaction; only a BEGIN;…COMMIT; wrapper around the whole file is allowed",
                 statement.start,
             )
-    script = Script(text, tuple(body), wrapped)
+    script = Script(text, tuple(body), wrapped, statements[0].sql if wrapped else "BEGIN")
     if wrapped and script.non_transactional:
         first = script.non_transactional[0]
         raise ScriptError(

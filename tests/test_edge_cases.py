@@ -139,3 +139,25 @@ def test_folder_named_like_a_migration_is_reported(manage, database, migrations_
     assert result.returncode == 2, result.output
     assert "002_b.sql: a folder, not a SQL file" in result.stderr
     assert database.tables() == set()
+
+
+# --- SQL edge cases through the runner -----------------------------------------------------------
+
+def test_isolation_level_of_the_files_begin_is_kept(manage, database, migrations_dir):
+    write_files(migrations_dir, {"001_iso.sql": (
+        "BEGIN ISOLATION LEVEL SERIALIZABLE;\n"
+        "CREATE TABLE iso AS SELECT current_setting('transaction_isolation') AS level;\n"
+        "COMMIT;\n")})
+    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    assert result.returncode == 0, result.output
+    assert database.query("SELECT level FROM iso") == [("serializable",)]
+    assert database.versions() == ["001"]
+
+
+def test_read_only_wrapper_is_one_line_error_and_nothing_recorded(manage, database, migrations_dir):
+    write_files(migrations_dir, {"001_ro.sql": "START TRANSACTION READ ONLY;\nSELECT 1;\nEND;\n"})
+    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    assert_no_traceback(result)
+    assert result.returncode == 1, result.output
+    assert "001_ro.sql" in result.stderr and "read-only transaction" in result.stderr
+    assert database.query("SELECT count(*) FROM schema_migrations") == [(0,)]
