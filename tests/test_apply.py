@@ -81,7 +81,7 @@ def test_error_reports_detail_hint_and_position_after_multibyte_text(call, datab
     assert result.returncode == 1
     # column 8 of line 11 in characters, although the file has multibyte text before it
     assert f"{migrations_dir / '001_x.sql'}:11:8: ERROR 42703: column \"nosuchcolumn\" does not exist" in result.stderr
-    assert "HINT" not in result.stderr or "nosuchcolumn" in result.stderr
+    assert "HINT:" not in result.stderr  # PostgreSQL gives none for an unknown column of a single table
 
 
 def test_error_inside_do_block_names_the_line_in_the_block(call, database, migrations_dir):
