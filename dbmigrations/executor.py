@@ -23,9 +23,9 @@ from .statements import Script
 # One 64-bit key for every runner of this tool: migrations, rollbacks, ensure-ledger.
 LOCK_KEY = 7_316_415_243_117_601_218
 LOCK_NOT_AVAILABLE = "55P03"
-# A file's session-level SET search_path / SET ROLE must neither hide the ledger from the runner's
-# statements after it nor leak into the next file (a separate run would not see it either).
-RESTORE_SESSION = ("RESET search_path", "RESET ROLE")
+# A file's session-level SET search_path / SET ROLE / timeouts must neither break the runner's statements
+# after it nor leak into the next file (a separate run would not see them either).
+RESTORE_SESSION = ("RESET search_path", "RESET ROLE", "RESET statement_timeout", "RESET lock_timeout")
 
 
 def lock_statements(session: Session, lock_timeout: float | None, *, transaction: bool = True) -> list[str]:

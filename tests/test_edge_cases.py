@@ -161,3 +161,16 @@ def test_read_only_wrapper_is_one_line_error_and_nothing_recorded(manage, databa
     assert result.returncode == 1, result.output
     assert "001_ro.sql" in result.stderr and "read-only transaction" in result.stderr
     assert database.query("SELECT count(*) FROM schema_migrations") == [(0,)]
+
+
+def test_timeouts_set_by_one_migration_do_not_leak_into_the_next(manage, database, migrations_dir):
+    write_files(migrations_dir, {
+        # squawk's advice: each migration sets its own timeouts.
+        "001_tight.sql": migration("001_tight", "SET statement_timeout = '20ms';\nSET lock_timeout = '1ms';\n"
+                                   "CREATE TABLE IF NOT EXISTS tight (id int);"),
+        "002_slow.sql": migration("002_slow", "CREATE TABLE IF NOT EXISTS slow AS SELECT pg_sleep(0.2)::text AS slept;"),
+    })
+    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    assert result.returncode == 0, result.output
+    assert database.versions() == ["001", "002"]
+    assert {"tight", "slow"} <= database.tables()
