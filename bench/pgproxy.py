@@ -12,8 +12,9 @@ import threading
 
 
 class LatencyProxy:
-    def __init__(self, target_host: str, target_port: int | None, delay_ms: float = 5.0):
+    def __init__(self, target_host: str, target_port: int | None, delay_ms: float = 5.0, listen_host: str = "127.0.0.1"):
         self.target_host, self.target_port, self.delay = target_host, target_port, delay_ms / 1000
+        self.listen_host = listen_host
         self.round_trips = 0
         self.startup_round_trips = 0
         self.client_messages = 0
@@ -28,7 +29,7 @@ class LatencyProxy:
 
     def _run(self):
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, self.listen_host, 0))
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()

@@ -74,9 +74,11 @@ def client_check_statements(session: Session) -> list[str]:
 
 
 def raise_for_lock(error: BatchError, lock_timeout: float | None) -> None:
+    """Turn a lock timeout on the migration lock into :class:`LockTimeout` (exit 2)."""
     if error.sqlstate == LOCK_NOT_AVAILABLE:
+        after = f"after {lock_timeout:g} s" if lock_timeout is not None else "(the server's lock_timeout)"
         raise LockTimeout(
-            f"gave up waiting for the migration lock after {lock_timeout:g} s: another runner "
+            f"gave up waiting for the migration lock {after}: another runner "
             "(a deploy, a teammate) is migrating this database; retry when it is done"
         ) from None
 
@@ -189,18 +191,40 @@ def run_file(
     except BatchError as error:
         if error.part == 1:
             raise failure(error, body) from None
+        if error.part == 2 and commit and error.index == len(parts[2].statements) - 1:
+            raise commit_failure(error, body) from None
         if error.part == 2:
             raise runner_failure(error, path) from None
         raise
     return FileRun(result.rows(1), result.elapsed_ms, True, len(body.statements), result.tags[1] + result.tags[0])
 
 
-def finish(session: Session, *, commit: bool) -> None:
-    """End a transaction left open by ``run_file(commit=False)``."""
-    if commit:
-        run_batch(session, [Part(("COMMIT",))])
-    else:
+def finish(session: Session, *, commit: bool, script: Script | None = None, path: str | None = None) -> None:
+    """End a transaction left open by ``run_file(commit=False)``; a failing COMMIT names the file."""
+    if not commit:
         session.rollback_if_needed()
+        return
+    try:
+        run_batch(session, [Part(("COMMIT",))])
+    except BatchError as error:
+        if script is None:
+            raise
+        raise commit_failure(error, Part((), script, path)) from None
+
+
+def commit_failure(error: BatchError, part: Part) -> MigrationFailed:
+    """A COMMIT that failed: a deferred constraint checked at the end of the file's transaction."""
+    script = part.script
+    last = script.statements[-1]
+    line = script.position(last.start + len(last.sql))[0]
+    diag = error.error.diag
+    return MigrationFailed(StatementFailure(
+        path=part.path or "<sql>", line=line, column=1, sqlstate=error.sqlstate,
+        message=(diag.message_primary or str(error.error)).strip(), detail=diag.message_detail,
+        hint=diag.message_hint, source_line=script.line_text(line),
+        note="Raised at COMMIT by a deferred constraint (DEFERRABLE INITIALLY DEFERRED or SET CONSTRAINTS … "
+             "DEFERRED): the whole file was rolled back and nothing was recorded.",
+    ))
 
 
 def run_file_without_transaction(session: Session, script: Script, path: str) -> FileRun:

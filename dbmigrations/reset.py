@@ -71,6 +71,23 @@ def check_target(target: DatabaseTarget, *, production: bool, allow_remote: bool
             "database really is disposable, run again with --allow-remote. Nothing was changed.")
 
 
+def check_connected_server(session: Session, target: DatabaseTarget, *, allow_remote: bool = False) -> str:
+    """Refuse unless the server actually reached is local; return where it is, for the prompt.
+
+    The configuration can leave the host to libpq (``PGHOST``, a service file), so the
+    check before connecting is repeated on the live connection, before anything is dropped.
+    """
+    info = session.connection.info
+    where = info.hostaddr or info.host
+    local = _is_local_host(info.host) and (not info.hostaddr or _is_local_host(info.hostaddr))
+    if not allow_remote and not local and not target.is_embedded:
+        raise RemoteDatabase(
+            f"reset_db refused: {target.masked_url} reached the server at {where}, which is not on this machine "
+            "(PGHOST or a service file chose it). If this database really is disposable, run again with "
+            "--allow-remote. Nothing was changed.")
+    return where
+
+
 def recreate_statements(session: Session) -> list[str]:
     """DROP and CREATE of ``public`` with a new database's owner, privileges and comment."""
     connection = session.connection

@@ -128,7 +128,7 @@ def _in_transaction(session: Session, entry: plan.Entry, lock_timeout: float | N
             return Step(entry, skipped_concurrently=True)
         raise NotReversible(f"{entry.name}: the ledger holds {removed} rows for version {entry.row.version}; "
                             "nothing was changed")
-    finish(session, commit=True)
+    finish(session, commit=True, script=down.script, path=str(down.path))
     return Step(entry, run)
 
 

@@ -113,7 +113,11 @@ class Session:
         return outcome
 
     def rollback_if_needed(self) -> None:
-        if self.connection.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+        """Roll back a transaction a failure left open; nothing to do on a lost connection."""
+        pgconn = self.connection.pgconn
+        if pgconn.status != pq.ConnStatus.OK or pgconn.transaction_status == pq.TransactionStatus.UNKNOWN:
+            return  # the server ended the session: its transaction is gone with it
+        if pgconn.transaction_status != pq.TransactionStatus.IDLE:
             self.connection.pgconn.send_query(b"ROLLBACK")
             self.connection.wait(generators.execute(self.connection.pgconn))
 

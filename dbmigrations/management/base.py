@@ -4,13 +4,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+import psycopg
 from django.core.management.base import BaseCommand, CommandError
-from django.db import DEFAULT_DB_ALIAS
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from .. import annotations, api, conf
-from ..database import DatabaseTarget
+from ..database import DatabaseTarget, scrub
 from ..exceptions import DbMigrationsError
-from ..session import Session
+from ..session import BatchError, Session
 
 
 def version_number(value: str) -> int:
@@ -53,13 +54,28 @@ class SqlCommand(BaseCommand):
         self.verbosity = options.get("verbosity", 1)
         try:
             return super().execute(*args, **options)
+        except (psycopg.Error, BatchError, DatabaseError) as error:
+            # A server error outside any file's statements (the connection lost mid-run, …): one line, exit 1.
+            self.close_open_line()
+            raise CommandError(f"database error: {self.scrubbed(error)}", returncode=1) from None
         except DbMigrationsError as error:
-            if getattr(self, "open_line", False):  # a progress line ("Applying x … ") awaits its result
-                self.stdout.write(self.style.ERROR("FAILED"))
-                self.open_line = False
+            self.close_open_line()
             if annotations.enabled():  # GitHub Actions: also point at the file and line in the PR
                 annotations.annotate_error(getattr(self, "stdout", sys.stdout), error)
             raise CommandError(str(error), returncode=error.exit_code) from None
+
+    def close_open_line(self) -> None:
+        """End a progress line ("Applying x … ") that awaits its result with FAILED."""
+        if getattr(self, "open_line", False):
+            self.stdout.write(self.style.ERROR("FAILED"))
+            self.open_line = False
+
+    def scrubbed(self, error: Exception) -> str:
+        """The first line of ``error`` without any configured password."""
+        text = str(getattr(error, "error", error)).strip()
+        first = text.splitlines()[0] if text else type(error).__name__
+        passwords = [(settings.get("PASSWORD") or "") for settings in connections.settings.values()]
+        return scrub(first, *passwords)
 
     def target(self, alias: str) -> DatabaseTarget:
         return api.database_target(alias)

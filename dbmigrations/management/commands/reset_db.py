@@ -4,7 +4,7 @@ from dbmigrations import conf, seeds
 from dbmigrations.discovery import discover
 from dbmigrations.management.base import SqlCommand
 from dbmigrations.migrator import apply_migrations
-from dbmigrations.reset import check_target, reset_schema
+from dbmigrations.reset import check_connected_server, check_target, reset_schema
 
 
 class Command(SqlCommand):
@@ -30,9 +30,10 @@ class Command(SqlCommand):
         if options["seed"]:
             seeds.check_environment(os.environ)
             seed_files = seeds.seed_files()
-        if options["interactive"] and not self.confirmed(target.masked_url):
-            return self.stdout.write("Reset cancelled.")
         session = self.connect(options["database"])
+        server = check_connected_server(session, target, allow_remote=options["allow_remote"])
+        if options["interactive"] and not self.confirmed(f"{target.masked_url} (server {server})"):
+            return self.stdout.write("Reset cancelled.")
         result = reset_schema(session)
         ledger = "" if result.ledger_rows is None else f" and the record of {result.ledger_rows} applied migration(s)"
         self.stdout.write(self.style.SUCCESS(
