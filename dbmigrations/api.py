@@ -78,8 +78,12 @@ def connect(database: str = DEFAULT_DB_ALIAS, *, progress: Progress | None = Non
 
 def migration_files(migrations_dir: str | os.PathLike | None = None) -> list[SqlFile]:
     """The validated migration files of ``migrations_dir`` (default: the ``SQL_MIGRATIONS_DIR`` setting)."""
+    directory = Path(migrations_dir) if migrations_dir is not None else conf.migrations_dir()
+    if not directory.exists():
+        # A typo in SQL_MIGRATIONS_DIR must not turn a deploy into a green no-op.
+        raise ConfigurationError(f"the migrations folder {directory} does not exist (SQL_MIGRATIONS_DIR)")
     # Parsed later, and only the files that will run (migrator.check_plan).
-    return discover(Path(migrations_dir) if migrations_dir is not None else conf.migrations_dir(), parse=False)
+    return discover(directory, parse=False)
 
 
 def apply_migrations(

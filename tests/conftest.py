@@ -246,7 +246,10 @@ def write_files(directory: Path, files: dict[str, str | bytes]) -> Path:
 
 @pytest.fixture
 def migrations_dir(tmp_path) -> Path:
-    return (tmp_path / "migrations")
+    """An empty migrations folder for this test."""
+    directory = tmp_path / "migrations"
+    directory.mkdir()
+    return directory
 
 
 SHIPPED_MIGRATIONS = ROOT / "migrations"

@@ -92,3 +92,10 @@ def test_reset_prompt_names_the_server_reached(manage, database):
     assert result.returncode == 0
     assert "(server " in result.stdout and "Reset cancelled." in result.stdout
     assert "keep" in database.tables()
+
+
+def test_a_missing_migrations_folder_is_refused_not_a_green_no_op(manage, database, tmp_path):
+    result = manage("apply_sql_migrations", migrations=tmp_path / "migratoins")
+    assert result.returncode == 2
+    assert f"the migrations folder {tmp_path / 'migratoins'} does not exist (SQL_MIGRATIONS_DIR)" in result.stderr
+    assert database.tables() == set()
