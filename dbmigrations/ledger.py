@@ -130,12 +130,9 @@ def record_unapplied(session: Session, version: str) -> str:
     return f"DELETE FROM {TABLE} WHERE version = {session.literal(version)}"
 
 
-def update_checksum(session: Session, version: str, checksum: str) -> None:
-    session.fetch(f"UPDATE {TABLE} SET checksum = %s WHERE version = %s", (checksum, version))
-
-
-def forget(session: Session, version: str) -> None:
-    session.fetch(f"DELETE FROM {TABLE} WHERE version = %s", (version,))
+def record_checksum(session: Session, version: str, checksum: str) -> str:
+    """UPDATE of a row's checksum (``repair_sql_migrations``, after a human checked the edit)."""
+    return f"UPDATE {TABLE} SET checksum = {session.literal(checksum)} WHERE version = {session.literal(version)}"
 
 
 def fake_applied(session: Session, file, *, applied_by: str) -> None:

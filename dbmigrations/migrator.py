@@ -147,6 +147,33 @@ def _apply_without_transaction(session: Session, entry: plan.Entry, lock_timeout
     return Outcome(entry, run)
 
 
+@dataclass
+class RepairResult:
+    """Rows whose checksum was recorded again, rows forgotten, rows left without a file."""
+
+    recorded: list[plan.Entry] = field(default_factory=list)
+    forgotten: list[plan.Entry] = field(default_factory=list)
+    still_missing: list[plan.Entry] = field(default_factory=list)
+
+
+def repair(session: Session, files: list[SqlFile], *, forget_missing: bool = False,
+           lock_timeout: float | None = None) -> RepairResult:
+    """Record the current checksum of every modified migration (and, if asked, drop rows whose
+    file is gone) in one transaction under the migration lock: all of it or nothing."""
+    entries = migration_status(session, files)
+    result = RepairResult(recorded=plan.drifted(entries))
+    (result.forgotten if forget_missing else result.still_missing).extend(plan.missing(entries))
+    statements = [ledger.record_checksum(session, e.row.version, e.file.checksum) for e in result.recorded]
+    statements += [ledger.record_unapplied(session, e.row.version) for e in result.forgotten]
+    if statements:
+        try:
+            run_batch(session, [Part(("BEGIN", *lock_statements(session, lock_timeout), *statements, "COMMIT"))])
+        except BatchError as error:
+            raise_for_lock(error, lock_timeout)
+            raise
+    return result
+
+
 def migration_status(session: Session, files: list[SqlFile]) -> list[plan.Entry]:
     """Status of every file and ledger row, without creating or altering the ledger."""
     return plan.status(files, ledger.read(session)[0])

@@ -75,7 +75,8 @@ class Command(SqlCommand):
                 self.stdout.write(f"  {run.statements} statement(s), {run.rows} row(s) changed")
 
     def show_plan(self, entries, options, target):
-        todo = check_plan(entries, strict_order=options["strict_order"], pooled=False, target=target)
+        pooled = self.target(options["database"]).pooled  # the plan refuses what the run would refuse
+        todo = check_plan(entries, strict_order=options["strict_order"], pooled=pooled, target=target)
         if not todo:
             self.stdout.write("Nothing to apply: the database is up to date.")
             return

@@ -39,7 +39,7 @@ class Command(SqlCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Reset the public schema of {target.masked_url}: dropped {result.tables} table(s){ledger}."))
         if migrate:
-            applied = apply_migrations(session, files, progress=self.progress("Applied"))
+            applied = apply_migrations(session, files, pooled=target.pooled, progress=self.progress("Applied"))
             self.stdout.write(self.style.SUCCESS(f"Applied {len(applied.applied)} migration(s)."))
         if options["seed"]:
             runs = seeds.run_seeds(session, seed_files, progress=self.progress("Seeded"))
