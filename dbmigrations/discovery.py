@@ -158,6 +158,8 @@ def discover(directory: Path, *, allow_down: bool = True, parse: bool = True) ->
             names = ", ".join(p.name for _, _, p in entries)
             problems.extend(Problem(str(p), f"duplicate version {number}: {names}", kind="duplicate")
                             for _, _, p in entries)
+            for _, slug, _ in entries:
+                downs.pop((number, slug), None)  # its up file exists: the duplicate is the problem
             continue
         version, slug, path = entries[0]
         source = _load(path, problems, parse)

@@ -128,7 +128,7 @@ def parse_script(text: str) -> Script:
     for statement in body:
         if statement.is_transaction_control and statement.node.kind not in _SAVEPOINT_KINDS:
             raise ScriptError(
-                f"transaction control ({statement.sql.split()[0].upper()}) inside the file: the runner puts "
+                f"transaction control ({_keyword(statement.node)}) inside the file: the runner puts "
                 "each file in one transaction; only a BEGIN;…COMMIT; wrapper around the whole file is allowed",
                 statement.start,
             )
@@ -152,6 +152,12 @@ def _statement(text: str, raw: ast.RawStmt) -> Statement:
     stripped = sql.lstrip()
     start += len(sql) - len(stripped)
     return Statement(stripped.rstrip(), start, raw.stmt)
+
+
+def _keyword(node: ast.TransactionStmt) -> str:
+    """``COMMIT`` for TRANS_STMT_COMMIT, ``PREPARE TRANSACTION`` for TRANS_STMT_PREPARE, …"""
+    words = node.kind.name.removeprefix("TRANS_STMT_").replace("_", " ")
+    return "PREPARE TRANSACTION" if words == "PREPARE" else words
 
 
 def _is_kind(statement: Statement, kinds) -> bool:

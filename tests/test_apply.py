@@ -303,3 +303,10 @@ def test_bad_option_values_are_one_line_errors(manage, database, migrations_dir,
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert database.tables() == set()
+
+
+def test_duplicate_version_with_a_down_file_is_one_problem_not_an_orphan(manage, migrations_dir):
+    write_files(migrations_dir, {"001_a.sql": "SELECT 1;", "0001_b.sql": "SELECT 2;", "001_a.down.sql": "SELECT 3;"})
+    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    assert result.returncode == 2
+    assert "duplicate version 1" in result.stderr and "without its up file" not in result.stderr
