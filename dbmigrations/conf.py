@@ -10,6 +10,7 @@ from .database import is_production as _is_production
 
 
 def base_dir() -> Path:
+    """The project root (``settings.BASE_DIR``), or the working directory."""
     return Path(getattr(settings, "BASE_DIR", Path.cwd()))
 
 

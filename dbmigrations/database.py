@@ -113,6 +113,7 @@ def resolve_database(environ: Mapping[str, str], *, embedded_name: str = "bestro
 
 
 def embedded_target(name: str = "bestrong") -> DatabaseTarget:
+    """The embedded development server's database ``name`` (its socket is found when connecting)."""
     settings = {
         "ENGINE": EMBEDDED_ENGINE,
         "NAME": name,

@@ -103,6 +103,7 @@ def record_applied(session: Session, file, *, applied_by: str) -> str:
 
 
 def start_timer() -> str:
+    """Remember, inside the transaction, when the file's statements start (for ``execution_ms``)."""
     return "SELECT set_config('dbmigrations.started_at', clock_timestamp()::text, true)"
 
 
@@ -122,6 +123,7 @@ def set_execution_time(session: Session, version: str, millis: int) -> str:
 
 
 def is_recorded(session: Session, version: str) -> bool:
+    """Whether ``version`` has a ledger row now (the re-check under the session lock)."""
     return bool(session.fetch(f"SELECT 1 FROM {TABLE} WHERE version = %s", (version,)))
 
 

@@ -52,6 +52,7 @@ Progress = Callable[[str, object], None]
 
 
 def applied_by() -> str:
+    """``user@host`` of this runner, for the ledger's ``applied_by``."""
     try:
         user = getpass.getuser()
     except Exception:  # no passwd entry in some containers

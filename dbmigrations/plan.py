@@ -101,8 +101,10 @@ def pending(entries: list[Entry], *, target: int | None = None) -> list[Entry]:
 
 
 def drifted(entries: list[Entry]) -> list[Entry]:
+    """Applied migrations whose file changed since (checksum differs)."""
     return [e for e in entries if e.state == State.MODIFIED]
 
 
 def missing(entries: list[Entry]) -> list[Entry]:
+    """Ledger rows whose file is gone."""
     return [e for e in entries if e.state == State.MISSING]

@@ -69,6 +69,7 @@ class Session:
         return self.connection.info.server_version
 
     def fetch(self, sql: str, params: Sequence | None = None) -> list[tuple]:
+        """Run one parametrized query (extended protocol); its rows, if it returns any."""
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
