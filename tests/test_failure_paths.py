@@ -99,3 +99,14 @@ def test_a_missing_migrations_folder_is_refused_not_a_green_no_op(manage, databa
     assert result.returncode == 2
     assert f"the migrations folder {tmp_path / 'migratoins'} does not exist (SQL_MIGRATIONS_DIR)" in result.stderr
     assert database.tables() == set()
+
+
+def test_failed_rollback_step_closes_its_progress_line(manage, database, migrations_dir):
+    write_files(migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE IF NOT EXISTS t (id int);"),
+                                 "001_t.down.sql": migration("001_t", "DROP TABLE nosuch;")})
+    assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    result = manage("rollback_sql_migrations", migrations=migrations_dir)
+    assert result.returncode == 1
+    assert "Rolling back 001_t … FAILED" in result.stdout
+    assert "001_t.down.sql:8:1: ERROR 42P01" in result.stderr
+    assert database.versions() == ["001"] and "t" in database.tables()

@@ -64,6 +64,16 @@ class SqlCommand(BaseCommand):
                 annotations.annotate_error(getattr(self, "stdout", sys.stdout), error)
             raise CommandError(str(error), returncode=error.exit_code) from None
 
+    def start_line(self, text: str) -> None:
+        """Begin a progress line ("Applying x … ") that :meth:`end_line` (or a failure) completes."""
+        self.stdout.write(text, ending="")
+        self.stdout.flush()
+        self.open_line = True
+
+    def end_line(self, text: str) -> None:
+        self.stdout.write(text)
+        self.open_line = False
+
     def close_open_line(self) -> None:
         """End a progress line ("Applying x … ") that awaits its result with FAILED."""
         if getattr(self, "open_line", False):

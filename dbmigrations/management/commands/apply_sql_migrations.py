@@ -57,20 +57,16 @@ class Command(SqlCommand):
         if self.verbosity < 1:
             return
         if event == "start":
-            self.stdout.write(f"Applying {payload.name} … ", ending="")
-            self.stdout.flush()
-            self.open_line = True
-            return
-        self.open_line = False
+            return self.start_line(f"Applying {payload.name} … ")
         outcome = payload
         if outcome.faked:
-            self.stdout.write(self.style.WARNING("FAKED"))
+            self.end_line(self.style.WARNING("FAKED"))
         elif outcome.skipped_concurrently:
-            self.stdout.write(self.style.WARNING("skipped (applied concurrently by another runner)"))
+            self.end_line(self.style.WARNING("skipped (applied concurrently by another runner)"))
         else:
             run = outcome.run
             note = "" if run.atomic else ", not atomic: ran outside a transaction"
-            self.stdout.write(self.style.SUCCESS("OK") + f" ({run.elapsed_ms} ms{note})")
+            self.end_line(self.style.SUCCESS("OK") + f" ({run.elapsed_ms} ms{note})")
             if self.verbosity >= 2:
                 self.stdout.write(f"  {run.statements} statement(s), {run.rows} row(s) changed")
 

@@ -49,10 +49,9 @@ class Command(SqlCommand):
         if self.verbosity < 1:
             return
         if event == "start":
-            self.stdout.write(f"Rolling back {payload.name} … ", ending="")
-            return self.stdout.flush()
+            return self.start_line(f"Rolling back {payload.name} … ")
         if payload.skipped_concurrently:
-            self.stdout.write(self.style.WARNING("skipped (rolled back concurrently by another runner)"))
+            self.end_line(self.style.WARNING("skipped (rolled back concurrently by another runner)"))
         else:
             note = "" if payload.run.atomic else ", not atomic: ran outside a transaction"
-            self.stdout.write(self.style.SUCCESS("OK") + f" ({payload.run.elapsed_ms} ms{note})")
+            self.end_line(self.style.SUCCESS("OK") + f" ({payload.run.elapsed_ms} ms{note})")

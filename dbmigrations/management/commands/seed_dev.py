@@ -35,13 +35,12 @@ class Command(SqlCommand):
         if self.verbosity < 1:
             return
         if event == "start":
-            self.stdout.write(f"Seeding {payload.name} … ", ending="")
-            self.stdout.flush()
+            self.start_line(f"Seeding {payload.name} … ")
         elif event == "failed":
-            self.stdout.write(self.style.ERROR("FAILED"))
+            self.end_line(self.style.ERROR("FAILED"))
         else:
             note = " (writes inside DO blocks are not counted)" if payload.uncounted else ""
-            self.stdout.write(self.style.SUCCESS("OK") + f": {payload.rows} row(s) changed ({payload.run.elapsed_ms} ms){note}")
+            self.end_line(self.style.SUCCESS("OK") + f": {payload.rows} row(s) changed ({payload.run.elapsed_ms} ms){note}")
 
     def show_plan(self, files, directory):
         self.stdout.write(f"Would run {len(files)} development seed(s) from {directory}, each in its own "
