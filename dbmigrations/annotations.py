@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TextIO
 
+from .discovery import relative_path as discovery_relative_path
 from .exceptions import DbMigrationsError, InvalidFiles, MigrationFailed
 
 LEVELS = ("error", "warning", "notice")
@@ -35,13 +36,7 @@ def escape_property(text: str) -> str:
 def relative_path(path: str | os.PathLike, environ: Mapping[str, str] | None = None) -> str:
     """``path`` relative to the repository (``GITHUB_WORKSPACE``, else the current directory) when inside it."""
     environ = os.environ if environ is None else environ
-    root = Path(environ.get("GITHUB_WORKSPACE") or os.getcwd()).resolve()
-    resolved = Path(path)
-    try:
-        resolved = (resolved if resolved.is_absolute() else Path.cwd() / resolved).resolve()
-        return resolved.relative_to(root).as_posix()
-    except (OSError, ValueError):
-        return str(path)
+    return discovery_relative_path(path, environ.get("GITHUB_WORKSPACE") or os.getcwd())
 
 
 def format_annotation(path: str | os.PathLike | None, line: int | None, col: int | None, message: str,

@@ -22,7 +22,7 @@ from django.db import DatabaseError, connections
 from . import conf, plan
 from .api import connect
 from .database import scrub
-from .discovery import discover
+from .discovery import discover, relative_path
 from .exceptions import DbMigrationsError, InvalidFiles, Problem
 from .migrator import migration_status
 from .seeds import seed_files
@@ -48,11 +48,7 @@ UNREADABLE = "dbmigrations.W004"
 
 def display_path(path: str | Path) -> str:
     """``path`` relative to the project (BASE_DIR) when inside it, as written otherwise."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(conf.base_dir().resolve()))
-    except ValueError:
-        return str(path)
+    return relative_path(path, conf.base_dir())
 
 
 def problem_error(problem: Problem) -> checks.Error:

@@ -72,6 +72,15 @@ class SqlFile:
         return self.source.header("Description") or self.name
 
 
+def relative_path(path: str | Path, root: str | Path) -> str:
+    """``path`` relative to ``root`` (POSIX separators) when inside it, else as given."""
+    try:
+        absolute = Path(path) if Path(path).is_absolute() else Path.cwd() / path
+        return absolute.resolve().relative_to(Path(root).resolve()).as_posix()
+    except (OSError, ValueError):
+        return str(path)
+
+
 def checksum(text: str) -> str:
     """SHA-256 of normalized text (no BOM, LF line ends), so a Windows checkout matches."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -16,7 +16,12 @@ from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from .exceptions import LockTimeout, MigrationFailed, RunnerStatementFailed, StatementFailure
+from .exceptions import (
+    LockTimeout,
+    MigrationFailed,
+    RunnerStatementFailed,
+    StatementFailure,
+)
 from .session import BatchError, Part, Session, run_batch
 from .statements import Script
 

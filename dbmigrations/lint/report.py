@@ -1,11 +1,11 @@
 """Lint findings and the report the command renders (text like ruff, or JSON)."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from ..discovery import relative_path
 from .registry import ERROR, WARNING
 
 
@@ -67,8 +67,7 @@ class Report:
 
 def display_path(path: Path) -> str:
     """Relative to the current directory when inside it (like ruff), else as given."""
-    absolute, here = os.path.abspath(path), os.getcwd()
-    return os.path.relpath(absolute, here) if absolute.startswith(here + os.sep) else str(path)
+    return relative_path(path, Path.cwd())
 
 
 def plural(n: int, noun: str) -> str:
