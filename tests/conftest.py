@@ -8,7 +8,9 @@ in-process (``call``: faster, same database through its own Django alias).
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 # Keep the lint's result cache out of the developer's ~/.cache (commands run here and in subprocesses).
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="bestrong-test-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 CLEARED_ENV = (
     "DATABASE_URL_UNPOOLED", "POSTGRES_URL_NON_POOLING", "DATABASE_URL", "POSTGRES_URL", "POSTGRES_PRISMA_URL",
     "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DATABASE", "POSTGRES_USER", "POSTGRES_PASSWORD",
@@ -70,8 +73,9 @@ def pg_server(tmp_path_factory) -> Server:
 
         # Not under pytest's tmp dir: a concurrent pytest run resets pytest-of-<user> to 0700,
         # which locks out the server's own system user when running as root.
-        server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="bestrong-test-pg-")) / "data",
-                                     cleanup_mode="delete")
+        home = Path(tempfile.mkdtemp(prefix="bestrong-test-pg-"))
+        atexit.register(shutil.rmtree, home, ignore_errors=True)  # runs after pgserver's own cleanup (LIFO)
+        server = pgserver.get_server(home / "data", cleanup_mode="delete")
     return Server(str(server.get_postmaster_info().socket_dir), "", "postgres", "")
 
 
