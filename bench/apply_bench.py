@@ -12,6 +12,7 @@ Targets: ≤ 2 round trips per migration, ≤ 5 for a no-op run, N=1000 within 2
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import statistics
@@ -74,6 +75,7 @@ def main() -> None:
     import psycopg
 
     work = Path(tempfile.mkdtemp(prefix="bestrong-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # after pgserver's own cleanup (LIFO)
     server = pgserver.get_server(work / "data", cleanup_mode="delete")
     socket_dir = str(server.get_postmaster_info().socket_dir)
     admin = psycopg.connect(f"postgresql://postgres@/postgres?host={socket_dir}", autocommit=True)
@@ -150,7 +152,6 @@ def main() -> None:
     print(f"  psql -1 -f on the same SQL: {rt_psql} round trips   {t_slow_psql:5.2f} s"
           f"   (apply/psql time ratio {t_slow / t_slow_psql:4.2f}x)")
     admin.close()
-    shutil.rmtree(work / "big", ignore_errors=True)
 
 
 if __name__ == "__main__":
