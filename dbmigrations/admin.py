@@ -14,10 +14,9 @@ from django.db import connections, router
 from django.db.models import Case, CharField, Value, When
 from django.utils.html import format_html
 
-from . import conf, plan
+from . import conf, loader, plan
 from .checks import display_path
-from .discovery import discover
-from .exceptions import InvalidFiles, Problem
+from .exceptions import ConfigurationError, InvalidFiles, Problem
 from .ledger import TABLE, LedgerRow
 from .models import SchemaMigration, version_order
 
@@ -62,9 +61,11 @@ def overview(request) -> Overview:
     if not hasattr(request, "_sql_migrations_overview"):
         view = Overview(ledger_columns())
         try:
-            files = discover(conf.migrations_dir())
+            files = loader.migration_files(parse=True)
         except InvalidFiles as error:
             view.problems = error.problems
+        except ConfigurationError as error:
+            view.problems = [Problem(str(conf.migrations_dir()), str(error))]
         else:
             rows = []
             if view.columns:

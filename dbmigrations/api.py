@@ -1,7 +1,7 @@
 """The public Python API: apply and inspect the SQL migrations from code.
 
 Each function is thin: find the files, open the connection of a Django database
-alias, call the core (:mod:`dbmigrations.migrator`) and return its result object.
+alias, call the core (:class:`~dbmigrations.executor.MigrationExecutor`) and return its result object.
 Django must be set up (``django.setup()``, or any code running under
 ``manage.py``/pytest-django). Failures raise the typed errors of
 :mod:`dbmigrations.exceptions`; each carries ``exit_code``. Nothing here prints:
@@ -13,17 +13,16 @@ applying, ``("start", Entry)`` and ``("done", Outcome)`` per migration.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from pathlib import Path
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import Error as DjangoDatabaseError
 
-from . import conf, migrator
+from . import conf, loader
 from .database import DatabaseTarget, scrub, target_from_settings
-from .discovery import SqlFile, discover
+from .discovery import SqlFile
+from .events import Progress, quiet
 from .exceptions import ConfigurationError, DatabaseUnavailable
-from .migrator import ApplyResult, Outcome
+from .executor import ApplyResult, MigrationExecutor, Outcome
 from .plan import Entry, State
 from .session import Session
 
@@ -31,13 +30,6 @@ __all__ = [
     "ApplyResult", "Entry", "Outcome", "State",
     "apply_migrations", "connect", "database_target", "migration_files", "migration_status",
 ]
-
-Progress = Callable[[str, object], None]
-
-
-def _quiet(event: str, payload: object) -> None:
-    pass
-
 
 def database_target(database: str = DEFAULT_DB_ALIAS) -> DatabaseTarget:
     """Where the Django alias ``database`` points (masked URL, source variable, pooled or not)."""
@@ -58,7 +50,7 @@ def connect(database: str = DEFAULT_DB_ALIAS, *, progress: Progress | None = Non
             "no database configured in production (NODE_ENV/VERCEL_ENV=production): set "
             "DATABASE_URL_UNPOOLED, POSTGRES_URL_NON_POOLING or DATABASE_URL"
         )
-    (progress or _quiet)("database", target)
+    (progress or quiet)("database", target)
     connection = connections[database]
     if connection.in_atomic_block:
         # The runner ends its own transactions (BEGIN … COMMIT per file): inside atomic() it would
@@ -78,12 +70,8 @@ def connect(database: str = DEFAULT_DB_ALIAS, *, progress: Progress | None = Non
 
 def migration_files(migrations_dir: str | os.PathLike | None = None) -> list[SqlFile]:
     """The validated migration files of ``migrations_dir`` (default: the ``SQL_MIGRATIONS_DIR`` setting)."""
-    directory = Path(migrations_dir) if migrations_dir is not None else conf.migrations_dir()
-    if not directory.exists():
-        # A typo in SQL_MIGRATIONS_DIR must not turn a deploy into a green no-op.
-        raise ConfigurationError(f"the migrations folder {directory} does not exist (SQL_MIGRATIONS_DIR)")
-    # Parsed later, and only the files that will run (migrator.check_plan).
-    return discover(directory, parse=False)
+    # Parsed later, and only the files that will run (executor.check_plan).
+    return loader.migration_files(migrations_dir)
 
 
 def apply_migrations(
@@ -104,11 +92,10 @@ def apply_migrations(
     """
     files = migration_files(migrations_dir)
     session = connect(database, progress=progress)
-    return migrator.apply_migrations(
-        session, files, target=int(target) if target is not None else None, fake=fake,
-        strict_order=strict_order, lock_timeout=lock_timeout, pooled=database_target(database).pooled,
-        progress=progress,
-    )
+    executor = MigrationExecutor(session, lock_timeout=lock_timeout, pooled=database_target(database).pooled,
+                                 progress=progress)
+    return executor.apply(files, target=int(target) if target is not None else None, fake=fake,
+                          strict_order=strict_order)
 
 
 def migration_status(
@@ -117,4 +104,4 @@ def migration_status(
 ) -> list[Entry]:
     """One :class:`Entry` per version (applied, pending, modified, missing); changes nothing."""
     files = migration_files(migrations_dir)
-    return migrator.migration_status(connect(database, progress=progress), files)
+    return loader.migration_states(connect(database, progress=progress), files)

@@ -19,13 +19,11 @@ import psycopg
 from django.core import checks
 from django.db import DatabaseError, connections
 
-from . import conf, plan
+from . import conf, loader, plan
 from .api import connect
 from .database import scrub
-from .discovery import discover, relative_path
-from .exceptions import DbMigrationsError, InvalidFiles, Problem
-from .migrator import migration_status
-from .seeds import seed_files
+from .discovery import relative_path
+from .exceptions import ConfigurationError, DbMigrationsError, InvalidFiles, Problem
 
 TAG = "dbmigrations"
 
@@ -40,6 +38,7 @@ FILE_ERRORS = {
     "misplaced_down": ("dbmigrations.E007", "Seeds have no down files: delete it."),
 }
 OTHER_FILE_ERROR = ("dbmigrations.E009", None)
+MISSING_FOLDER = "dbmigrations.E010"
 PENDING = "dbmigrations.W001"
 DRIFT = "dbmigrations.W002"
 MISSING = "dbmigrations.W003"
@@ -63,18 +62,24 @@ def problem_error(problem: Problem) -> checks.Error:
 def migration_file_errors() -> list[checks.CheckMessage]:
     """Every problem of the migration files (and their down files)."""
     try:
-        discover(conf.migrations_dir())
+        loader.migration_files(parse=True)
     except InvalidFiles as error:
         return [problem_error(p) for p in error.problems]
+    except ConfigurationError as error:
+        return [checks.Error(str(error), hint="Set SQL_MIGRATIONS_DIR to the folder of the .sql migrations.",
+                             id=MISSING_FOLDER)]
     return []
 
 
 def seed_file_errors() -> list[checks.CheckMessage]:
     """Every problem of the development seed files."""
     try:
-        seed_files()
+        loader.seed_files()
     except InvalidFiles as error:
         return [problem_error(p) for p in error.problems]
+    except ConfigurationError as error:
+        return [checks.Error(str(error), hint="Set SQL_SEEDS_DIR to the seeds folder (it holds development/).",
+                             id=MISSING_FOLDER)]
     return []
 
 
@@ -101,8 +106,8 @@ def check_ledger(app_configs=None, databases=None, **kwargs):
     if not databases or not _checks_this_app(app_configs):
         return []
     try:
-        files = discover(conf.migrations_dir())
-    except InvalidFiles:
+        files = loader.migration_files(parse=True)
+    except (InvalidFiles, ConfigurationError):
         return []  # check_sql_files reports them
     return [message for alias in databases for message in ledger_warnings(alias, files)]
 
@@ -110,7 +115,7 @@ def check_ledger(app_configs=None, databases=None, **kwargs):
 def ledger_warnings(alias: str, files) -> list[checks.CheckMessage]:
     """Compare ``files`` with the ledger of database ``alias``; never raises for a database problem."""
     try:
-        entries = migration_status(connect(alias), files)
+        entries = loader.migration_states(connect(alias), files)
     except (DbMigrationsError, DatabaseError, psycopg.Error) as error:  # the ledger is read with psycopg
         return [_unreadable(alias, error)]
     messages = []

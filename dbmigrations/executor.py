@@ -1,272 +1,274 @@
-"""Running SQL files — migrations, down files and seeds alike — on a psycopg connection.
+"""The executor: applies and unapplies migrations, one transaction per file with its ledger row.
 
-A transactional file goes to the server as *one* simple-query message (see
-:mod:`dbmigrations.session`): ``BEGIN``, the runner's own statements (lock, ledger
-row), the file's statements, ``COMMIT``. One round trip per file, and either
-everything commits or nothing does. A failure maps back to a line and column of
-the file.
-
-A file with statements PostgreSQL refuses in a transaction block (CREATE INDEX
-CONCURRENTLY, …) runs statement by statement under a session-level advisory lock.
+Django's ``MigrationExecutor`` in this tool's terms. The plan comes from
+:mod:`dbmigrations.plan` (pure), the files from :mod:`dbmigrations.loader`; each
+file runs through :mod:`dbmigrations.runner`, and its ledger verb joins the same
+transaction, so one COMMIT makes both happen. Everything is checked before the
+first file runs; the first failure stops the run (and raises).
 """
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
-from contextlib import contextmanager
+import dataclasses
+import getpass
+import socket
 from dataclasses import dataclass, field
 
+from psycopg import errors
+
+from . import ledger, plan
+from .discovery import SqlFile, validate_scripts, validate_source
+from .events import Event, Progress, quiet
 from .exceptions import (
-    LockTimeout,
+    ChecksumDrift,
+    ConfigurationError,
+    InvalidFiles,
     MigrationFailed,
-    RunnerStatementFailed,
-    StatementFailure,
+    NotReversible,
+    OutOfOrder,
 )
-from .session import BatchError, Part, Session, run_batch
-from .statements import Script
+from .locks import LOCK_KEY, lock_statements, raise_for_lock, session_lock  # noqa: F401  (LOCK_KEY: for tools)
+from .runner import FileRun, Transaction, finish, run_file, run_file_without_transaction, runner_failure
+from .session import BatchError, Session
 
-# One 64-bit key for every runner of this tool: migrations, rollbacks, ensure-ledger.
-LOCK_KEY = 7_316_415_243_117_601_218
-LOCK_NOT_AVAILABLE = "55P03"
-# A file's session-level SET search_path / SET ROLE / timeouts must neither break the runner's statements
-# after it nor leak into the next file (a separate run would not see them either).
-RESTORE_SESSION = ("RESET search_path", "RESET ROLE", "RESET statement_timeout", "RESET lock_timeout")
-
-
-def lock_statements(session: Session, lock_timeout: float | None, *, transaction: bool = True) -> list[str]:
-    """SQL that takes the migration lock, bounded by ``lock_timeout`` seconds if given.
-
-    The bound applies to the wait for the lock only; the file's own DDL keeps
-    the server's ``lock_timeout`` (DECISIONS.md: separate limits).
-    """
-    scope = "true" if transaction else "false"
-    take = f"SELECT pg_advisory_xact_lock({LOCK_KEY})" if transaction else f"SELECT pg_advisory_lock({LOCK_KEY})"
-    if lock_timeout is None:
-        return [take]
-    millis = max(1, int(lock_timeout * 1000))
-    reset = "SET LOCAL lock_timeout TO DEFAULT" if transaction else "SET lock_timeout TO DEFAULT"
-    return [f"SELECT set_config('lock_timeout', '{millis}', {scope})", take, reset]
-
-
-def release_session_lock(session: Session) -> None:
-    """Release the lock taken by ``lock_statements(transaction=False)``."""
-    session.fetch("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-
-
-@contextmanager
-def session_lock(session: Session, lock_timeout: float | None):
-    """Hold the migration lock for the whole session block (files that run outside a transaction)."""
-    try:
-        run_batch(session, [Part(tuple(lock_statements(session, lock_timeout, transaction=False)))])
-    except BatchError as error:
-        raise_for_lock(error, lock_timeout)
-        raise
-    try:
-        yield
-    finally:
-        release_session_lock(session)
-
-
-def client_check_statements(session: Session) -> list[str]:
-    """Make the server abort our transaction soon after the runner dies (kill -9, lost build).
-
-    Without it, a long statement would finish and the rest of the message would
-    commit with nobody watching. PostgreSQL 14+.
-    """
-    if session.server_version >= 140000:
-        return ["SELECT set_config('client_connection_check_interval', '1000', true)"]
-    return []
-
-
-def raise_for_lock(error: BatchError, lock_timeout: float | None) -> None:
-    """Turn a lock timeout on the migration lock into :class:`LockTimeout` (exit 2)."""
-    if error.sqlstate == LOCK_NOT_AVAILABLE:
-        after = f"after {lock_timeout:g} s" if lock_timeout is not None else "(the server's lock_timeout)"
-        raise LockTimeout(
-            f"gave up waiting for the migration lock {after}: another runner "
-            "(a deploy, a teammate) is migrating this database; retry when it is done"
-        ) from None
-
-
-def runner_failure(error: BatchError, path: str) -> RunnerStatementFailed:
-    """A failure of the runner's own SQL around ``path`` (not of the file's statements), in one line."""
-    message = (error.error.diag.message_primary or str(error.error)).strip()
-    return RunnerStatementFailed(
-        f"{path}: the runner's own statement around this file failed, so everything was rolled back and nothing "
-        f"was recorded: ERROR {error.sqlstate}: {message}. Does the file drop, rename or revoke access to "
-        "schema_migrations?"
-    )
-
-
-def failure(error: BatchError, part: Part, *, note: str | None = None) -> MigrationFailed:
-    """Describe a failed statement of a file: path, line, column, SQLSTATE, DETAIL, HINT."""
-    script = part.script
-    statement = script.statements[error.index]
-    diag = error.error.diag
-    context = diag.context.strip() if diag.context else None
-    offset = statement.start
-    if error.offset is not None and 0 <= error.offset <= len(statement.sql):
-        offset += error.offset
-    line, column = script.position(offset)
-    do_line = _do_block_line(context)
-    body = statement.do_body_offset()
-    if error.offset is None and do_line and body is not None:
-        # "PL/pgSQL function inline_code_block line N": line N of the DO body.
-        line = script.position(body)[0] + do_line - 1
-        text = script.line_text(line)
-        column = len(text) - len(text.lstrip()) + 1
-    return MigrationFailed(
-        StatementFailure(
-            path=part.path or "<sql>",
-            line=line,
-            column=column,
-            sqlstate=error.sqlstate,
-            message=(diag.message_primary or str(error.error)).strip(),
-            detail=diag.message_detail,
-            hint=diag.message_hint,
-            context=context,
-            source_line=script.line_text(line),
-            note=note,
-        )
-    )
-
-
-def _do_block_line(context: str | None) -> int | None:
-    """N of the outermost "inline_code_block line N" in a server CONTEXT, if any."""
-    words = (context or "").split()
-    found = None
-    for i in range(len(words) - 2):
-        if words[i] == "inline_code_block" and words[i + 1] == "line" and words[i + 2].isdigit():
-            found = int(words[i + 2])
-    return found
-
-
-def run_statements_one_by_one(session: Session, part: Part) -> int:
-    """Run a non-transactional file statement by statement (autocommit); returns rows.
-
-    Raises :class:`BatchError` with ``index`` naming the statement that failed;
-    earlier statements stay committed.
-    """
-    rows = 0
-    for index, sql in enumerate(part.statements):
-        try:
-            result = session.batch([Part((sql,), part.script, part.path)])
-        except BatchError as error:
-            raise BatchError(error.error, 0, index, error.offset) from None
-        rows += result.rows(0)
-    return rows
+POOLER_REFUSAL = (
+    "must run outside a transaction (CONCURRENTLY, VACUUM, …), which needs a session-level lock that a "
+    "transaction pooler (PgBouncer, Neon's -pooler host) does not keep. Set DATABASE_URL_UNPOOLED or "
+    "POSTGRES_URL_NON_POOLING to a direct connection."
+)
 
 
 @dataclass
-class FileRun:
-    """What running one file did."""
+class Outcome:
+    """What happened to one migration: applied (``run``), faked, or skipped because another runner did it."""
 
-    rows: int
-    elapsed_ms: int
-    atomic: bool
-    statements: int
-    tags: list[str] = field(default_factory=list)
+    entry: plan.Entry
+    run: FileRun | None = None
+    skipped_concurrently: bool = False
+    faked: bool = False
 
 
-def run_file(
-    session: Session,
-    script: Script,
-    path: str,
-    *,
-    before: Sequence[str] = (),
-    after: Sequence[str] = (),
-    commit: bool = True,
-) -> FileRun:
-    """Run a transactional file in one transaction with the runner's ``before``/``after`` SQL.
+@dataclass
+class ApplyResult:
+    """The whole run: outcomes in order, what was already applied, what stays pending."""
 
-    A failing statement of the file raises :class:`MigrationFailed` (file:line:col);
-    a failing runner statement before the file re-raises the :class:`BatchError` for the
-    caller to interpret (lock timeout, concurrent apply); one after it raises
-    :class:`RunnerStatementFailed`. With ``commit=False`` the transaction
-    is left open for the caller to end with :func:`finish`.
-    """
-    body = Part(tuple(s.sql for s in script.statements), script, path)
-    parts = [
-        Part((script.begin, *client_check_statements(session), *before)),
-        body,
-        Part((*RESTORE_SESSION, *after, *(["COMMIT"] if commit else []))),
-    ]
+    outcomes: list[Outcome] = field(default_factory=list)
+    already_applied: int = 0
+    pending_after: int = 0
+    out_of_order: list[plan.Entry] = field(default_factory=list)
+
+    @property
+    def applied(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.skipped_concurrently]
+
+
+@dataclass
+class RollbackResult:
+    """The rollback steps in order, and how many migrations stay applied."""
+
+    steps: list[Outcome] = field(default_factory=list)
+    still_applied: int = 0
+
+    @property
+    def rolled_back(self) -> list[Outcome]:
+        return [s for s in self.steps if not s.skipped_concurrently]
+
+
+@dataclass
+class RepairResult:
+    """Rows whose checksum was recorded again, rows forgotten, rows left without a file."""
+
+    recorded: list[plan.Entry] = field(default_factory=list)
+    forgotten: list[plan.Entry] = field(default_factory=list)
+    still_missing: list[plan.Entry] = field(default_factory=list)
+
+
+def applied_by() -> str:
+    """``user@host`` of this runner, for the ledger's ``applied_by``."""
     try:
-        result = run_batch(session, parts)
-    except BatchError as error:
-        if error.part == 1:
-            raise failure(error, body) from None
-        if error.part == 2 and commit and error.index == len(parts[2].statements) - 1:
-            raise commit_failure(error, body) from None
-        if error.part == 2:
-            raise runner_failure(error, path) from None
-        raise
-    return FileRun(result.rows(1), result.elapsed_ms, True, len(body.statements), result.tags[1] + result.tags[0])
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
-def finish(session: Session, *, commit: bool, script: Script | None = None, path: str | None = None) -> None:
-    """End a transaction left open by ``run_file(commit=False)``; a failing COMMIT names the file."""
-    if not commit:
-        session.rollback_if_needed()
-        return
-    try:
-        run_batch(session, [Part(("COMMIT",))])
-    except BatchError as error:
-        if script is None:
-            raise
-        raise commit_failure(error, Part((), script, path)) from None
-
-
-def commit_failure(error: BatchError, part: Part) -> MigrationFailed:
-    """A COMMIT that failed: a deferred constraint checked at the end of the file's transaction."""
-    script = part.script
-    last = script.statements[-1]
-    line = script.position(last.start + len(last.sql))[0]
-    diag = error.error.diag
-    return MigrationFailed(StatementFailure(
-        path=part.path or "<sql>", line=line, column=1, sqlstate=error.sqlstate,
-        message=(diag.message_primary or str(error.error)).strip(), detail=diag.message_detail,
-        hint=diag.message_hint, source_line=script.line_text(line),
-        note="Raised at COMMIT by a deferred constraint (DEFERRABLE INITIALLY DEFERRED or SET CONSTRAINTS … "
-             "DEFERRED): the whole file was rolled back and nothing was recorded.",
-    ))
-
-
-def run_file_without_transaction(session: Session, script: Script, path: str) -> FileRun:
-    """Run a file that cannot run in a transaction, statement by statement.
-
-    On failure, the error says which statements ran (and stay committed) and
-    which did not; an INVALID index left by a failed CREATE INDEX CONCURRENTLY is
-    named with the statement that removes it.
-    """
-    body = Part(tuple(s.sql for s in script.statements), script, path)
-    began = time.perf_counter()
-    try:
-        rows = run_statements_one_by_one(session, body)
-    except BatchError as error:
-        raise failure(error, body, note=_partial_note(session, script, error.index)) from None
-    elapsed = round((time.perf_counter() - began) * 1000)
-    return FileRun(rows, elapsed, False, len(body.statements))
-
-
-def _partial_note(session: Session, script: Script, failed: int) -> str:
-    total = len(script.statements)
-    done = f"statements 1-{failed} ran and stay committed" if failed else "no statement ran"
-    note = (
-        f"Not atomic (runs outside a transaction): {done}; statement {failed + 1} of {total} failed; "
-        f"{total - failed - 1} did not run. The migration was not recorded."
-    )
-    node = script.statements[failed].node
-    index_name = getattr(node, "idxname", None) if script.statements[failed].kind == "IndexStmt" else None
-    if index_name:
-        rows = session.fetch(
-            "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE NOT i.indisvalid AND c.relname = %s",
-            (index_name,),
+def check_plan(entries: list[plan.Entry], *, strict_order: bool, pooled: bool, target: int | None) -> list[plan.Entry]:
+    """The pending entries to apply, after refusing drift, invalid SQL in them, (with strict order)
+    merged-branch migrations, and non-transactional files through a pooler."""
+    drifted = plan.drifted(entries)
+    if drifted:
+        raise ChecksumDrift([e.file.path.name for e in drifted])
+    todo = plan.pending(entries, target=target)
+    validate_scripts([e.file for e in todo])
+    late = [e for e in todo if e.out_of_order]
+    if late and strict_order:
+        raise OutOfOrder(
+            "pending migration(s) older than the newest applied one (--strict-order): "
+            + ", ".join(e.name for e in late)
+            + ". Renumber them after the newest applied migration, or run without --strict-order."
         )
-        if rows:
-            note += (
-                f" It left the INVALID index {rows[0][0]}; remove it with: "
-                f"DROP INDEX CONCURRENTLY IF EXISTS {rows[0][0]};"
-            )
-    return note
+    outside = [e.name for e in todo if not e.file.source.script.runs_in_transaction]
+    if pooled and outside:
+        raise ConfigurationError("migration(s) " + ", ".join(outside) + " " + POOLER_REFUSAL)
+    return todo
+
+
+def check_rollback(chosen: list[plan.Entry], *, pooled: bool = False) -> None:
+    """Refuse (:class:`NotReversible`, exit 2) unless every chosen migration can be rolled back.
+
+    Only the down files that will run are parsed: an old "-- Not reversible" down file
+    elsewhere in the history does not block rolling back the newest migration.
+    """
+    problems = []
+    for entry in chosen:
+        if entry.state == plan.State.MISSING:
+            problems.append(f"{entry.name}: in the ledger but its migration file is missing")
+        elif entry.state == plan.State.MODIFIED:
+            problems.append(f"{entry.file.path}: changed since it was applied (checksum differs from the ledger), "
+                            "so its down file may not undo what ran")
+        elif entry.file.down is None:
+            problems.append(f"{entry.file.path}: no down file ({entry.name}.down.sql)")
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        raise NotReversible(f"cannot roll back, nothing was changed:\n{lines}")
+    problems = [p for e in chosen for p in validate_source(e.file.down)]
+    if problems:
+        raise InvalidFiles(problems)
+    outside = [str(e.file.down.path) for e in chosen if not e.file.down.script.runs_in_transaction]
+    if pooled and outside:
+        raise NotReversible("cannot roll back, nothing was changed: " + ", ".join(outside) + " " + POOLER_REFUSAL)
+
+
+class MigrationExecutor:
+    """Applies and unapplies migrations on one session, reporting through ``progress``."""
+
+    def __init__(self, session: Session, *, lock_timeout: float | None = None, pooled: bool = False,
+                 progress: Progress | None = None):
+        self.session = session
+        self.lock_timeout = lock_timeout
+        self.pooled = pooled
+        self.progress = progress or quiet
+
+    def apply(self, files: list[SqlFile], *, target: int | None = None, fake: bool = False,
+              strict_order: bool = False) -> ApplyResult:
+        """Apply pending migrations in numeric order, up to ``target``; stop at the first failure."""
+        rows, ledger_complete = ledger.read(self.session)
+        entries = plan.status(files, rows)
+        todo = check_plan(entries, strict_order=strict_order, pooled=self.pooled, target=target)
+        if todo and not ledger_complete:  # only now: the refusals above leave the database untouched
+            ledger.ensure_table(self.session, lock_timeout=self.lock_timeout)
+        result = ApplyResult(
+            already_applied=sum(1 for e in entries if e.state == plan.State.APPLIED),
+            out_of_order=[e for e in todo if e.out_of_order],
+        )
+        who = applied_by()
+        for entry in todo:
+            self.progress(Event.START, entry)
+            if fake:
+                ledger.record_applied_now(self.session, entry.file, applied_by=who, fake=True)
+                outcome = Outcome(entry, faked=True)
+            elif entry.file.source.script.runs_in_transaction:
+                outcome = self._apply_in_transaction(entry, who)
+            else:
+                outcome = self._apply_without_transaction(entry, who)
+            result.outcomes.append(outcome)
+            self.progress(Event.DONE, outcome)
+        result.pending_after = len(plan.pending(entries)) - len(todo)
+        return result
+
+    def rollback_plan(self, files: list[SqlFile], *, steps: int | None = None, to: int | None = None) -> list[plan.Entry]:
+        """The checked list of migrations a rollback would undo, newest first; reads only."""
+        entries = plan.status(files, ledger.read(self.session)[0])
+        chosen = plan.to_unapply(entries, steps=steps, to=to)
+        check_rollback(chosen, pooled=self.pooled)
+        return chosen
+
+    def rollback(self, files: list[SqlFile], *, steps: int | None = None, to: int | None = None) -> RollbackResult:
+        """Unapply the chosen migrations one by one with their down files; stop at the first failure."""
+        result = RollbackResult()
+        for entry in self.rollback_plan(files, steps=steps, to=to):
+            self.progress(Event.START, entry)
+            if entry.file.down.script.runs_in_transaction:
+                step = self._unapply_in_transaction(entry)
+            else:
+                step = self._unapply_without_transaction(entry)
+            result.steps.append(step)
+            self.progress(Event.DONE, step)
+        result.still_applied = len(ledger.read(self.session)[0])
+        return result
+
+    def repair(self, files: list[SqlFile], *, forget_missing: bool = False) -> RepairResult:
+        """Record the current checksum of every modified migration (and, if asked, forget rows whose
+        file is gone) in one transaction under the migration lock: all of it or nothing."""
+        entries = plan.status(files, ledger.read(self.session)[0])
+        result = RepairResult(recorded=plan.drifted(entries))
+        (result.forgotten if forget_missing else result.still_missing).extend(plan.missing(entries))
+        ledger.repair_rows(self.session, {e.row.version: e.file.checksum for e in result.recorded},
+                           [e.row.version for e in result.forgotten], lock_timeout=self.lock_timeout)
+        return result
+
+    def _locked_transaction(self) -> Transaction:
+        return Transaction(before=lock_statements(self.lock_timeout))
+
+    def _apply_in_transaction(self, entry: plan.Entry, who: str) -> Outcome:
+        file = entry.file
+        transaction = self._locked_transaction()
+        ledger.record_applied(transaction, file, applied_by=who)
+        try:
+            run = run_file(self.session, file.source.script, str(file.path), transaction)
+        except BatchError as error:
+            raise_for_lock(error, self.lock_timeout)
+            if isinstance(error.error, errors.UniqueViolation):
+                return Outcome(entry, skipped_concurrently=True)
+            raise runner_failure(error, str(file.path)) from None
+        return Outcome(entry, run)
+
+    def _apply_without_transaction(self, entry: plan.Entry, who: str) -> Outcome:
+        file = entry.file
+        with session_lock(self.session, self.lock_timeout):
+            if ledger.is_recorded(self.session, file.version):
+                return Outcome(entry, skipped_concurrently=True)
+            run = run_file_without_transaction(self.session, file.source.script, str(file.path))
+            ledger.record_applied_now(self.session, file, applied_by=who, execution_ms=run.elapsed_ms)
+        return Outcome(entry, run)
+
+    def _unapply_in_transaction(self, entry: plan.Entry) -> Outcome:
+        down = entry.file.down
+        transaction = self._locked_transaction()
+        ledger.record_unapplied(transaction, entry.row.version)
+        try:
+            run = run_file(self.session, down.script, str(down.path), transaction, commit=False)
+        except BatchError as error:
+            raise_for_lock(error, self.lock_timeout)
+            raise
+        removed = _deleted(run)
+        if removed != 1:
+            finish(self.session, commit=False)
+            if removed == 0:  # another runner rolled it back while we waited for the lock
+                return Outcome(entry, skipped_concurrently=True)
+            raise NotReversible(f"{entry.name}: the ledger holds {removed} rows for version {entry.row.version}; "
+                                "nothing was changed")
+        finish(self.session, commit=True, script=down.script, path=str(down.path))
+        return Outcome(entry, run)
+
+    def _unapply_without_transaction(self, entry: plan.Entry) -> Outcome:
+        down = entry.file.down
+        with session_lock(self.session, self.lock_timeout):
+            if not ledger.is_recorded(self.session, entry.row.version):
+                return Outcome(entry, skipped_concurrently=True)
+            try:
+                run = run_file_without_transaction(self.session, down.script, str(down.path))
+            except MigrationFailed as error:
+                note = (error.failure.note or "").replace(
+                    "The migration was not recorded.", "Its ledger row was kept: the migration still counts as applied.")
+                raise MigrationFailed(dataclasses.replace(error.failure, note=note)) from None
+            ledger.record_unapplied_now(self.session, entry.row.version)
+        return Outcome(entry, run)
+
+
+def _deleted(run: FileRun) -> int:
+    """Rows removed by the ledger DELETE among the runner's own statements, or -1 if it did not run."""
+    for tag in run.runner_tags:
+        words = tag.split()
+        if words and words[0] == "DELETE":
+            return int(words[-1])
+    return -1

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from psycopg import errors
+from psycopg import errors, sql
 
-from .executor import lock_statements, raise_for_lock
-from .session import BatchError, Part, Session, run_batch
+from .locks import run_locked
+from .runner import RESTORE_SESSION, Transaction
+from .session import Part, Session, run_batch
 
 TABLE = "schema_migrations"
 CREATE_STATEMENTS = (
@@ -80,46 +81,59 @@ def read(session: Session) -> tuple[list[LedgerRow], bool]:
 
 def ensure_table(session: Session, *, lock_timeout: float | None = None) -> None:
     """Create the ledger if missing, under the migration lock (concurrent CREATEs race otherwise)."""
-    statements = ["BEGIN", *lock_statements(session, lock_timeout), *CREATE_STATEMENTS, "COMMIT"]
-    try:
-        run_batch(session, [Part(tuple(statements))])
-    except BatchError as error:
-        raise_for_lock(error, lock_timeout)
-        raise
+    run_locked(session, list(CREATE_STATEMENTS), lock_timeout=lock_timeout)
 
 
-def record_applied(session: Session, file, *, applied_by: str) -> str:
-    """INSERT of a migration's row, run inside the migration's own transaction.
+def record_applied(transaction: Transaction, file, *, applied_by: str) -> None:
+    """Join the migration's ``transaction``: its row is inserted before the file runs, its time set after.
 
-    A concurrent runner that already applied the version makes it fail with a
+    A concurrent runner that already applied the version makes the INSERT fail with a
     unique violation, before any statement of the file runs.
     """
-    lit = session.literal
-    return (
-        f"INSERT INTO {TABLE} (version, applied_at, checksum, description, filename, applied_by) VALUES "
-        f"({lit(file.version)}, (now() AT TIME ZONE 'UTC'), {lit(file.checksum)}, {lit(file.description)}, "
-        f"{lit(file.path.name)}, {lit(applied_by)})"
-    )
-
-
-def start_timer() -> str:
-    """Remember, inside the transaction, when the file's statements start (for ``execution_ms``)."""
-    return "SELECT set_config('dbmigrations.started_at', clock_timestamp()::text, true)"
-
-
-def record_execution_time(session: Session, version: str) -> str:
-    """UPDATE of the row's execution time, measured on the server, last in the transaction."""
-    # The file may have run RESET ALL, which empties the start time: then count from the transaction's start.
+    # The file may run RESET ALL, which empties the start time: then count from the transaction's start.
     started = "coalesce(nullif(current_setting('dbmigrations.started_at', true), '')::timestamptz, now())"
-    return (
+    transaction.before += [
+        _insert(file, applied_by),
+        "SELECT set_config('dbmigrations.started_at', clock_timestamp()::text, true)",
+    ]
+    transaction.after.append(
         f"UPDATE {TABLE} SET execution_ms = round(extract(epoch FROM clock_timestamp() - {started}) * 1000) "
-        f"WHERE version = {session.literal(version)}"
+        f"WHERE version = {_literal(file.version)}"
     )
 
 
-def set_execution_time(session: Session, version: str, millis: int) -> str:
-    """UPDATE of the row's execution time measured by the client (files run outside a transaction)."""
-    return f"UPDATE {TABLE} SET execution_ms = {int(millis)} WHERE version = {session.literal(version)}"
+def record_unapplied(transaction: Transaction, version: str) -> None:
+    """Join a down file's ``transaction``: its row is deleted before the file runs."""
+    transaction.before.append(_delete(version))
+
+
+def record_applied_now(session: Session, file, *, applied_by: str, execution_ms: int | None = None,
+                       fake: bool = False) -> None:
+    """Record a migration in a transaction of its own: after a file that ran outside a transaction
+    (with its client-measured time), or without running it (``--fake``, under the migration lock)."""
+    insert = _insert(file, applied_by) + (" ON CONFLICT (version) DO NOTHING" if fake else "")
+    timing = [] if execution_ms is None else [
+        f"UPDATE {TABLE} SET execution_ms = {int(execution_ms)} WHERE version = {_literal(file.version)}"]
+    if fake:
+        run_locked(session, [insert])
+    else:
+        # Under the session lock already; the file may have left SET ROLE/search_path behind.
+        run_batch(session, [Part(("BEGIN", *RESTORE_SESSION, insert, *timing, "COMMIT"))])
+
+
+def record_unapplied_now(session: Session, version: str) -> None:
+    """Delete a row in a transaction of its own (after a down file that ran outside a transaction)."""
+    run_batch(session, [Part(("BEGIN", _delete(version), "COMMIT"))])
+
+
+def repair_rows(session: Session, checksums: dict[str, str], forget: list[str], *,
+                lock_timeout: float | None = None) -> None:
+    """Record new checksums and delete forgotten rows, all in one transaction under the migration lock."""
+    statements = [f"UPDATE {TABLE} SET checksum = {_literal(c)} WHERE version = {_literal(v)}"
+                  for v, c in checksums.items()]
+    statements += [_delete(version) for version in forget]
+    if statements:
+        run_locked(session, statements, lock_timeout=lock_timeout)
 
 
 def is_recorded(session: Session, version: str) -> bool:
@@ -127,17 +141,17 @@ def is_recorded(session: Session, version: str) -> bool:
     return bool(session.fetch(f"SELECT 1 FROM {TABLE} WHERE version = %s", (version,)))
 
 
-def record_unapplied(session: Session, version: str) -> str:
-    """DELETE of a row, run inside the down file's transaction."""
-    return f"DELETE FROM {TABLE} WHERE version = {session.literal(version)}"
+def _literal(value) -> str:
+    return sql.Literal(value).as_string(None)
 
 
-def record_checksum(session: Session, version: str, checksum: str) -> str:
-    """UPDATE of a row's checksum (``repair_sql_migrations``, after a human checked the edit)."""
-    return f"UPDATE {TABLE} SET checksum = {session.literal(checksum)} WHERE version = {session.literal(version)}"
+def _insert(file, applied_by: str) -> str:
+    return (
+        f"INSERT INTO {TABLE} (version, applied_at, checksum, description, filename, applied_by) VALUES "
+        f"({_literal(file.version)}, (now() AT TIME ZONE 'UTC'), {_literal(file.checksum)}, "
+        f"{_literal(file.description)}, {_literal(file.path.name)}, {_literal(applied_by)})"
+    )
 
 
-def fake_applied(session: Session, file, *, applied_by: str) -> None:
-    """Record a migration as applied without running it (adopting an existing database)."""
-    run_batch(session, [Part(("BEGIN", *lock_statements(session, None), record_applied(session, file, applied_by=applied_by)
-                              + " ON CONFLICT (version) DO NOTHING", "COMMIT"))])
+def _delete(version: str) -> str:
+    return f"DELETE FROM {TABLE} WHERE version = {_literal(version)}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from .discovery import SqlFile
+from .exceptions import NotReversible
 from .ledger import LedgerRow
 
 
@@ -108,3 +109,22 @@ def drifted(entries: list[Entry]) -> list[Entry]:
 def missing(entries: list[Entry]) -> list[Entry]:
     """Ledger rows whose file is gone."""
     return [e for e in entries if e.state == State.MISSING]
+
+
+def to_unapply(entries: list[Entry], *, steps: int | None = None, to: int | None = None) -> list[Entry]:
+    """The applied entries to roll back, newest version first.
+
+    ``steps`` (default 1): the newest N applied versions. ``to``: every applied
+    version above it (``to`` itself stays applied; ``0`` rolls back everything).
+    """
+    applied = [e for e in entries if e.row is not None]
+    if to is not None:
+        if to != 0 and to not in {e.number for e in entries}:
+            raise NotReversible(f"--to {to}: no migration file or ledger row has that version (use --to 0 for all)")
+        return [e for e in reversed(applied) if e.number > to]
+    count = 1 if steps is None else steps
+    if count < 1:
+        raise NotReversible(f"--steps {count}: must be at least 1")
+    if applied and count > len(applied):
+        raise NotReversible(f"--steps {count}: only {len(applied)} migration(s) are applied; nothing was changed")
+    return list(reversed(applied[-count:])) if applied else []

@@ -71,13 +71,13 @@ def _aliases(request: pytest.FixtureRequest) -> list[str]:
 
 def migrate_test_database(alias: str, *, seeds: bool) -> list[str]:
     """Apply pending SQL migrations (then the development seeds) to ``alias``; return the applied versions."""
-    from dbmigrations import api
+    from dbmigrations import api, loader
     from dbmigrations import seeds as dev_seeds
     from dbmigrations.plan import State
 
     api.apply_migrations(alias)
     if seeds:
-        files = dev_seeds.seed_files()
+        files = loader.seed_files()
         if files:
             dev_seeds.run_seeds(api.connect(alias), files)
     return [e.version for e in api.migration_status(alias) if e.state == State.APPLIED]

@@ -16,7 +16,7 @@ from psycopg import errors, sql
 from . import ledger
 from .database import DatabaseTarget
 from .exceptions import ProductionGuard, RemoteDatabase, ResetFailed
-from .executor import lock_statements, raise_for_lock
+from .locks import lock_statements, raise_for_lock
 from .session import BatchError, Part, Session, run_batch
 
 SCHEMA = "public"
@@ -111,14 +111,14 @@ def reset_schema(session: Session, *, lock_timeout: float | None = None) -> Rese
         rows = len(ledger.applied(session, create=False))
     except errors.InsufficientPrivilege:
         rows = None
-    statements = ["BEGIN", *lock_statements(session, lock_timeout), *recreate_statements(session), "COMMIT"]
+    statements = ["BEGIN", *lock_statements(lock_timeout), *recreate_statements(session), "COMMIT"]
     try:
         run_batch(session, [Part(tuple(statements))])
     except BatchError as error:
         raise_for_lock(error, lock_timeout)
         diag = error.error.diag
         message = f"reset_db failed, nothing was changed: ERROR {error.sqlstate}: {diag.message_primary or error}"
-        if error.sqlstate == "42501":  # insufficient_privilege
+        if isinstance(error.error, errors.InsufficientPrivilege):
             message += ("\n  Reset needs the owner of the database (or a superuser): the public schema "
                         "is dropped and created again.")
         raise ResetFailed(message) from None

@@ -1,38 +1,26 @@
 """Development seeds: the environment guard, the schema check and the run.
 
-Seeds are found, parsed and executed by the same code as migrations
-(:func:`discovery.discover`, :func:`executor.run_file`), one transaction per
-file. They have no ledger (DECISIONS.md): every run executes every file, so each
+Seeds are found by the loader (:func:`loader.seed_files`) and run by the same
+code as migrations (:func:`runner.run_file`), one transaction per file. They have
+no ledger: every run executes every file, so each
 seed must be idempotent, and the rows it changed are reported to show it.
 ``seeds/production/`` is never read by any code path here.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from . import conf, plan
-from .discovery import SqlFile, discover
-from .exceptions import (
-    InvalidFiles,
-    MigrationFailed,
-    PendingMigrations,
-    Problem,
-    ProductionGuard,
-)
-from .executor import FileRun, run_file
-from .migrator import migration_status
+from . import loader, plan
+from .discovery import SqlFile
+from .events import Event, Progress, quiet
+from .exceptions import MigrationFailed, PendingMigrations, ProductionGuard
+from .runner import FileRun, run_file
 from .session import Session
 
 # NODE_ENV values that mean "a developer's or CI's own database".
 RUNNABLE_NODE_ENVS = ("", "development", "test")
-
-
-def development_dir() -> Path:
-    """``<SQL_SEEDS_DIR>/development``: the only seeds this module ever runs."""
-    return conf.seeds_dir() / "development"
 
 
 def _value(environ: Mapping[str, str], name: str) -> str:
@@ -72,27 +60,9 @@ def check_environment(environ: Mapping[str, str], *, allowed: Sequence[str] = ()
             )
 
 
-def seed_files(directory: Path | None = None) -> list[SqlFile]:
-    """Development seed files in numeric order, validated like migrations (no down files).
-
-    A seed must run in one transaction: a file with CONCURRENTLY or VACUUM is refused.
-    """
-    files = discover(directory or development_dir(), allow_down=False)
-    problems = []
-    for file in files:
-        script = file.source.script
-        for statement in script.non_transactional:
-            line, column = script.position(statement.start)
-            problems.append(Problem(str(file.path), f"{statement.non_transactional_reason} cannot run in a "
-                                    "transaction; each seed file runs in one transaction", line, column))
-    if problems:
-        raise InvalidFiles(problems)
-    return files
-
-
-def check_schema(session: Session, migrations_dir: Path | None = None) -> None:
+def check_schema(session: Session, migrations_dir: str | None = None) -> None:
     """Refuse (:class:`PendingMigrations`, exit 2) while any migration is pending."""
-    entries = migration_status(session, discover(migrations_dir or conf.migrations_dir()))
+    entries = loader.migration_states(session, loader.migration_files(migrations_dir))
     waiting = [e.name for e in plan.pending(entries)]
     if waiting:
         raise PendingMigrations(
@@ -119,26 +89,23 @@ class SeedRun:
         return any(s.kind == "DoStmt" for s in self.file.source.script.statements)
 
 
-Progress = Callable[[str, object], None]
-
-
 def run_seeds(session: Session, files: Sequence[SqlFile], *, progress: Progress | None = None) -> list[SeedRun]:
     """Run every file in order, each in its own transaction; stop at the first failure.
 
     A failure raises :class:`MigrationFailed` (file:line:col, SQLSTATE, DETAIL) whose
     note says that file was rolled back, which files committed and which did not run.
     """
-    notify = progress or (lambda event, payload: None)
+    notify = progress or quiet
     done: list[SeedRun] = []
     for position, file in enumerate(files):
-        notify("start", file)
+        notify(Event.START, file)
         try:
             run = run_file(session, file.source.script, str(file.path))
         except MigrationFailed as error:
-            notify("failed", file)
+            notify(Event.FAILED, file)
             raise _with_note(error, done, files[position + 1:]) from None
         done.append(SeedRun(file, run))
-        notify("done", done[-1])
+        notify(Event.DONE, done[-1])
     return done
 
 

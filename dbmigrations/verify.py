@@ -9,13 +9,14 @@ files build on it); every other failure is recorded and the run goes on.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from . import migrator, snapshot
+from . import snapshot
 from .discovery import SqlFile, SqlSource
+from .events import Event, Progress, quiet
 from .exceptions import MigrationFailed, StatementFailure
-from .executor import FileRun, run_file, run_file_without_transaction
+from .executor import MigrationExecutor
+from .runner import FileRun, run_file, run_file_without_transaction
 from .scratch import scratch_database
 from .session import Session
 
@@ -95,20 +96,17 @@ class VerifyReport:
         return {"ok": self.ok, "problems": self.problems, **asdict(self)}
 
 
-Progress = Callable[[str, object], None]
-
-
 def verify(params: dict, migrations: list[SqlFile], seeds: list[SqlFile] | None,
            *, progress: Progress | None = None) -> VerifyReport:
     """Verify ``migrations`` (then ``seeds``, unless None) on a scratch database of the server of ``params``."""
-    notify = progress or (lambda event, payload: None)
+    notify = progress or quiet
     with scratch_database(params) as (name, session):
         report = VerifyReport(name)
-        notify("database", name)
+        notify(Event.DATABASE, name)
         for file in migrations:
             check = check_migration(session, migrations, file)
             report.migrations.append(check)
-            notify("migration", check)
+            notify(Event.MIGRATION, check)
             if check.blocks_later:
                 report.stopped = f"{file.name} could not be applied; the files after it were not verified"
                 return report
@@ -125,7 +123,7 @@ def check_migration(session: Session, files: list[SqlFile], file: SqlFile) -> Mi
     check = MigrationCheck(file.name, str(file.path), file.down is not None)
     before = snapshot.take_all(session)
     try:
-        migrator.apply_migrations(session, files, target=file.number)
+        MigrationExecutor(session).apply(files, target=file.number)
     except MigrationFailed as error:
         check.findings.append(Finding(FIRST_RUN_FAILED, failure=error.failure))
         return check
@@ -183,7 +181,7 @@ def check_seeds(session: Session, seeds: list[SqlFile], notify: Progress) -> lis
         except MigrationFailed as error:  # later seeds may need this one's rows: stop
             check.findings.append(Finding(FIRST_RUN_FAILED, failure=error.failure))
             for done in checks[: position + 1]:
-                notify("seed", done)
+                notify(Event.SEED, done)
             return checks[: position + 1]
     for check, seed in zip(checks, seeds):
         counts = snapshot.row_counts(session)
@@ -195,5 +193,5 @@ def check_seeds(session: Session, seeds: list[SqlFile], notify: Progress) -> lis
             changed = snapshot.count_differences(counts, snapshot.row_counts(session))
             if changed:
                 check.findings.append(Finding("second run changed row counts", changed))
-        notify("seed", check)
+        notify(Event.SEED, check)
     return checks

@@ -9,13 +9,18 @@ from __future__ import annotations
 from django.core.checks import Error, register
 
 from ..checks import TAG, display_path
+from ..exceptions import ConfigurationError
 from .engine import lint
 from .targets import default_targets
 
 
 def lint_check_errors() -> list[Error]:
     """Every lint error of the project's migrations and seeds, as ``dbmigrations.L0xx`` check errors."""
-    report = lint(default_targets(), squawk=False)
+    try:
+        targets = default_targets()
+    except ConfigurationError:
+        return []  # a missing migrations folder: dbmigrations.checks reports it
+    report = lint(targets, squawk=False)
     return [Error(f.message, hint=f.hint, obj=f"{display_path(f.path)}:{f.line}:{f.column}", id=f"dbmigrations.{f.rule}")
             for f in report.errors if f.rule != "L001"]
 

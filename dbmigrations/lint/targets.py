@@ -6,7 +6,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import NamedTuple
 
-from .. import conf
+from .. import loader
 from ..discovery import NAME_PATTERN, NAME_RULE
 from ..exceptions import ConfigurationError, Problem
 from .source import DOWN, MIGRATION, SEED
@@ -19,7 +19,7 @@ class Target(NamedTuple):
 
 def default_targets() -> list[Target]:
     """The project's migrations (with down files) and every seed environment."""
-    return expand([conf.migrations_dir()], MIGRATION) + expand([conf.seeds_dir()], SEED)
+    return expand([loader.migrations_dir()], MIGRATION) + expand([loader.seeds_dir()], SEED)
 
 
 def expand(paths, kind: str, *, must_exist: bool = False) -> list[Target]:

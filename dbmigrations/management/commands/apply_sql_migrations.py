@@ -5,7 +5,7 @@ from django.core.management.color import no_style
 from dbmigrations import api, conf
 from dbmigrations.deploy import deploy_decision
 from dbmigrations.management.base import SqlCommand, version_number
-from dbmigrations.migrator import check_plan
+from dbmigrations.executor import check_plan
 
 
 class Command(SqlCommand):

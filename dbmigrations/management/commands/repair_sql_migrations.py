@@ -1,7 +1,6 @@
-from dbmigrations import conf
-from dbmigrations.discovery import discover
+from dbmigrations import loader
+from dbmigrations.executor import MigrationExecutor
 from dbmigrations.management.base import SqlCommand
-from dbmigrations.migrator import repair
 
 
 class Command(SqlCommand):
@@ -15,9 +14,9 @@ class Command(SqlCommand):
         self.add_lock_timeout_argument(parser)
 
     def handle(self, *args, **options):
-        files = discover(conf.migrations_dir(), parse=False)
-        result = repair(self.connect(options["database"]), files, forget_missing=options["forget_missing"],
-                        lock_timeout=options["lock_timeout"])
+        files = loader.migration_files()
+        executor = MigrationExecutor(self.connect(options["database"]), lock_timeout=options["lock_timeout"])
+        result = executor.repair(files, forget_missing=options["forget_missing"])
         for entry in result.recorded:
             self.stdout.write(f"Recorded new checksum of {entry.name}")
         for entry in result.forgotten:

@@ -1,9 +1,8 @@
 import os
 
-from dbmigrations import conf, seeds
-from dbmigrations.discovery import discover
+from dbmigrations import conf, loader, seeds
+from dbmigrations.executor import MigrationExecutor
 from dbmigrations.management.base import SqlCommand
-from dbmigrations.migrator import apply_migrations
 from dbmigrations.reset import check_connected_server, check_target, reset_schema
 
 
@@ -25,11 +24,11 @@ class Command(SqlCommand):
         check_target(target, production=conf.is_production(), allow_remote=options["allow_remote"])
         migrate = options["migrate"] or options["seed"]
         # Validate every file before dropping anything: a broken file must not leave an empty database.
-        files = discover(conf.migrations_dir()) if migrate else []
+        files = loader.migration_files(parse=True) if migrate else []
         seed_files = []
         if options["seed"]:
             seeds.check_environment(os.environ)
-            seed_files = seeds.seed_files()
+            seed_files = loader.seed_files()
         session = self.connect(options["database"])
         server = check_connected_server(session, target, allow_remote=options["allow_remote"])
         if options["interactive"] and not self.confirmed(f"{target.masked_url} (server {server})"):
@@ -39,7 +38,8 @@ class Command(SqlCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Reset the public schema of {target.masked_url}: dropped {result.tables} table(s){ledger}."))
         if migrate:
-            applied = apply_migrations(session, files, pooled=target.pooled, progress=self.progress("Applied"))
+            executor = MigrationExecutor(session, pooled=target.pooled, progress=self.progress("Applied"))
+            applied = executor.apply(files)
             self.stdout.write(self.style.SUCCESS(f"Applied {len(applied.applied)} migration(s)."))
         if options["seed"]:
             runs = seeds.run_seeds(session, seed_files, progress=self.progress("Seeded"))

@@ -1,8 +1,7 @@
-from dbmigrations import conf
-from dbmigrations.discovery import discover
+from dbmigrations import conf, loader
 from dbmigrations.exceptions import ProductionGuard
+from dbmigrations.executor import MigrationExecutor
 from dbmigrations.management.base import SqlCommand, version_number
-from dbmigrations.rollback import plan_rollback, rollback_migrations
 
 
 class Command(SqlCommand):
@@ -26,12 +25,12 @@ class Command(SqlCommand):
                 "rollback refused in production (NODE_ENV/VERCEL_ENV=production); nothing was changed. "
                 "The spec's practice there is a new forward migration that reverses the change; "
                 "pass --allow-production to roll back anyway.")
-        files = discover(conf.migrations_dir())
-        pooled = self.target(options["database"]).pooled
-        session = self.connect(options["database"])
-        which = {"steps": options["steps"], "to": options["to"], "pooled": pooled}
+        files = loader.migration_files()  # only the down files that will run are parsed
+        executor = MigrationExecutor(self.connect(options["database"]), lock_timeout=options["lock_timeout"],
+                                     pooled=self.target(options["database"]).pooled, progress=self.progress)
+        which = {"steps": options["steps"], "to": options["to"]}
         if options["plan"]:
-            chosen = plan_rollback(session, files, **which)
+            chosen = executor.rollback_plan(files, **which)
             if not chosen:
                 return self.stdout.write("Nothing to roll back.")
             self.stdout.write(f"Would roll back {len(chosen)} migration(s), newest first:")
@@ -39,7 +38,7 @@ class Command(SqlCommand):
                 mode = "one transaction" if entry.file.down.script.runs_in_transaction else "NO transaction (not atomic)"
                 self.stdout.write(f"  {entry.file.down.path.name}  ({mode})")
             return
-        result = rollback_migrations(session, files, lock_timeout=options["lock_timeout"], progress=self.progress, **which)
+        result = executor.rollback(files, **which)
         if not result.steps:
             return self.stdout.write("Nothing to roll back.")
         summary = f"Rolled back {len(result.rolled_back)}, {result.still_applied} still applied."

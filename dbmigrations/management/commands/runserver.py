@@ -19,14 +19,13 @@ else:  # pragma: no cover - depends on the host project
 class Command(BaseRunserver):
     def check_migrations(self):
         super().check_migrations()
-        from dbmigrations import conf
+        from dbmigrations import loader
         from dbmigrations.checks import ledger_warnings
-        from dbmigrations.discovery import discover
-        from dbmigrations.exceptions import InvalidFiles
+        from dbmigrations.exceptions import ConfigurationError, InvalidFiles
 
         try:
-            files = discover(conf.migrations_dir(), parse=False)
-        except InvalidFiles as error:
+            files = loader.migration_files()
+        except (InvalidFiles, ConfigurationError) as error:
             self.stdout.write(self.style.NOTICE(f"\n{error}\n"))
             return
         for warning in ledger_warnings(DEFAULT_DB_ALIAS, files):

@@ -1,6 +1,6 @@
 import os
 
-from dbmigrations import seeds
+from dbmigrations import loader, seeds
 from dbmigrations.management.base import SqlCommand
 
 
@@ -17,8 +17,8 @@ class Command(SqlCommand):
 
     def handle(self, *args, **options):
         seeds.check_environment(os.environ, allowed=options["allow_env"])  # before any connection
-        directory = seeds.development_dir()
-        files = seeds.seed_files(directory)
+        directory = loader.development_seeds_dir()
+        files = loader.seed_files(directory)
         if not files:
             self.stdout.write(f"No development seeds in {directory}.")
             return

@@ -5,11 +5,9 @@ from contextlib import contextmanager
 
 from django.core.management.base import CommandError
 
-from dbmigrations import annotations, conf
-from dbmigrations.discovery import discover
+from dbmigrations import annotations, loader
 from dbmigrations.management.base import SqlCommand
 from dbmigrations.scratch import server_params
-from dbmigrations.seeds import seed_files
 from dbmigrations.verify import verify
 
 INTERRUPTED = 130
@@ -28,8 +26,8 @@ class Command(SqlCommand):
         parser.add_argument("--skip-seeds", action="store_true", help="Verify the migrations only.")
 
     def handle(self, *args, **options):
-        migrations = discover(conf.migrations_dir())
-        seeds = None if options["skip_seeds"] else seed_files(conf.seeds_dir() / "development")
+        migrations = loader.migration_files(parse=True)
+        seeds = None if options["skip_seeds"] else loader.seed_files()
         self.section, self.json, self.width = None, options["json"], max((len(f.name) for f in [*migrations, *(seeds or [])]), default=0)
         if self.verbosity >= 1:
             self.stderr.write(f"Server: {self.target(options['database']).describe()}", self.style.HTTP_INFO)
