@@ -1,6 +1,6 @@
 """Typed errors of the core. Each carries the exit code the commands turn it into.
 
-Exit codes (DECISIONS.md): 1 a SQL file failed on the server; 2 refused before
+Exit codes: 1 a SQL file failed on the server; 2 refused before
 changing anything (configuration, connection, invalid files, drift, lock timeout,
 production guard).
 """

@@ -150,7 +150,7 @@ def test_dotenv_file_is_read_and_real_environment_wins(manage, tmp_path, databas
 
 
 def test_real_environment_key_beats_dotenv_key_by_precedence(manage, tmp_path, database):
-    """DECISIONS: .env has DATABASE_URL_UNPOOLED, the environment DATABASE_URL → precedence picks UNPOOLED."""
+    """.env has DATABASE_URL_UNPOOLED, the environment DATABASE_URL → precedence picks UNPOOLED."""
     env_file = tmp_path / ".env"
     env_file.write_text(f"DATABASE_URL_UNPOOLED={database.url}\n")
     result = manage("sql_migration_status", env={"BESTRONG_ENV_FILE": str(env_file)},

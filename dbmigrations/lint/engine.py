@@ -3,7 +3,7 @@
 Each file is read and parsed once; squawk runs once over all files, at the same
 time as our rules. squawk's ``prefer-robust-stmts`` and our idempotency rules can
 see the same statement (outside a transaction): squawk's finding is kept, at our
-severity, and ours dropped (DECISIONS.md). Our results per file content are
+severity, and ours dropped (never two findings for one problem). Our results per file content are
 cached between runs (``cache.py``); squawk's are not.
 """
 from __future__ import annotations

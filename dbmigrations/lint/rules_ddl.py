@@ -3,7 +3,7 @@
 squawk's ``prefer-robust-stmts`` checks part of this, but only outside a
 transaction; the runner puts every file it can in one, so these rules cover the
 rest. Where squawk does report the same statement, the engine keeps squawk's
-finding instead of ours (DECISIONS.md). A statement inside a DO block's
+finding instead of ours (one finding per problem). A statement inside a DO block's
 existence check counts as guarded.
 """
 from __future__ import annotations
