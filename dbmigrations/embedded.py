@@ -24,11 +24,11 @@ def ensure_server(data_dir: Path) -> str:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
             import pgserver
-    except ImportError as error:  # pragma: no cover - pgserver is a dependency
+    except ImportError:
         raise ConfigurationError(
-            "no database configured and the embedded server is unavailable (pip install pgserver), "
-            "or set DATABASE_URL"
-        ) from error
+            "no database configured, and the embedded development server is not installed: set DATABASE_URL, "
+            "or install it with: pip install -e '.[embedded]' (the quick start's '.[dev]' includes it)"
+        ) from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         server = pgserver.get_server(data_dir, cleanup_mode=None)

@@ -18,15 +18,20 @@ OUR_ENV = ["DATABASE_URL", "DATABASE_URL_UNPOOLED", "VERCEL", "VERCEL_ENV", "SQL
            "SQL_MIGRATIONS_ON_PREVIEW", "SQL_EMBEDDED_PGDATA", "BESTRONG_ENV_FILE"]
 SCRIPTS = {
     "migrate": "apply_sql_migrations", "migrate:vercel": "apply_sql_migrations --vercel",
-    "migrate:status": "sql_migration_status", "seed": "seed_dev", "seed:dev": "seed_dev",
+    "migrate:status": "sql_migration_status", "migrate:rollback": "rollback_sql_migrations",
+    "migrate:new": "new_sql_migration", "migrate:lint": "lint_sql_migrations",
+    "migrate:verify": "verify_sql_migrations", "seed": "seed_dev", "seed:dev": "seed_dev",
     "db:reset": "reset_db", "db:status": "sql_migration_status",
 }
+README_SCRIPTS = ("migrate", "migrate:vercel", "migrate:status", "migrate:rollback", "seed", "seed:dev",
+                  "db:reset", "db:status")
 
 
 def test_package_json_maps_the_spec_names_onto_real_commands():
     from django.core.management import get_commands
 
     package = json.loads((ROOT / "package.json").read_text())
+    assert package["name"] == "backend"  # the spec's `turbo run migrate:vercel --filter=backend`
     assert package["private"] is True and "dependencies" not in package
     assert package["packageManager"].startswith("npm@")  # turbo 2 refuses a workspace without it
     scripts = package["scripts"]
@@ -37,8 +42,18 @@ def test_package_json_maps_the_spec_names_onto_real_commands():
     assert scripts["seed:dev"].startswith("NODE_ENV=development ")
 
 
+def test_every_npm_script_the_readme_names_exists():
+    scripts = json.loads((ROOT / "package.json").read_text())["scripts"]
+    readme = (ROOT / "README.md").read_text()
+    for name in README_SCRIPTS:
+        assert f"npm run {name}" in readme, name
+        assert name in scripts, name
+
+
 def test_turbo_json_tasks_are_uncached_and_pass_the_database_variables():
-    tasks = json.loads((ROOT / "turbo.json").read_text())["tasks"]
+    config = json.loads((ROOT / "turbo.json").read_text())
+    assert config["extends"] == ["//"]  # a package of the monorepo: turbo rejects the whole repo without it
+    tasks = config["tasks"]
     assert {"migrate", "migrate:vercel", "migrate:status", "seed"} <= set(tasks)
     for name, task in tasks.items():
         assert task["cache"] is False and task["outputs"] == [], name
@@ -61,30 +76,50 @@ def turbo(tmp_path_factory) -> str:
     return str(binary)
 
 
+def monorepo(root: Path) -> Path:
+    """BeStrong's layout: an npm-workspaces Turborepo, a stub Next.js ``frontend/``, this project as ``backend/``.
+
+    Returns the ``backend/`` folder (the project's tracked files, without any virtualenv)."""
+    write_files(root, {
+        "package.json": json.dumps({"name": "bestrong", "private": True, "packageManager": "npm@10.9.2",
+                                    "workspaces": ["frontend", "backend"]}),
+        "turbo.json": json.dumps({"$schema": "https://turborepo.dev/schema.json",
+                                  "tasks": {"build": {"outputs": [".next/**"]}}}),
+    })
+    write_files(root / "frontend", {"package.json": json.dumps(
+        {"name": "frontend", "private": True, "scripts": {"build": "echo frontend built"}})})
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    backend = root / "backend"
+    for name in filter(None, tracked.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (backend / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, backend / name)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    return backend
+
+
 @pytest.fixture
 def project(tmp_path) -> Path:
-    """A copy of the project's npm/turbo entry points with a ``.venv/bin/python`` that is the test's Python."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("package.json", "turbo.json", "manage.py"):
-        shutil.copy2(ROOT / name, root / name)
-    shutil.copytree(ROOT / "scripts", root / "scripts")
-    shutil.copytree(ROOT / "bestrong", root / "bestrong", ignore=shutil.ignore_patterns("__pycache__"))
-    (root / "dbmigrations").symlink_to(ROOT / "dbmigrations")
-    python = root / ".venv" / "bin" / "python"
+    """The monorepo, with ``backend/.venv/bin/python`` standing for the test's Python (no install)."""
+    backend = monorepo(tmp_path / "bestrong")
+    python = backend / ".venv" / "bin" / "python"
     python.parent.mkdir(parents=True)
     python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     python.chmod(0o755)
-    return root
+    return backend
+
+
+def turbo_env(database, tmp_path, **env) -> dict:
+    return clean_env(DATABASE_URL=database.url, SQL_EMBEDDED_PGDATA=str(tmp_path / "pgdata"),
+                     TURBO_TELEMETRY_DISABLED="1", DO_NOT_TRACK="1", TURBO_NO_UPDATE_NOTIFIER="1", **env)
 
 
 @pytest.fixture
 def run_turbo(turbo, project, database, tmp_path):
+    """``turbo run TASK --filter=backend …`` from the monorepo's root."""
     def run(*args, **env) -> Result:
-        extra = {"DATABASE_URL": database.url, "SQL_EMBEDDED_PGDATA": str(tmp_path / "pgdata"),
-                 "TURBO_TELEMETRY_DISABLED": "1", "DO_NOT_TRACK": "1", "TURBO_NO_UPDATE_NOTIFIER": "1"}
-        proc = subprocess.run([turbo, "run", "--ui=stream", *args], cwd=project,
-                              env=clean_env(**extra, **env), capture_output=True, text=True, timeout=180)
+        proc = subprocess.run([turbo, "run", "--ui=stream", "--filter=backend", *args], cwd=project.parent,
+                              env=turbo_env(database, tmp_path, **env), capture_output=True, text=True, timeout=180)
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return run
@@ -136,15 +171,34 @@ def test_turbo_migrate_vercel_sees_the_preview_variables(run_turbo, database, tm
     assert database.versions() == ["001"]
 
 
-def test_scripts_py_prefers_the_venv_then_python3(project, tmp_path):
-    def which_python(root: Path) -> str:
-        proc = subprocess.run(["sh", str(root / "scripts" / "py"), "-c", "import sys; print(sys.prefix)"],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=60, env=clean_env())
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout.strip()
+def test_the_spec_build_line_works_in_the_monorepo_from_scratch(turbo, database, tmp_path):
+    """`turbo run build && turbo run migrate:vercel --filter=backend`, as Vercel runs it: no virtualenv yet,
+    so scripts/py installs the backend's Python dependencies (without the embedded server) first."""
+    backend = monorepo(tmp_path / "bestrong")
+    env = turbo_env(database, tmp_path, VERCEL="1", VERCEL_ENV="production", NODE_ENV="production")
+    line = f"{turbo} run --ui=stream build && {turbo} run --ui=stream migrate:vercel --filter=backend"
+    proc = subprocess.run(["sh", "-c", line], cwd=backend.parent, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "frontend built" in proc.stdout
+    assert "installing the Python dependencies" in proc.stdout + proc.stderr
+    assert database.versions() == ["001", "002", "003", "004", "005"]
+    assert {"admin_users", "clients", "workouts"} <= database.tables()
+    installed = subprocess.run([str(backend / ".venv" / "bin" / "python"), "-c", "import pgserver"],
+                               capture_output=True, text=True)
+    assert installed.returncode != 0  # a deploy does not carry the embedded server's binaries
 
-    assert which_python(project) == sys.prefix  # .venv/bin/python (here: the test's interpreter)
-    shutil.rmtree(project / ".venv")
-    expected = subprocess.run(["python3", "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True,
-                              env=clean_env()).stdout.strip()
-    assert which_python(project) == expected
+
+def test_a_preview_without_database_variables_skips_with_exit_0(manage, database, migrations_dir):
+    write_files(migrations_dir, {"001_a.sql": migration("001_a", "CREATE TABLE a (id int);")})
+    result = manage("apply_sql_migrations", migrations=migrations_dir, database_url=None,
+                    env={"VERCEL": "1", "VERCEL_ENV": "preview"})
+    assert result.returncode == 0, result.output
+    assert "Preview deployment" in result.stdout and "SQL_MIGRATIONS_ON_PREVIEW" in result.stdout
+    assert database.tables() == set()
+
+
+def test_scripts_py_uses_the_venv(project, tmp_path):
+    proc = subprocess.run(["sh", str(project / "scripts" / "py"), "-c", "import sys; print(sys.prefix)"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, env=clean_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == sys.prefix  # .venv/bin/python (here: the test's interpreter)
