@@ -37,6 +37,11 @@ def ensure_server(data_dir: Path) -> str:
     return str(info.socket_dir)
 
 
+def url(socket_dir: str, name: str = "bestrong") -> str:
+    """A libpq URL of database ``name`` on the embedded server (for psql, ``dbshell`` and the banner)."""
+    return f"postgresql://postgres@/{name}?host={socket_dir}"
+
+
 def stop_server(data_dir: Path) -> bool:
     """Stop the embedded server if it runs; True when one was stopped."""
     data_dir = Path(data_dir).resolve()

@@ -3,15 +3,21 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib import metadata
 
 import psycopg
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-from .. import annotations, api, conf
+from .. import annotations, api, conf, embedded
 from ..database import DatabaseTarget, scrub
 from ..exceptions import DbMigrationsError
 from ..session import BatchError, Session
+
+
+def plain(text: str) -> str:
+    """A style that leaves the text as it is (stderr's default would be the error style)."""
+    return text
 
 
 def version_number(value: str) -> int:
@@ -32,12 +38,51 @@ def seconds(value: str) -> float:
     return number
 
 
+EXIT_CODES = """exit codes:
+  0  done, or nothing to do
+  1  a SQL file failed on the server (rolled back), or --check found something
+  2  refused before changing anything: configuration, connection, invalid files,
+     checksum drift, lock timeout, production guard"""
+ENVIRONMENT = """environment (also read from .env at the project root; the real environment wins):
+  DATABASE_URL_UNPOOLED, POSTGRES_URL_NON_POOLING, DATABASE_URL, POSTGRES_URL, POSTGRES_PRISMA_URL,
+  POSTGRES_HOST (+ _PORT, _DATABASE, _USER, _PASSWORD)
+                       the database: the first one set wins; none set: the embedded server
+  SQL_MIGRATIONS_DIR   the migrations folder (default: migrations/ of the project)
+  SQL_SEEDS_DIR        the seeds folder (default: seeds/ of the project)
+  NODE_ENV, VERCEL_ENV, VERCEL
+                       production (NODE_ENV or VERCEL_ENV = production) and the deploy mode (VERCEL=1)"""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, DjangoHelpFormatter):
+    """Django's option order, with the epilog's examples and tables kept as written."""
+
+
+def tool_version() -> str:
+    """The installed version of this tool (``--version``)."""
+    try:
+        return metadata.version("bestrong-dbmigrations")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 class SqlCommand(BaseCommand):
     """Base for the SQL migration commands: ``--database``, typed errors → ``CommandError``."""
 
     # The commands validate their own files; skipping Django's checks keeps a no-op run fast.
     requires_system_checks = []
     uses_database = True
+    #: Example command lines for ``--help``.
+    examples: tuple[str, ...] = ()
+
+    def get_version(self):
+        return f"bestrong-dbmigrations {tool_version()}"
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        examples = "\n".join(f"  python manage.py {subcommand} {e}".rstrip() for e in self.examples)
+        epilog = "\n\n".join(filter(None, [f"examples:\n{examples}" if examples else "", EXIT_CODES, ENVIRONMENT]))
+        parser = super().create_parser(prog_name, subcommand, epilog=epilog, **kwargs)
+        parser.formatter_class = HelpFormatter
+        return parser
 
     def add_arguments(self, parser):
         if self.uses_database:
@@ -98,12 +143,14 @@ class SqlCommand(BaseCommand):
         """Progress callback of :func:`dbmigrations.api.connect`: the ``Database: …`` line."""
         if event != "database" or self.verbosity < 1:
             return
-        self.stderr.write(f"Database: {target.describe()}", self.style.HTTP_INFO)
-        if target.is_embedded:
-            self.stderr.write(
-                f"  (embedded development server, data in {conf.embedded_data_dir()}; "
-                "set DATABASE_URL to use another database)"
-            )
+        if target.is_embedded:  # its real, connectable URL (psql, dbshell)
+            socket_dir = embedded.ensure_server(conf.embedded_data_dir())
+            url = embedded.url(socket_dir, target.settings.get("NAME") or "bestrong")
+            self.stderr.write(f"Database: embedded PostgreSQL {url}", self.style.HTTP_INFO)
+            self.stderr.write(f"  (embedded development server, data in {conf.embedded_data_dir()}; "
+                              "set DATABASE_URL to use another database)", style_func=plain)
+        else:
+            self.stderr.write(f"Database: {target.describe()}", self.style.HTTP_INFO)
 
     def fail(self, message: str, code: int = 1):
         raise CommandError(message, returncode=code)

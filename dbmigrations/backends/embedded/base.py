@@ -6,9 +6,12 @@ from django.db.backends.postgresql import base
 
 from ... import conf, embedded
 from ...exceptions import ConfigurationError
+from .client import DatabaseClient
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    client_class = DatabaseClient
+
     def get_connection_params(self):
         if conf.is_production():
             raise ConfigurationError(

@@ -18,6 +18,6 @@ class Command(BaseCommand):
             return
         socket_dir = embedded.ensure_server(data_dir)
         if action == "url":
-            self.stdout.write(f"postgresql://postgres@/bestrong?host={socket_dir}")
+            self.stdout.write(embedded.url(socket_dir))
         else:
             self.stdout.write(f"Embedded server running, socket in {socket_dir} (data in {data_dir}).")

@@ -10,6 +10,7 @@ from dbmigrations.management.base import SqlCommand
 class Command(SqlCommand):
     help = ("Lint SQL migrations and seeds without running them: header, transaction wrapper, idempotent DDL, "
             "data only in seeds (ours), plus squawk's lock and production-safety rules. Exit 1 on errors.")
+    examples = ('', 'migrations/006_add_goals_table.sql', '--format json')
     uses_database = False
 
     def add_arguments(self, parser):

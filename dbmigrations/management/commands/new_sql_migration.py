@@ -6,6 +6,7 @@ from dbmigrations.scaffold import create_migration
 class Command(SqlCommand):
     help = ("Create SQL_MIGRATIONS_DIR/NNN_description.sql (next number) from the spec's template; "
             "with --down also its .down.sql. Never overwrites a file.")
+    examples = ('add_goals_table --down',)
     uses_database = False
 
     def add_arguments(self, parser):

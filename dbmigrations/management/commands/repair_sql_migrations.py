@@ -6,6 +6,7 @@ from dbmigrations.management.base import SqlCommand
 class Command(SqlCommand):
     help = ("Record the current checksums of modified applied migrations (after a human checked them); "
             "with --forget-missing, delete ledger rows whose file is gone. One transaction, under the migration lock.")
+    examples = ('', '--forget-missing')
 
     def add_arguments(self, parser):
         super().add_arguments(parser)

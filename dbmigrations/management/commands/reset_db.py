@@ -9,6 +9,7 @@ from dbmigrations.reset import check_connected_server, check_target, reset_schem
 class Command(SqlCommand):
     help = ("Drop and recreate the public schema (every table, all data, the migration ledger) with PostgreSQL's "
             "defaults. Development only: refused in production and, without --allow-remote, on another machine.")
+    examples = ('', '--no-input --migrate --seed')
 
     def add_arguments(self, parser):
         super().add_arguments(parser)

@@ -7,6 +7,7 @@ from dbmigrations.management.base import SqlCommand, version_number
 class Command(SqlCommand):
     help = ("Roll back applied SQL migrations with their .down.sql files, newest first, each in one "
             "transaction with the removal of its ledger row.")
+    examples = ('                  # the newest migration', '--steps 3', '--to 002', '--plan')
 
     def add_arguments(self, parser):
         super().add_arguments(parser)

@@ -7,6 +7,7 @@ from dbmigrations.management.base import SqlCommand
 class Command(SqlCommand):
     help = ("Run every development seed (SQL_SEEDS_DIR/development) in numeric order, each in one transaction. "
             "Refused in production and while migrations are pending.")
+    examples = ('', '--plan', '--allow-env staging')
 
     def add_arguments(self, parser):
         super().add_arguments(parser)

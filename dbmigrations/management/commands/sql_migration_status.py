@@ -7,6 +7,7 @@ from dbmigrations.plan import State
 
 class Command(SqlCommand):
     help = "List every SQL migration file and ledger row: applied, pending, modified, missing."
+    examples = ('', '--check          # exit 1 when anything is pending, modified or missing', '--json')
 
     def add_arguments(self, parser):
         super().add_arguments(parser)

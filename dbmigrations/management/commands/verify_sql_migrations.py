@@ -19,6 +19,7 @@ SECTIONS = {"migration": "Migrations (apply, run again, down → up):",
 class Command(SqlCommand):
     help = ("Prove on a throwaway database that every migration is idempotent (run twice) and reversible "
             "(down → up), and that the development seeds are idempotent. The scratch database is always dropped.")
+    examples = ('', '--skip-seeds --json')
 
     def add_arguments(self, parser):
         super().add_arguments(parser)

@@ -1,0 +1,14 @@
+"""``manage.py dbshell`` on the embedded server: psql pointed at its unix socket."""
+from __future__ import annotations
+
+from django.db.backends.postgresql import client
+
+from ... import conf, embedded
+
+
+class DatabaseClient(client.DatabaseClient):
+    @classmethod
+    def settings_to_cmd_args_env(cls, settings_dict, parameters):
+        socket_dir = embedded.ensure_server(conf.embedded_data_dir())
+        settings_dict = {**settings_dict, "HOST": socket_dir, "PORT": "", "USER": "postgres"}
+        return super().settings_to_cmd_args_env(settings_dict, parameters)
