@@ -4,10 +4,12 @@ Installed with the package (entry point ``pytest11: dbmigrations``) and inert un
 enabled, by ``--sql-migrations`` or ``sql_migrations = true`` in the ini file. Then
 pytest-django's ``django_db_setup`` is extended, not replaced: the original creates
 the test databases, and this one applies every pending SQL migration to them once
-per session (``--reuse-db`` keeps them: only what is pending runs). Development
-seeds run after the migrations with ``--sql-seeds``, ``sql_seeds = true``, or when
-any collected test is marked ``@pytest.mark.sql_seeds``; they are committed, so
-every test of the session sees them.
+per session (``--reuse-db`` keeps them: only what is pending runs).
+
+Development seeds: with ``--sql-seeds`` or ``sql_seeds = true`` they run once after the
+migrations and are committed, so every test of the session sees them. A test marked
+``@pytest.mark.sql_seeds`` (without those options) gets them inside its own transaction
+(pytest-django's ``db``), rolled back with it: no other test sees its seed rows.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def _flag(config: pytest.Config, name: str) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sql_seeds: the test needs the development seeds (dbmigrations runs them "
-                                       "once, after the SQL migrations, for the whole session)")
+                                       "inside the test's transaction, rolled back after it)")
     if not _flag(config, "sql_migrations"):
         return
     if not config.pluginmanager.hasplugin("django"):
@@ -50,12 +52,35 @@ def pytest_configure(config: pytest.Config) -> None:
     # django_db_setup overrides the original and can request it; and only when enabled.
     holder = types.ModuleType(f"{__name__}.enabled")
     holder.django_db_setup = pytest.fixture(scope="session", name="django_db_setup")(migrated_django_db_setup)
+    holder.sql_seeds_for_marked_tests = pytest.fixture(autouse=True)(sql_seeds_for_marked_tests)
     config.pluginmanager.register(holder, "dbmigrations-django-db-setup")
 
 
 def _wants_seeds(request: pytest.FixtureRequest) -> bool:
-    return _flag(request.config, "sql_seeds") or any(
-        item.get_closest_marker("sql_seeds") for item in request.session.items)
+    """Session-wide (committed) seeds: only when asked for the whole session."""
+    return _flag(request.config, "sql_seeds")
+
+
+def sql_seeds_for_marked_tests(request: pytest.FixtureRequest):
+    """Run the development seeds inside a ``@pytest.mark.sql_seeds`` test's own transaction."""
+    if request.node.get_closest_marker("sql_seeds") is None or _wants_seeds(request):
+        yield
+        return
+    marker = request.node.get_closest_marker("django_db")
+    if "transactional_db" in request.fixturenames or (marker and marker.kwargs.get("transaction")):
+        pytest.fail("@pytest.mark.sql_seeds runs the seeds inside the test's transaction, which a transactional "
+                    "test does not have: use the `db` fixture, or --sql-seeds for the whole session", pytrace=False)
+    request.getfixturevalue("db")
+    from django.db import connections
+
+    from dbmigrations import loader
+
+    alias = request.config.getini("sql_migrations_databases")[0]
+    with connections[alias].cursor() as cursor:
+        for file in loader.seed_files():
+            for statement in file.source.script.statements:
+                cursor.execute(statement.sql)
+    yield
 
 
 def _aliases(request: pytest.FixtureRequest) -> list[str]:

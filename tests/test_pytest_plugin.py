@@ -130,10 +130,21 @@ def test_seeds_by_option_and_by_marker(sample):
         def test_marked(db):
             assert sql("SELECT name FROM members ORDER BY name") == [("ada",), ("grace",)]
 
-        def test_unmarked_sees_the_session_seeds_too(db):
+        def test_unmarked_does_not_see_the_marked_tests_seeds(db):
+            assert sql("SELECT count(*) FROM members") == [(0,)]
+
+        @pytest.mark.sql_seeds
+        def test_marked_again_gets_them_once(db):
             assert sql("SELECT count(*) FROM members") == [(2,)]
+
+        @pytest.mark.sql_seeds
+        @pytest.mark.django_db(transaction=True)
+        def test_marked_transactional_is_told_what_to_do():
+            pass
     """)
-    sample.run("--strict-markers").assert_outcomes(passed=2)
+    result = sample.run("--strict-markers")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*sql_seeds runs the seeds inside the test's transaction*"])
 
     sample.tests("""
         from helpers import sql
