@@ -62,9 +62,10 @@ TEMPLATES = [
 
 DATABASES = {"default": database_settings(os.environ)}
 
-SQL_MIGRATIONS_DIR = Path(env.str("SQL_MIGRATIONS_DIR", default=str(BASE_DIR / "migrations")))
-SQL_SEEDS_DIR = Path(env.str("SQL_SEEDS_DIR", default=str(BASE_DIR / "seeds")))
-SQL_EMBEDDED_PGDATA = Path(env.str("SQL_EMBEDDED_PGDATA", default=str(BASE_DIR / ".pgdata")))
+# SQL_MIGRATIONS_DIR, SQL_SEEDS_DIR, SQL_EMBEDDED_PGDATA, NODE_ENV, VERCEL, VERCEL_ENV and
+# SQL_MIGRATIONS_ON_PREVIEW are read from the environment by dbmigrations.conf when used (a
+# relative folder is relative to BASE_DIR). Setting SQL_MIGRATIONS_DIR etc. here would override
+# the environment variable of the same name.
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

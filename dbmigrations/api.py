@@ -17,8 +17,8 @@ import os
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import Error as DjangoDatabaseError
 
-from . import conf, loader
-from .database import DatabaseTarget, scrub, target_from_settings
+from . import loader
+from .database import DatabaseTarget, connection_refusal, scrub, target_from_settings
 from .discovery import SqlFile
 from .events import Progress, quiet
 from .exceptions import ConfigurationError, DatabaseUnavailable
@@ -41,15 +41,14 @@ def database_target(database: str = DEFAULT_DB_ALIAS) -> DatabaseTarget:
 def connect(database: str = DEFAULT_DB_ALIAS, *, progress: Progress | None = None) -> Session:
     """Open Django's connection for ``database`` and wrap it in a :class:`~dbmigrations.executor.Session`.
 
-    Refuses the embedded development server in production (``NODE_ENV``/``VERCEL_ENV=production``);
-    an unreachable server or a failed login raises :class:`DatabaseUnavailable` without the password.
+    Refuses a broken configuration and the embedded development server in production
+    (:func:`~dbmigrations.database.connection_refusal`); an unreachable server or a failed
+    login raises :class:`DatabaseUnavailable` without the password.
     """
     target = database_target(database)
-    if target.is_embedded and conf.is_production():
-        raise ConfigurationError(
-            "no database configured in production (NODE_ENV/VERCEL_ENV=production): set "
-            "DATABASE_URL_UNPOOLED, POSTGRES_URL_NON_POOLING or DATABASE_URL"
-        )
+    refusal = connection_refusal(connections[database].settings_dict)
+    if refusal is not None:
+        raise refusal
     (progress or quiet)("database", target)
     connection = connections[database]
     if connection.in_atomic_block:

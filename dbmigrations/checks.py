@@ -21,7 +21,7 @@ from django.db import DatabaseError, connections
 
 from . import conf, loader, plan
 from .api import connect
-from .database import scrub
+from .database import connection_refusal, scrub
 from .discovery import relative_path
 from .exceptions import ConfigurationError, DbMigrationsError, InvalidFiles, Problem
 
@@ -43,6 +43,7 @@ PENDING = "dbmigrations.W001"
 DRIFT = "dbmigrations.W002"
 MISSING = "dbmigrations.W003"
 UNREADABLE = "dbmigrations.W004"
+DATABASE_CONFIGURATION = "dbmigrations.E011"
 
 
 def display_path(path: str | Path) -> str:
@@ -100,6 +101,24 @@ def check_sql_files(app_configs=None, **kwargs):
     return [message for check in FILE_CHECKS for message in check()]
 
 
+@checks.register(TAG)
+def check_database_configuration(app_configs=None, **kwargs):
+    """An Error per database whose configuration cannot work (read from settings; connects to nothing).
+
+    Django's ``check``, ``migrate`` and ``runserver`` stop on it with the tool's one-line message;
+    connecting anyway raises ``ImproperlyConfigured`` with the same message.
+    """
+    if not _checks_this_app(app_configs):
+        return []
+    errors = []
+    for alias, settings in connections.settings.items():
+        refusal = connection_refusal(settings)
+        if refusal is not None:
+            errors.append(checks.Error(str(refusal), obj=f"settings.DATABASES[{alias!r}]", id=DATABASE_CONFIGURATION,
+                                       hint="Fix the database's environment variables (DATABASE_URL…) or settings.DATABASES."))
+    return errors
+
+
 @checks.register(TAG, checks.Tags.database)
 def check_ledger(app_configs=None, databases=None, **kwargs):
     """Warnings for pending, modified and missing migrations in each database checked."""
@@ -109,7 +128,8 @@ def check_ledger(app_configs=None, databases=None, **kwargs):
         files = loader.migration_files(parse=True)
     except (InvalidFiles, ConfigurationError):
         return []  # check_sql_files reports them
-    return [message for alias in databases for message in ledger_warnings(alias, files)]
+    usable = [alias for alias in databases if connection_refusal(connections.settings[alias]) is None]  # else E011
+    return [message for alias in usable for message in ledger_warnings(alias, files)]
 
 
 def ledger_warnings(alias: str, files) -> list[checks.CheckMessage]:

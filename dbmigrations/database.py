@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
-from .exceptions import ConfigurationError
+from . import conf
+from .exceptions import ConfigurationError, DbMigrationsError, ProductionGuard
 
 URL_VARIABLES = (
     "DATABASE_URL_UNPOOLED",
@@ -30,6 +31,8 @@ PARTS_VARIABLES = (
 DIRECT_VARIABLES = ("DATABASE_URL_UNPOOLED", "POSTGRES_URL_NON_POOLING")
 EMBEDDED_SOURCE = "embedded"
 EMBEDDED_ENGINE = "dbmigrations.backends.embedded"
+# Django's PostgreSQL backend that raises ImproperlyConfigured instead of connecting (see connection_refusal).
+GUARDED_ENGINE = "dbmigrations.backends.postgresql"
 POSTGRES_ENGINE = "django.db.backends.postgresql"
 SCHEMES = ("postgres", "postgresql")
 SECRET_PARAMS = {"password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"}
@@ -64,22 +67,30 @@ class DatabaseTarget:
         return f"{self.masked_url} (from {self.source})"
 
 
-def _get(environ: Mapping[str, str], name: str) -> str:
-    return (environ.get(name) or "").strip()
-
-
-def is_production(environ: Mapping[str, str]) -> bool:
-    """NODE_ENV=production (the spec's rule) or VERCEL_ENV=production."""
-    return _get(environ, "NODE_ENV") == "production" or _get(environ, "VERCEL_ENV") == "production"
-
-
 def database_settings(environ: Mapping[str, str], *, embedded_name: str = "bestrong") -> dict:
     """``DATABASES["default"]`` for settings.py. A configuration error is kept, not raised,
-    so ``manage.py`` still starts and the commands report it in one line (exit 2)."""
+    so ``manage.py`` still starts: the tool's commands report it in one line (exit 2), and
+    Django's own get it as ``ImproperlyConfigured`` (:data:`GUARDED_ENGINE`, system check E010)."""
     try:
         return resolve_database(environ, embedded_name=embedded_name).settings
     except ConfigurationError as error:
-        return {**embedded_target(embedded_name).settings, "ENGINE": POSTGRES_ENGINE, "CONFIG_ERROR": str(error)}
+        return {**embedded_target(embedded_name).settings, "ENGINE": GUARDED_ENGINE, "CONFIG_ERROR": str(error)}
+
+
+def connection_refusal(settings: Mapping) -> DbMigrationsError | None:
+    """Why a ``DATABASES`` entry must not be connected to, or None.
+
+    Its configuration error (``CONFIG_ERROR``), or the embedded development server in
+    production. Reads the settings and the environment only: runs before any connection.
+    """
+    if settings.get("CONFIG_ERROR"):
+        return ConfigurationError(settings["CONFIG_ERROR"])
+    if settings.get("ENGINE") == EMBEDDED_ENGINE and conf.is_production():
+        return ProductionGuard(conf.production_refusal(
+            "embedded development database",
+            "no database is configured; set DATABASE_URL_UNPOOLED, POSTGRES_URL_NON_POOLING or DATABASE_URL "
+            "(the embedded server is for development only)."))
+    return None
 
 
 def target_from_settings(settings: Mapping) -> DatabaseTarget:
@@ -104,10 +115,10 @@ def resolve_database(environ: Mapping[str, str], *, embedded_name: str = "bestro
     embedded default is allowed (not in production) is decided when connecting.
     """
     for name in URL_VARIABLES:
-        value = _get(environ, name)
+        value = conf.variable(name, environ)
         if value:
             return parse_database_url(value, source=name)
-    if _get(environ, "POSTGRES_HOST"):
+    if conf.variable("POSTGRES_HOST", environ):
         return _from_parts(environ)
     return embedded_target(embedded_name)
 
@@ -129,14 +140,14 @@ def embedded_target(name: str = "bestrong") -> DatabaseTarget:
 
 
 def _from_parts(environ: Mapping[str, str]) -> DatabaseTarget:
-    missing = [n for n in ("POSTGRES_DATABASE", "POSTGRES_USER") if not _get(environ, n)]
+    missing = [n for n in ("POSTGRES_DATABASE", "POSTGRES_USER") if not conf.variable(n, environ)]
     if missing:
         raise ConfigurationError(
             "POSTGRES_HOST is set but " + " and ".join(missing) + " is not; set them or use a URL variable"
         )
-    host, port = _get(environ, "POSTGRES_HOST"), _get(environ, "POSTGRES_PORT") or "5432"
-    user, password = _get(environ, "POSTGRES_USER"), environ.get("POSTGRES_PASSWORD") or ""
-    name = _get(environ, "POSTGRES_DATABASE")
+    host, port = conf.variable("POSTGRES_HOST", environ), conf.variable("POSTGRES_PORT", environ) or "5432"
+    user, password = conf.variable("POSTGRES_USER", environ), environ.get("POSTGRES_PASSWORD") or ""
+    name = conf.variable("POSTGRES_DATABASE", environ)
     _check_port(port, "POSTGRES_PORT")
     settings = _settings(name, user, password, host, port, {}, source="POSTGRES_HOST", pooled=_looks_pooled(host, port, {}))
     return DatabaseTarget(

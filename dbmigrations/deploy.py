@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from . import conf
 from .database import DIRECT_VARIABLES, DatabaseTarget
 from .exceptions import ConfigurationError
 
@@ -15,19 +16,23 @@ class DeployDecision:
     warnings: list[str] = field(default_factory=list)
 
 
-def deploy_decision(target: DatabaseTarget, environ: Mapping[str, str]) -> DeployDecision:
-    """Refuse the embedded database; skip previews unless asked; warn about pooled URLs."""
+def deploy_decision(target: DatabaseTarget, environ: Mapping[str, str] | None = None) -> DeployDecision:
+    """Refuse the embedded database; skip previews unless asked; warn about pooled URLs.
+
+    ``environ`` defaults to ``os.environ``, read now (see :mod:`dbmigrations.conf`).
+    """
     # Previews skip migrations anyway, so a preview without database variables is not an error.
-    if (environ.get("VERCEL_ENV") or "").strip() == "preview" and (environ.get("SQL_MIGRATIONS_ON_PREVIEW") or "").strip() != "1":
+    if conf.is_preview(environ) and not conf.migrations_on_preview(environ):
         return DeployDecision(
             False,
-            "Preview deployment (VERCEL_ENV=preview): migrations not applied, because previews often share the "
-            "production database. Set SQL_MIGRATIONS_ON_PREVIEW=1 in Vercel's Preview environment when each "
-            "preview has its own database (e.g. Neon branching).",
+            f"Preview deployment (VERCEL_ENV={conf.vercel_env(environ)}): migrations not applied, because previews "
+            "often share the production database. Set SQL_MIGRATIONS_ON_PREVIEW=1 in Vercel's Preview environment "
+            "when each preview has its own database (e.g. Neon branching).",
         )
     if target.is_embedded:
+        why = "VERCEL=1" if conf.is_vercel_build(environ) else "--vercel"
         raise ConfigurationError(
-            "deploy mode needs an explicitly configured database: set DATABASE_URL_UNPOOLED or "
+            f"deploy mode needs an explicitly configured database ({why}): set DATABASE_URL_UNPOOLED or "
             "POSTGRES_URL_NON_POOLING (preferred) or DATABASE_URL; the embedded database is for laptops"
         )
     decision = DeployDecision(True)

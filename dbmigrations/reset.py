@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from psycopg import errors, sql
 
-from . import ledger
+from . import conf, ledger
 from .database import DatabaseTarget
-from .exceptions import ProductionGuard, RemoteDatabase, ResetFailed
+from .exceptions import RemoteDatabase, ResetFailed
 from .locks import lock_statements, raise_for_lock
 from .session import BatchError, Part, Session, run_batch
 
@@ -55,15 +55,13 @@ def is_local(target: DatabaseTarget) -> bool:
     return all(_is_local_host(h) for h in hosts + hostaddrs)
 
 
-def check_target(target: DatabaseTarget, *, production: bool, allow_remote: bool = False) -> None:
+def check_target(target: DatabaseTarget, *, allow_remote: bool = False) -> None:
     """Refuse production always, and a database on another machine unless ``allow_remote``.
 
     Reads only the configuration: runs before any connection.
     """
-    if production:
-        raise ProductionGuard(
-            "reset_db refused: NODE_ENV/VERCEL_ENV=production. It drops every table and all data, "
-            "so it never runs in production. Nothing was changed.")
+    conf.refuse_in_production(
+        "reset_db", "it drops every table and all data, so it never runs in production (no option allows it).")
     if not allow_remote and not is_local(target):
         raise RemoteDatabase(
             f"reset_db refused: {target.masked_url} is not on this machine (only localhost, loopback "

@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from . import loader, plan
+from . import conf, loader, plan
 from .discovery import SqlFile
 from .events import Event, Progress, quiet
 from .exceptions import MigrationFailed, PendingMigrations, ProductionGuard
@@ -23,32 +23,23 @@ from .session import Session
 RUNNABLE_NODE_ENVS = ("", "development", "test")
 
 
-def _value(environ: Mapping[str, str], name: str) -> str:
-    return (environ.get(name) or "").strip()
-
-
 def check_environment(environ: Mapping[str, str], *, allowed: Sequence[str] = ()) -> None:
     """Refuse (:class:`ProductionGuard`, exit 2) unless seeding this environment is safe.
 
-    Never overridable: ``VERCEL=1`` (a Vercel build or function), ``NODE_ENV`` or
-    ``VERCEL_ENV`` equal to ``production`` (any case). Runs: ``NODE_ENV`` unset,
-    ``development`` or ``test``. Any other ``NODE_ENV`` (``staging``…) and
-    ``VERCEL_ENV=preview`` refuse unless that exact name is in ``allowed``.
-    Reads nothing but ``environ``, so it can run before any connection.
+    Never overridable: ``VERCEL=1`` (a Vercel build or function) and production
+    (:func:`conf.is_production`). Runs: ``NODE_ENV`` unset, ``development`` or ``test``.
+    Any other ``NODE_ENV`` (``staging``…) and ``VERCEL_ENV=preview`` refuse unless that
+    exact name is in ``allowed``. Reads nothing but ``environ``, so it can run before any connection.
     """
-    node_env, vercel_env = _value(environ, "NODE_ENV"), _value(environ, "VERCEL_ENV")
-    if _value(environ, "VERCEL") == "1":
+    if conf.is_vercel_build(environ):
         raise ProductionGuard(
             "seed_dev refused: VERCEL=1 (a Vercel build or deployment). Seeds never run on a deploy; "
             "run them on your own machine against a development database. Nothing was changed."
         )
-    for name, value in (("NODE_ENV", node_env), ("VERCEL_ENV", vercel_env)):
-        if value.lower() == "production":
-            raise ProductionGuard(
-                f"seed_dev refused: {name}={value}. Seeds never run in production. Nothing was changed; "
-                "see docs/seeds.md for how to load production data deliberately."
-            )
-    others = [("VERCEL_ENV", vercel_env)] if vercel_env.lower() == "preview" else []
+    conf.refuse_in_production("seed_dev", "seeds never run in production; see docs/seeds.md for how to "
+                              "load production data deliberately.", environ)
+    node_env, vercel_env = conf.variable("NODE_ENV", environ), conf.vercel_env(environ)
+    others = [("VERCEL_ENV", vercel_env)] if conf.is_preview(environ) else []
     if node_env.lower() not in RUNNABLE_NODE_ENVS:
         others.append(("NODE_ENV", node_env))
     for name, value in others:

@@ -172,7 +172,7 @@ def test_production_without_database_refuses(manage, tmp_path):
     for env in ({"NODE_ENV": "production"}, {"VERCEL_ENV": "production"}):
         result = manage("apply_sql_migrations", database_url=None, env=env, migrations=tmp_path)
         assert result.returncode == 2, result.output
-        assert "no database configured in production" in result.stderr
+        assert "embedded development database refused in production" in result.stderr
         assert not (tmp_path / "embedded-pgdata").exists()
     result = manage("apply_sql_migrations", database_url=None, env={"VERCEL": "1"}, migrations=tmp_path)
     assert result.returncode == 2

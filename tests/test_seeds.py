@@ -262,7 +262,7 @@ def test_guard_at_a_dead_port(manage, tmp_path):
     result = manage("seed_dev", seeds=seeds, env={"NODE_ENV": "production"},
                     database_url="postgresql://u:secret@127.0.0.1:1/x")
     assert result.returncode == 2
-    assert "seed_dev refused: NODE_ENV=production" in result.stderr
+    assert "seed_dev refused in production (NODE_ENV=production)" in result.stderr
     assert "secret" not in result.output and "cannot connect" not in result.output
 
 

@@ -6,6 +6,7 @@ import sys
 from importlib import metadata
 
 import psycopg
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
@@ -103,6 +104,9 @@ class SqlCommand(BaseCommand):
             # A server error outside any file's statements (the connection lost mid-run, …): one line, exit 1.
             self.close_open_line()
             raise CommandError(f"database error: {self.scrubbed(error)}", returncode=1) from None
+        except ImproperlyConfigured as error:  # the database backend's refusal (database.connection_refusal)
+            self.close_open_line()
+            raise CommandError(str(error), returncode=2) from None
         except DbMigrationsError as error:
             self.close_open_line()
             if annotations.enabled():  # GitHub Actions: also point at the file and line in the PR

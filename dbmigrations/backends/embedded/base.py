@@ -1,25 +1,21 @@
-"""Django's PostgreSQL backend, pointed at the embedded server started on first connection."""
+"""Django's PostgreSQL backend, pointed at the embedded server started on first connection.
+
+In production it raises ``ImproperlyConfigured`` instead (see ``database.connection_refusal``).
+"""
 from __future__ import annotations
 
 import psycopg
-from django.db.backends.postgresql import base
 
 from ... import conf, embedded
-from ...exceptions import ConfigurationError
+from ..postgresql import base
 from .client import DatabaseClient
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
-    client_class = DatabaseClient
+    client_class = DatabaseClient  # starts the server for dbshell too
 
     def get_connection_params(self):
-        if conf.is_production():
-            raise ConfigurationError(
-                "no database configured in production (NODE_ENV/VERCEL_ENV=production): set "
-                "DATABASE_URL_UNPOOLED, POSTGRES_URL_NON_POOLING or DATABASE_URL; the embedded "
-                "development database is never used there"
-            )
-        params = super().get_connection_params()
+        params = super().get_connection_params()  # refuses production before any server starts
         params["host"] = embedded.ensure_server(conf.embedded_data_dir())
         params["user"] = "postgres"
         return params

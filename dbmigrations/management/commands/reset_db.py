@@ -22,7 +22,7 @@ class Command(SqlCommand):
 
     def handle(self, *args, **options):
         target = self.target(options["database"])
-        check_target(target, production=conf.is_production(), allow_remote=options["allow_remote"])
+        check_target(target, allow_remote=options["allow_remote"])
         migrate = options["migrate"] or options["seed"]
         # Validate every file before dropping anything: a broken file must not leave an empty database.
         files = loader.migration_files(parse=True) if migrate else []

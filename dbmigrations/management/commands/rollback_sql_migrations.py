@@ -1,5 +1,4 @@
 from dbmigrations import conf, loader
-from dbmigrations.exceptions import ProductionGuard
 from dbmigrations.executor import MigrationExecutor
 from dbmigrations.management.base import SqlCommand, version_number
 
@@ -18,14 +17,12 @@ class Command(SqlCommand):
         parser.add_argument("--plan", action="store_true", help="Print what would run; change nothing.")
         self.add_lock_timeout_argument(parser)
         parser.add_argument("--allow-production", action="store_true",
-                            help="Roll back even when NODE_ENV/VERCEL_ENV=production.")
+                            help="Roll back even in production (NODE_ENV or VERCEL_ENV = production, any case).")
 
     def handle(self, *args, **options):
-        if conf.is_production() and not options["allow_production"] and not options["plan"]:
-            raise ProductionGuard(
-                "rollback refused in production (NODE_ENV/VERCEL_ENV=production); nothing was changed. "
-                "The spec's practice there is a new forward migration that reverses the change; "
-                "pass --allow-production to roll back anyway.")
+        if not options["allow_production"] and not options["plan"]:
+            conf.refuse_in_production("rollback", "the practice there is a new forward migration that reverses "
+                                      "the change; pass --allow-production to roll back anyway.")
         files = loader.migration_files()  # only the down files that will run are parsed
         executor = MigrationExecutor(self.connect(options["database"]), lock_timeout=options["lock_timeout"],
                                      pooled=self.target(options["database"]).pooled, progress=self.progress)
