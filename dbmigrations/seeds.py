@@ -23,13 +23,14 @@ from .session import Session
 RUNNABLE_NODE_ENVS = ("", "development", "test")
 
 
-def check_environment(environ: Mapping[str, str], *, allowed: Sequence[str] = ()) -> None:
+def check_environment(environ: Mapping[str, str] | None = None, *, allowed: Sequence[str] = ()) -> None:
     """Refuse (:class:`ProductionGuard`, exit 2) unless seeding this environment is safe.
 
     Never overridable: ``VERCEL=1`` (a Vercel build or function) and production
     (:func:`conf.is_production`). Runs: ``NODE_ENV`` unset, ``development`` or ``test``.
     Any other ``NODE_ENV`` (``staging``…) and ``VERCEL_ENV=preview`` refuse unless that
-    exact name is in ``allowed``. Reads nothing but ``environ``, so it can run before any connection.
+    exact name is in ``allowed``. Reads nothing but ``environ`` (default ``os.environ``, now), so it can
+    run before any connection.
     """
     if conf.is_vercel_build(environ):
         raise ProductionGuard(

@@ -1,5 +1,3 @@
-import os
-
 from dbmigrations import conf, loader, seeds
 from dbmigrations.executor import MigrationExecutor
 from dbmigrations.management.base import SqlCommand
@@ -28,7 +26,7 @@ class Command(SqlCommand):
         files = loader.migration_files(parse=True) if migrate else []
         seed_files = []
         if options["seed"]:
-            seeds.check_environment(os.environ)
+            seeds.check_environment()
             seed_files = loader.seed_files()
         session = self.connect(options["database"])
         server = check_connected_server(session, target, allow_remote=options["allow_remote"])

@@ -1,5 +1,3 @@
-import os
-
 from dbmigrations import loader, seeds
 from dbmigrations.management.base import SqlCommand
 
@@ -17,7 +15,7 @@ class Command(SqlCommand):
                                  "Never allows production.")
 
     def handle(self, *args, **options):
-        seeds.check_environment(os.environ, allowed=options["allow_env"])  # before any connection
+        seeds.check_environment(allowed=options["allow_env"])  # before any connection
         directory = loader.development_seeds_dir()
         files = loader.seed_files(directory)
         if not files:
