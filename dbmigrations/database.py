@@ -70,7 +70,7 @@ class DatabaseTarget:
 def database_settings(environ: Mapping[str, str], *, embedded_name: str = "bestrong") -> dict:
     """``DATABASES["default"]`` for settings.py. A configuration error is kept, not raised,
     so ``manage.py`` still starts: the tool's commands report it in one line (exit 2), and
-    Django's own get it as ``ImproperlyConfigured`` (:data:`GUARDED_ENGINE`, system check E010)."""
+    Django's own get it as ``ImproperlyConfigured`` (:data:`GUARDED_ENGINE`, system check E011)."""
     try:
         return resolve_database(environ, embedded_name=embedded_name).settings
     except ConfigurationError as error:

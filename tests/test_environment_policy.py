@@ -199,7 +199,7 @@ def test_djangos_commands_report_a_configuration_error_in_one_line(manage, comma
     assert result.returncode != 0
     assert_clean(result, MYSQL_MESSAGE)
     assert "Traceback" not in result.output
-    assert f"(dbmigrations.E010) {MYSQL_MESSAGE}" in result.stderr
+    assert f"(dbmigrations.E011) {MYSQL_MESSAGE}" in result.stderr
 
 
 @pytest.mark.parametrize("command", [
