@@ -205,6 +205,7 @@ def test_djangos_commands_report_a_configuration_error_in_one_line(manage, comma
 @pytest.mark.parametrize("command", [
     ["migrate", "--skip-checks"],
     ["shell", "-c", "from django.db import connection; connection.ensure_connection()"],
+    ["dbshell"],
 ])
 def test_a_connection_attempt_raises_improperly_configured(manage, command):
     result = manage(*command, database_url=MYSQL)
@@ -225,4 +226,8 @@ def test_no_database_in_production_is_improperly_configured_for_django(manage, e
     assert result.returncode != 0
     assert "embedded development database refused in production (NODE_ENV=Production)" in result.stderr
     assert "Traceback" not in result.output
+    shell = manage("dbshell", database_url=None, env={"NODE_ENV": "Production"})
+    assert shell.returncode != 0
+    assert shell.stderr.strip().splitlines()[-1].startswith(
+        "django.core.exceptions.ImproperlyConfigured: embedded development database refused in production")
     assert not embedded_dir.exists()
