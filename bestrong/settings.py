@@ -9,6 +9,7 @@ from pathlib import Path
 
 import environ
 
+from dbmigrations import conf
 from dbmigrations.database import database_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -17,9 +18,23 @@ env = environ.Env()
 # BESTRONG_ENV_FILE points at another .env file (tests point it at nothing).
 environ.Env.read_env(os.environ.get("BESTRONG_ENV_FILE") or BASE_DIR / ".env", overwrite=False)
 
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="django-insecure-bestrong-local-development-only")
+PRODUCTION = conf.is_production(os.environ)
+
+# In production there is no default key: the web server refuses to start without DJANGO_SECRET_KEY
+# (bestrong/wsgi.py), while the migration commands, which sign nothing, still run.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="" if PRODUCTION else "django-insecure-bestrong-local-development-only")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+if os.environ.get("VERCEL_URL"):
+    ALLOWED_HOSTS.append(os.environ["VERCEL_URL"])
+
+if PRODUCTION:  # `manage.py check --deploy` is clean with these; each can be turned off for a plain-HTTP test
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")  # Vercel and most hosts terminate TLS
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
 
 INSTALLED_APPS = [
     # Before staticfiles: its runserver also warns about pending SQL migrations.
@@ -34,6 +49,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS and JS) under runserver, gunicorn or any WSGI server, DEBUG or not.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -72,6 +89,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+# Served straight from the apps' static folders: no collectstatic step to forget on a deploy.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = not PRODUCTION
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LOGGING = {
