@@ -36,6 +36,7 @@ def test_reset_populated_database_restores_a_new_databases_schema_then_reapply(m
     result = manage("reset_db", "--no-input")
     assert result.returncode == 0, result.output
     assert "dropped 7 table(s) and the record of 5 applied migration(s)" in result.stdout
+    assert "`python manage.py migrate` to recreate them" in result.stdout
     assert database.tables() == set()
     assert database.query("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                           "WHERE n.nspname = 'public'") == [(0,)]
@@ -57,6 +58,8 @@ def test_reset_migrate_seed_after_typing_yes(manage, database):
     assert f"drops every table and all data in the public schema of {mask_url(database.url)}" in result.stdout
     assert "Applied 5 migration(s)." in result.stdout
     assert "Seeded 2 file(s)" in result.stdout
+    assert "Django's own tables" in result.stdout  # the prompt says what goes, the summary what came back
+    assert {"auth_user", "django_session", "django_admin_log"} <= database.tables()  # the admin still works
     assert database.versions() == SHIPPED
     emails = {r[0] for r in database.query("SELECT email FROM admin_users")}
     assert "a@example.com" not in emails and emails  # the old row is gone, the seeds' rows are there

@@ -1,4 +1,6 @@
-from dbmigrations import conf, loader, seeds
+from django.core.management import call_command
+
+from dbmigrations import loader, seeds
 from dbmigrations.executor import MigrationExecutor
 from dbmigrations.management.base import SqlCommand
 from dbmigrations.reset import check_connected_server, check_target, reset_schema
@@ -40,12 +42,21 @@ class Command(SqlCommand):
             executor = MigrationExecutor(session, pooled=target.pooled, progress=self.progress("Applied"))
             applied = executor.apply(files)
             self.stdout.write(self.style.SUCCESS(f"Applied {len(applied.applied)} migration(s)."))
+            # Django's own tables (users, sessions, admin log) lived in the same schema: recreate them.
+            call_command("migrate", database=options["database"], interactive=False, skip_checks=True,
+                         verbosity=0, stdout=self.stdout, stderr=self.stderr)
+            self.stdout.write(self.style.SUCCESS("Recreated Django's own tables (manage.py migrate): "
+                                                 "create an admin login again with createsuperuser."))
+        else:
+            self.stdout.write("Django's own tables (users, sessions, admin log) were dropped too: run "
+                              "`python manage.py migrate` to recreate them (reset_db --migrate does both).")
         if options["seed"]:
             runs = seeds.run_seeds(session, seed_files, progress=self.progress("Seeded"))
             self.stdout.write(self.style.SUCCESS(f"Seeded {len(runs)} file(s): {sum(r.rows for r in runs)} row(s)."))
 
     def confirmed(self, masked_url):
-        prompt = (f"This drops every table and all data in the public schema of {masked_url}.\n"
+        prompt = (f"This drops every table and all data in the public schema of {masked_url}, including the "
+                  "migration ledger and Django's own tables (admin logins, sessions).\n"
                   "Type 'yes' to continue, or 'no' to cancel: ")
         try:
             return input(prompt).strip() == "yes"
