@@ -77,3 +77,27 @@ def test_the_admin_has_no_view_site_link_to_a_missing_page():
     from django.contrib import admin
 
     assert admin.site.site_url is None
+
+
+def test_create_db_creates_a_missing_database_once_and_never_in_production(pg_server):
+    import uuid
+
+    name = f"created_{uuid.uuid4().hex[:10]}"
+    url = pg_server.url(name)
+    try:
+        first = manage("create_db", env={"DATABASE_URL": url})
+        assert first.returncode == 0, first.stderr
+        assert f"Created database {name}." in first.stdout
+        again = manage("create_db", env={"DATABASE_URL": url})
+        assert again.returncode == 0 and "already exists" in again.stdout
+        applied = manage("apply_sql_migrations", env={"DATABASE_URL": url, "SQL_MIGRATIONS_DIR": str(SHIPPED_MIGRATIONS)})
+        assert applied.returncode == 0, applied.stderr
+    finally:
+        with pg_server.connect() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    refused = manage("create_db", env={"DATABASE_URL": pg_server.url(name), "NODE_ENV": "production"})
+    assert refused.returncode == 2
+    assert "refused in production (NODE_ENV=production)" in refused.stderr
+    with pg_server.connect() as admin:
+        assert admin.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,)).fetchone() == (0,)
