@@ -36,7 +36,7 @@ def server_params(alias: str) -> dict:
 def scratch_database(params: dict, prefix: str = "verify_"):
     """Create ``<prefix><random>`` on the server of ``params``; yield ``(name, Session)``; always drop it."""
     name = prefix + secrets.token_hex(6)
-    with _maintenance(params) as admin:
+    with maintenance_connection(params) as admin:
         try:
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
         except psycopg.Error as error:
@@ -54,7 +54,8 @@ def scratch_database(params: dict, prefix: str = "verify_"):
 
 
 @contextmanager
-def _maintenance(params: dict):
+def maintenance_connection(params: dict):
+    """An autocommit connection to the server of ``params`` for CREATE/DROP DATABASE."""
     errors = []
     for dbname in MAINTENANCE_DATABASES:
         try:
@@ -70,7 +71,7 @@ def _maintenance(params: dict):
 
 def _drop(params: dict, name: str) -> None:
     try:
-        with _maintenance(params) as admin:
+        with maintenance_connection(params) as admin:
             if admin.info.server_version >= 130000:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
             else:

@@ -1,5 +1,3 @@
-from django.db import connections
-
 from dbmigrations.createdb import create_database
 from dbmigrations.management.base import SqlCommand
 
@@ -14,7 +12,7 @@ class Command(SqlCommand):
         if self.verbosity >= 1:
             self.announce_database("database", target)
         name = target.settings.get("NAME")
-        if create_database(connections[options["database"]]):
+        if create_database(options["database"]):
             self.stdout.write(self.style.SUCCESS(f"Created database {name}."))
         else:
             self.stdout.write(f"Database {name} already exists; nothing to do.")
