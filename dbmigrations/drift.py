@@ -1,0 +1,161 @@
+"""Schema drift: is the live database what its applied migrations say it is?
+
+The expected schema is built on a scratch database — the applied versions from the
+ledger, in order, run exactly as the runner runs them — and both sides are read
+with :func:`catalog.snapshot`. Every difference is one :class:`Difference`. Where
+the role may not ``CREATE DATABASE`` (managed servers), the expected schema is built
+on the embedded development server instead, and the report says when the two
+servers' versions differ.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import catalog, conf, ledger, loader, plan
+from .discovery import SqlFile
+from .exceptions import ConfigurationError, DatabaseUnavailable
+from .executor import MigrationExecutor
+from .scratch import scratch_database
+from .session import Session
+
+DJANGO_TABLES = frozenset({"django_migrations"})
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One object that differs: ``missing`` (the migrations create it), ``extra`` (they don't), or ``differs``."""
+
+    kind: str
+    name: str
+    change: str
+    expected: str | None = None
+    actual: str | None = None
+
+    def render(self) -> str:
+        if self.change == "missing":
+            return f"{self.kind} {self.name}: missing (the applied migrations create it): {self.expected}"
+        if self.change == "extra":
+            return f"{self.kind} {self.name}: extra (no applied migration creates it): {self.actual}"
+        return f"{self.kind} {self.name}: differs\n    expected: {self.expected}\n    found:    {self.actual}"
+
+
+@dataclass
+class DriftReport:
+    """The comparison: differences (empty when the schemas match), and how the expected side was built."""
+
+    differences: list[Difference] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    built_on: str = "the same server"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "applied_versions": self.versions, "built_on": self.built_on, "notes": self.notes,
+                "differences": [asdict(d) for d in self.differences]}
+
+
+def ignored_tables() -> frozenset[str]:
+    """Tables that are not drift: the ledger's and Django's own (its models' tables)."""
+    from django.apps import apps
+
+    django = {model._meta.db_table for model in apps.get_models(include_auto_created=True)
+              if model._meta.app_label != "dbmigrations"}
+    return frozenset({ledger.TABLE, f"{ledger.TABLE}_progress", *DJANGO_TABLES, *django})
+
+
+def compare(expected: catalog.Catalog, actual: catalog.Catalog) -> list[Difference]:
+    """Every difference, grouped by kind in the catalog's order, names sorted.
+
+    A table that is missing or extra is one difference: its columns, constraints,
+    indexes, triggers, policies, grants and comments are not listed again.
+    """
+    whole = {name: ("missing" if name not in actual.get("table", {}) else "extra")
+             for name in expected.get("table", {}).keys() ^ actual.get("table", {}).keys()}
+    out = []
+    for kind in catalog.KINDS:
+        want, have = expected.get(kind, {}), actual.get(kind, {})
+        for name in sorted(want.keys() | have.keys()):
+            if name not in have:
+                change = "missing"
+            elif name not in want:
+                change = "extra"
+            elif want[name] != have[name]:
+                change = "differs"
+            else:
+                continue
+            table = catalog.table_of(kind, name, want.get(name) or have.get(name) or "")
+            if kind != "table" and whole.get(table) == change:
+                continue
+            out.append(Difference(kind, name, change, want.get(name), have.get(name)))
+    return out
+
+
+def applied_files(session: Session, files: list[SqlFile]) -> tuple[list[SqlFile], list[str]]:
+    """The files of the applied versions, in order, and notes about them; refuses a missing file."""
+    entries = [e for e in loader.migration_states(session, files) if e.row is not None]
+    missing = [e.name for e in entries if e.file is None]
+    if missing:
+        raise ConfigurationError("cannot build the expected schema: the ledger records migration(s) whose file is "
+                                 "missing: " + ", ".join(missing) + ". Restore them from version control.")
+    notes = [f"{e.file.path.name} changed since it was applied: the expected schema uses the file as it is now"
+             for e in entries if e.state == plan.State.MODIFIED]
+    return [e.file for e in entries], notes
+
+
+def check_schema(session: Session, server_params: dict, files: list[SqlFile]) -> DriftReport:
+    """Compare the database of ``session`` with the schema its applied migrations build."""
+    to_build, notes = applied_files(session, files)
+    ignore = ignored_tables()
+    report = DriftReport(versions=[f.version for f in to_build], notes=notes)
+    with _scratch(server_params, session, report) as scratch:
+        MigrationExecutor(scratch).apply(to_build)
+        expected = catalog.snapshot(scratch, ignore_tables=ignore)
+    actual = catalog.snapshot(session, ignore_tables=ignore)
+    report.differences = compare(expected, actual)
+    return report
+
+
+@contextmanager
+def _scratch(params: dict, live: Session, report: DriftReport):
+    """A scratch database on the live server, else on the embedded server (a role without CREATEDB)."""
+    try:
+        with scratch_database(params, prefix="drift_") as (_name, scratch):
+            yield scratch
+        return
+    except DatabaseUnavailable as error:
+        if "scratch database" not in str(error) or "cannot create" not in str(error):
+            raise
+        refused = str(error)
+    from . import embedded
+
+    try:
+        socket_dir = embedded.ensure_server(conf.embedded_data_dir())
+    except ConfigurationError:
+        raise DatabaseUnavailable(f"{refused}; and the embedded server to build it on instead is not installed "
+                                  "(pip install -e '.[embedded]')") from None
+    local = {"host": socket_dir, "user": "postgres", "dbname": "postgres"}
+    with scratch_database(local, prefix="drift_") as (_name, scratch):
+        report.built_on = f"the embedded server ({_version(scratch)}): this role may not create databases"
+        if scratch.server_version // 10000 != live.server_version // 10000:
+            report.notes.append(f"the expected schema was built on PostgreSQL {_version(scratch)}, the database runs "
+                                f"{_version(live)}: a difference in how the two print a definition is possible")
+        yield scratch
+
+
+def _version(session: Session) -> str:
+    return f"{session.server_version // 10000}.{session.server_version % 10000}"
+
+
+def first_mention(files: list[SqlFile], name: str) -> tuple[Path, int] | None:
+    """The applied file and line that first mention the object ``name`` (for annotations)."""
+    word = name.rsplit(".", 1)[-1].split("(")[0]
+    for file in files:
+        for number, line in enumerate(file.source.text.splitlines(), start=1):
+            if word and word in line and not line.lstrip().startswith("--"):
+                return file.path, number
+    return None
