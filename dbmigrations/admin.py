@@ -1,8 +1,11 @@
 """The admin's read-only view of ``schema_migrations``: what is applied, in what state, what is pending.
 
-Every row is compared with the files on disk through :func:`dbmigrations.plan.status`
-(the same list ``sql_migration_status`` prints): ok, modified (checksum drift) or
-missing. Nothing can be added, changed or deleted here, by form, action or URL.
+Every row is compared with the files on disk through :func:`dbmigrations.loader.checked_states`
+(the same list ``sql_migration_status`` prints): ok, modified (checksum drift), replaced
+(another file now holds the version), missing or invalid; an invalid file leaves the
+other rows' states alone. Rows recorded without running their SQL (``--fake``,
+Flyway's "baseline") say so. Nothing can be added, changed or deleted here, by form,
+action or URL.
 """
 from __future__ import annotations
 
@@ -17,13 +20,13 @@ from django.utils.html import format_html
 from . import conf, loader, plan
 from .checks import display_path
 from .exceptions import ConfigurationError, InvalidFiles, Problem
-from .ledger import TABLE, LedgerRow
+from .ledger import COLUMNS, TABLE, LedgerRow
 from .models import SchemaMigration, version_order
 
-OK, MODIFIED, MISSING, UNKNOWN = "ok", "modified", "missing", "unknown"
-ROW_STATES = {plan.State.APPLIED: OK, plan.State.MODIFIED: MODIFIED, plan.State.MISSING: MISSING}
-SPEC_COLUMNS = ("version", "applied_at", "checksum", "description")
-RUNNER_COLUMNS = ("execution_ms", "filename", "applied_by")
+OK, MODIFIED, MISSING, REPLACED, INVALID, UNKNOWN = "ok", "modified", "missing", "replaced", "invalid", "unknown"
+ROW_STATES = {plan.State.APPLIED: OK, plan.State.MODIFIED: MODIFIED, plan.State.MISSING: MISSING,
+              plan.State.REPLACED: REPLACED, plan.State.INVALID: INVALID}
+RUNNER_COLUMNS = ("execution_ms", "filename", "applied_by", "fake")
 
 
 @dataclass
@@ -36,7 +39,7 @@ class Overview:
 
     @property
     def states(self) -> dict[str, str]:
-        """Ledger version → ok / modified / missing (nothing when the files are invalid)."""
+        """Ledger version → ok / modified / replaced / missing / invalid."""
         return {e.row.version: ROW_STATES[e.state] for e in self.entries if e.row is not None}
 
     @property
@@ -61,16 +64,17 @@ def overview(request) -> Overview:
     if not hasattr(request, "_sql_migrations_overview"):
         view = Overview(ledger_columns())
         try:
-            files = loader.migration_files(parse=True)
-        except InvalidFiles as error:
+            files, problems = loader.scan_migrations()
+        except InvalidFiles as error:  # the folder cannot be listed
             view.problems = error.problems
         except ConfigurationError as error:
             view.problems = [Problem(str(conf.migrations_dir()), str(error))]
         else:
-            rows = []
-            if view.columns:
-                rows = [LedgerRow(*values) for values in SchemaMigration.objects.values_list(*SPEC_COLUMNS)]
-            view.entries = plan.status(files, rows)
+            columns = [c for c in COLUMNS if c in view.columns]
+            rows = [LedgerRow(**dict(zip(columns, values)))
+                    for values in SchemaMigration.objects.values_list(*columns)] if columns else []
+            view.entries = loader.checked_states(files, problems, rows)
+            view.problems = [p for entry in plan.invalid(view.entries) for p in entry.problems]
         request._sql_migrations_overview = view
     return request._sql_migrations_overview
 
@@ -82,7 +86,8 @@ class StateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [(OK, "ok (unchanged)"), (MODIFIED, "modified since applied"), (MISSING, "file missing")]
+        return [(OK, "ok (unchanged)"), (MODIFIED, "modified since applied"), (MISSING, "file missing"),
+                (REPLACED, "another file holds the version"), (INVALID, "file invalid")]
 
     def queryset(self, request, queryset):
         return queryset.filter(file_state=self.value()) if self.value() else queryset
@@ -90,7 +95,7 @@ class StateFilter(admin.SimpleListFilter):
 
 @admin.register(SchemaMigration)
 class SchemaMigrationAdmin(admin.ModelAdmin):
-    list_display = ("version_number", "description", "applied_at", "short_checksum", "state")
+    list_display = ("version_number", "description", "applied_at", "short_checksum", "state", "sql_ran")
     list_filter = (StateFilter, "applied_at")
     search_fields = ("version", "description")
     ordering = (version_order().asc(),)
@@ -162,12 +167,21 @@ class SchemaMigrationAdmin(admin.ModelAdmin):
         state = getattr(obj, "file_state", UNKNOWN)
         return format_html('<span class="sqlm-state sqlm-{}">{}</span>', state, state)
 
+    @admin.display(description="SQL")
+    def sql_ran(self, obj):
+        if "fake" in obj.get_deferred_fields():  # a ledger without the runner's columns: unknown
+            return "-"
+        return format_html('<span class="sqlm-fake">{}</span>', "fake (baseline): not run") if obj.fake else "ran"
+
     @admin.display(description="file")
     def file_on_disk(self, obj):
         entry = getattr(obj, "sql_entry", None)
-        if entry is None or entry.file is None:
+        if entry is None or entry.path is None:
             return "-"
-        return display_path(entry.file.path)
+        text = display_path(entry.path)
+        if entry.state == plan.State.REPLACED:
+            text += f" (the version was applied from {entry.row.filename})"
+        return text
 
     def get_object(self, request, object_id, from_field=None):
         obj = super().get_object(request, object_id, from_field)

@@ -17,7 +17,7 @@ import os
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.utils import Error as DjangoDatabaseError
 
-from . import loader
+from . import conf, ledger, loader
 from .database import DatabaseTarget, connection_refusal, scrub, target_from_settings
 from .discovery import SqlFile
 from .events import Progress, quiet
@@ -28,7 +28,7 @@ from .session import Session
 
 __all__ = [
     "ApplyResult", "Entry", "Outcome", "State",
-    "apply_migrations", "connect", "database_target", "migration_files", "migration_status",
+    "apply_migrations", "connect", "database_target", "migration_files", "migration_status", "recorded_versions",
 ]
 
 def database_target(database: str = DEFAULT_DB_ALIAS) -> DatabaseTarget:
@@ -101,6 +101,37 @@ def migration_status(
     database: str = DEFAULT_DB_ALIAS, migrations_dir: str | os.PathLike | None = None, *,
     progress: Progress | None = None,
 ) -> list[Entry]:
-    """One :class:`Entry` per version (applied, pending, modified, missing); changes nothing."""
-    files = migration_files(migrations_dir)
-    return loader.migration_states(connect(database, progress=progress), files)
+    """One :class:`Entry` per version (applied, pending, modified, replaced, missing) and per invalid file
+    (invalid, with its problems: an invalid file does not hide the others); changes nothing."""
+    files, problems = loader.scan_migrations(migrations_dir)
+    session = connect(database, progress=progress)
+    return loader.checked_states(files, problems, ledger.read(session)[0])
+
+
+def recorded_versions(database: str = DEFAULT_DB_ALIAS, *, timeout: int = 3) -> list[str]:
+    """The versions in the ledger of ``database`` (none without a ledger); reads only.
+
+    For tools that must not wait long or start anything (``new_sql_migration``): a
+    connection of its own with a ``timeout`` in seconds, and the embedded server is
+    read only when it already runs. Raises :class:`DatabaseUnavailable` (without
+    the password) when the ledger cannot be read.
+    """
+    import psycopg
+
+    from . import embedded
+    from .scratch import server_params
+
+    target = database_target(database)
+    refusal = connection_refusal(connections[database].settings_dict)
+    if refusal is not None:
+        raise refusal
+    if target.is_embedded and not embedded.is_running(conf.embedded_data_dir()):
+        raise DatabaseUnavailable(f"the embedded database is not running ({conf.embedded_data_dir()})")
+    try:
+        with psycopg.connect(**{**server_params(database), "connect_timeout": str(timeout)},
+                             autocommit=True) as connection:
+            return [row.version for row in ledger.read(Session(connection))[0]]
+    except psycopg.Error as error:
+        text = str(error).strip()
+        message = scrub(text.splitlines()[0] if text else type(error).__name__, target.password)
+        raise DatabaseUnavailable(f"cannot read the ledger of {target.masked_url}: {message}") from None

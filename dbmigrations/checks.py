@@ -3,7 +3,7 @@
 ``manage.py check`` validates the files on disk and reports every problem as an
 Error naming the file (E001…E009). ``check --database default`` (and Django's
 ``migrate``) also reads the ledger and warns about pending migrations, checksum
-drift and missing files (W001…W004), like Django's "You have N unapplied
+drift, missing files and replaced versions (W001…W005), like Django's "You have N unapplied
 migration(s)". A database check never fails on an unreachable server: it warns.
 
 Extension point: :data:`FILE_CHECKS` is the list of functions run by the file
@@ -33,7 +33,7 @@ FILE_ERRORS = {
     "duplicate": ("dbmigrations.E002", "Give each file its own number: renumber the newer one after the highest."),
     "orphan_down": ("dbmigrations.E003", "Name it like its up file (NNN_name.down.sql) or delete it."),
     "syntax": ("dbmigrations.E004", "Fix the SQL: PostgreSQL's grammar rejects it, or the runner cannot run it."),
-    "encoding": ("dbmigrations.E005", "Save the file as UTF-8."),
+    "encoding": ("dbmigrations.E005", "Save the file as UTF-8 text with LF (or CRLF) line endings."),
     "empty": ("dbmigrations.E006", "Write the migration's SQL, or delete the file."),
     "misplaced_down": ("dbmigrations.E007", "Seeds have no down files: delete it."),
 }
@@ -44,6 +44,7 @@ DRIFT = "dbmigrations.W002"
 MISSING = "dbmigrations.W003"
 UNREADABLE = "dbmigrations.W004"
 DATABASE_CONFIGURATION = "dbmigrations.E011"
+REPLACED = "dbmigrations.W005"
 
 
 def display_path(path: str | Path) -> str:
@@ -160,6 +161,15 @@ def ledger_warnings(alias: str, files) -> list[checks.CheckMessage]:
             f"{display_path(conf.migrations_dir())}.",
             hint="Restore the file from version control; applied migrations are never deleted.",
             obj=entry.row.filename or entry.name, id=MISSING,
+        ))
+    for entry in plan.replaced(entries):
+        messages.append(checks.Warning(
+            f"holds version {entry.version}, which database '{alias}' applied from another file, "
+            f"{entry.row.filename}: this file's SQL never ran there.",
+            hint="Rename it to a free version (`apply_sql_migrations` names one; `new_sql_migration` skips versions "
+                 f"the ledger knows), or bring back {entry.row.filename} to roll it back. apply_sql_migrations "
+                 "refuses it until then.",
+            obj=display_path(entry.file.path), id=REPLACED,
         ))
     return messages
 

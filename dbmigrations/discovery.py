@@ -12,11 +12,13 @@ from functools import cached_property
 from pathlib import Path
 
 from .exceptions import InvalidFiles, Problem
-from .statements import Script, ScriptError, is_copy_from_stdin, parse_script
+from .statements import Script, ScriptError, copy_from_stdin_before, is_copy_from_stdin, parse_script
 
 # File *names*, not SQL: a regex is the right tool here.
 NAME_PATTERN = re.compile(r"^(?P<version>\d{3,})_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)(?P<down>\.down)?\.sql$")
 NAME_RULE = "expected NNN_snake_case.sql (3+ digits, lowercase letters, digits and underscores)"
+EXTENSION_RULE = "the extension must be lower-case .sql"
+COPY_FROM_STDIN = "COPY … FROM STDIN needs psql; use INSERT statements"
 HEADER_LINES = 30
 
 
@@ -96,7 +98,29 @@ def read_source(path: Path) -> SqlSource:
         message = f"not valid UTF-8 (byte 0x{raw[error.start]:02x})"
         raise InvalidFiles([Problem(str(path), message, line, kind="encoding")]) from None
     text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    problem = _unsendable(path, text)
+    if problem:
+        raise InvalidFiles([problem])
     return SqlSource(path, text, checksum(text))
+
+
+def _unsendable(path: Path, text: str) -> Problem | None:
+    """A character that would make the server, or our line numbers, see another file than the one on disk."""
+    nul = text.find("\x00")
+    if nul >= 0:  # a query string ends at its first NUL: the rest of the file would silently never run
+        message = ("contains a NUL byte (0x00): PostgreSQL would stop reading the file there and skip the rest; "
+                   "remove it (was the file saved as UTF-16?)")
+        return Problem(str(path), message, *_line_column(text, nul), kind="encoding")
+    carriage_return = text.find("\r")
+    if carriage_return >= 0:
+        message = ("carriage return (CR) without a line feed: old Mac line endings put the whole file on one line "
+                   "for the parser and every error on line 1; save the file with LF (or CRLF) line endings")
+        return Problem(str(path), message, *_line_column(text, carriage_return), kind="encoding")
+    return None
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
 def validate_source(source: SqlSource) -> list[Problem]:
@@ -104,6 +128,10 @@ def validate_source(source: SqlSource) -> list[Problem]:
     try:
         script = source.script
     except ScriptError as error:
+        copy = copy_from_stdin_before(source.text, error.offset)
+        if copy is not None:  # its data lines are what the parser choked on
+            return [_problem_at(source, f"{COPY_FROM_STDIN} (the data lines after it are not SQL)", copy,
+                                kind="syntax")]
         return [_problem_at(source, error.message, error.offset, kind="syntax")]
     if not script.statements:
         message = "empty file: no SQL statement to run (a bare BEGIN;/COMMIT; counts as empty)"
@@ -111,8 +139,7 @@ def validate_source(source: SqlSource) -> list[Problem]:
     problems = []
     for statement in script.statements:
         if is_copy_from_stdin(statement.node):
-            problems.append(_problem_at(source, "COPY … FROM STDIN needs psql; use INSERT statements", statement.start,
-                                        kind="syntax"))
+            problems.append(_problem_at(source, COPY_FROM_STDIN, statement.start, kind="syntax"))
     return problems
 
 
@@ -131,9 +158,24 @@ def discover(directory: Path, *, allow_down: bool = True, parse: bool = True) ->
     ``parse=False`` the SQL is parsed later, by :func:`validate_scripts`, and only
     for the files that will run (a no-op deploy over 1000 files skips 1000 parses).
     """
+    files, problems = scan(directory, allow_down=allow_down, parse=parse)
+    if problems:
+        if not parse:  # refusing anyway: list the SQL problems too, all at once
+            for file in files:
+                problems.extend(validate_source(file.source))
+        raise InvalidFiles(problems)
+    return files
+
+
+def scan(directory: Path, *, allow_down: bool = True, parse: bool = True) -> tuple[list[SqlFile], list[Problem]]:
+    """Like :func:`discover`, but returns the valid files and the problems of the others instead of raising
+    (``sql_migration_status`` and the admin show an invalid file as a row of its own).
+
+    A folder that cannot be listed still raises :class:`InvalidFiles`.
+    """
     directory = Path(directory)
     if not directory.exists():
-        return []
+        return [], []
     try:
         paths = sorted(directory.iterdir())
     except OSError as error:  # a file where the folder should be, no permission
@@ -142,14 +184,15 @@ def discover(directory: Path, *, allow_down: bool = True, parse: bool = True) ->
     ups: dict[int, list[tuple[str, str, Path]]] = {}
     downs: dict[tuple[int, str], Path] = {}
     for path in paths:
-        if not path.name.endswith(".sql"):
+        if not path.name.lower().endswith(".sql"):
             continue
         if path.is_dir():  # a dangling symlink is not skipped: reading it reports the problem
             problems.append(Problem(str(path), "a folder, not a SQL file"))
             continue
         match = NAME_PATTERN.match(path.name)
         if not match:
-            problems.append(Problem(str(path), f"invalid file name: {NAME_RULE}", kind="name"))
+            rule = NAME_RULE if path.name.endswith(".sql") else f"{EXTENSION_RULE} ({path.name[:-4]}.sql)"
+            problems.append(Problem(str(path), f"invalid file name: {rule}", kind="name"))
             continue
         version, slug = match["version"], match["slug"]
         if match["down"]:
@@ -179,12 +222,7 @@ def discover(directory: Path, *, allow_down: bool = True, parse: bool = True) ->
     for _key, path in sorted(downs.items()):
         problems.append(Problem(str(path), f"down file without its up file ({path.name.removesuffix('.down.sql')}.sql)",
                                 kind="orphan_down"))
-    if problems:
-        if not parse:  # refusing anyway: list the SQL problems too, all at once
-            for file in files:
-                problems.extend(validate_source(file.source))
-        raise InvalidFiles(problems)
-    return files
+    return files, problems
 
 
 def validate_scripts(files: list[SqlFile], *, downs: bool = False) -> None:

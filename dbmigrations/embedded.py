@@ -42,10 +42,15 @@ def url(socket_dir: str, name: str = "bestrong") -> str:
     return f"postgresql://postgres@/{name}?host={socket_dir}"
 
 
+def is_running(data_dir: Path) -> bool:
+    """Whether the embedded server of ``data_dir`` runs (its ``postmaster.pid`` is there)."""
+    return (Path(data_dir) / "postmaster.pid").exists()
+
+
 def stop_server(data_dir: Path) -> bool:
     """Stop the embedded server if it runs; True when one was stopped."""
     data_dir = Path(data_dir).resolve()
-    if not (data_dir / "postmaster.pid").exists():
+    if not is_running(data_dir):
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

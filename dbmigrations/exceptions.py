@@ -66,9 +66,44 @@ class ChecksumDrift(DbMigrationsError):
         super().__init__(
             "applied migration file(s) changed since they were applied: "
             + ", ".join(self.names)
-            + ". Never edit an applied migration: add a new one. If the change is deliberate and"
-            " harmless (whitespace, comments), run `manage.py repair_sql_migrations` to record the new checksums."
+            + ". Nothing was applied. Never edit an applied migration: add a new one. Ways out: restore the applied"
+            " version (git restore) and put the change in a new migration; if it is your own migration, not merged"
+            " anywhere, on a development database: `manage.py rollback_sql_migrations --allow-modified` rolls it"
+            " back with its current down file (the newest migration only), then apply it again; if the change is"
+            " only whitespace or comments: `manage.py repair_sql_migrations` records the new checksums."
         )
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A file on disk under the version of an applied migration that ran from another file."""
+
+    version: str
+    file: str
+    applied_file: str
+    #: The same file renumbered to the next free version, the usual way out.
+    renumbered: str
+
+
+class ReplacedMigration(DbMigrationsError):
+    """A different file now holds the version of an applied migration (a branch switch reused the number)."""
+
+    def __init__(self, replacements: list[Replacement]):
+        self.replacements = list(replacements)
+        lines = [
+            f"  version {r.version} was applied from {r.applied_file}, but {r.file} now holds it: its SQL never ran "
+            f"here. Rename it to {r.renumbered} (and its .down.sql), or bring {r.applied_file} back from its branch "
+            f"and roll it back (`manage.py rollback_sql_migrations`, or `manage.py reset_db` on a development "
+            f"database); only if {r.file}'s changes are already in this database, `manage.py repair_sql_migrations "
+            f"--adopt-replaced {r.version}` records it as applied WITHOUT running its SQL."
+            for r in self.replacements
+        ]
+        super().__init__("a different file holds the version of an applied migration, nothing was applied:\n"
+                         + "\n".join(lines))
+
+
+class UnknownVersion(DbMigrationsError):
+    """An option names a version that no migration file or ledger row has (or not in the state it needs)."""
 
 
 class OutOfOrder(DbMigrationsError):

@@ -25,6 +25,9 @@ from .exceptions import (
     MigrationFailed,
     NotReversible,
     OutOfOrder,
+    ReplacedMigration,
+    Replacement,
+    UnknownVersion,
 )
 from .locks import LOCK_KEY, lock_statements, raise_for_lock, session_lock  # noqa: F401  (LOCK_KEY: for tools)
 from .runner import FileRun, Transaction, finish, run_file, run_file_without_transaction, runner_failure
@@ -75,11 +78,14 @@ class RollbackResult:
 
 @dataclass
 class RepairResult:
-    """Rows whose checksum was recorded again, rows forgotten, rows left without a file."""
+    """Rows whose checksum was recorded again, rows forgotten, rows left without a file,
+    replaced versions adopted by their new file (recorded without running it) and those left alone."""
 
     recorded: list[plan.Entry] = field(default_factory=list)
     forgotten: list[plan.Entry] = field(default_factory=list)
     still_missing: list[plan.Entry] = field(default_factory=list)
+    adopted: list[plan.Entry] = field(default_factory=list)
+    still_replaced: list[plan.Entry] = field(default_factory=list)
 
 
 def applied_by() -> str:
@@ -92,8 +98,17 @@ def applied_by() -> str:
 
 
 def check_plan(entries: list[plan.Entry], *, strict_order: bool, pooled: bool, target: int | None) -> list[plan.Entry]:
-    """The pending entries to apply, after refusing drift, invalid SQL in them, (with strict order)
-    merged-branch migrations, and non-transactional files through a pooler."""
+    """The pending entries to apply, after refusing a ``target`` that names nothing, invalid files,
+    replaced versions, drift, invalid SQL in the pending files, (with strict order) merged-branch
+    migrations, and non-transactional files through a pooler."""
+    if target is not None and target not in {e.number for e in entries}:
+        raise UnknownVersion(f"--target {target}: no migration file or ledger row has that version; "
+                             "nothing was applied (see sql_migration_status)")
+    invalid = [problem for entry in plan.invalid(entries) for problem in entry.problems]
+    if invalid:
+        raise InvalidFiles(invalid)
+    if plan.replaced(entries):
+        raise ReplacedMigration(replacements(entries))
     drifted = plan.drifted(entries)
     if drifted:
         raise ChecksumDrift([e.file.path.name for e in drifted])
@@ -112,19 +127,48 @@ def check_plan(entries: list[plan.Entry], *, strict_order: bool, pooled: bool, t
     return todo
 
 
-def check_rollback(chosen: list[plan.Entry], *, pooled: bool = False) -> None:
+def replacements(entries: list[plan.Entry]) -> list[Replacement]:
+    """Each replaced version with its two file names and the free version to renumber the new file to."""
+    free = plan.next_version(e.version for e in entries)
+    found = []
+    for entry in plan.replaced(entries):
+        renumbered = f"{free}_{entry.file.slug}.sql"
+        found.append(Replacement(entry.version, entry.file.path.name, entry.row.filename, renumbered))
+        free = plan.next_version([free])
+    return found
+
+
+def check_rollback(chosen: list[plan.Entry], *, pooled: bool = False, allow_modified: int | None = None) -> None:
     """Refuse (:class:`NotReversible`, exit 2) unless every chosen migration can be rolled back.
 
-    Only the down files that will run are parsed: an old "-- Not reversible" down file
-    elsewhere in the history does not block rolling back the newest migration.
+    ``allow_modified``: the newest applied version, which may be rolled back with its
+    current down file although its up file changed (``--allow-modified``, a developer's
+    own unmerged migration). Only the down files that will run are parsed: an old
+    "-- Not reversible" down file elsewhere in the history does not block rolling back
+    the newest migration.
     """
     problems = []
     for entry in chosen:
-        if entry.state == plan.State.MISSING:
-            problems.append(f"{entry.name}: in the ledger but its migration file is missing")
-        elif entry.state == plan.State.MODIFIED:
+        if entry.state == plan.State.INVALID:
+            problems.extend(str(p) for p in entry.problems)
+        elif entry.state == plan.State.MISSING:
+            problems.append(f"{entry.name}: in the ledger but its migration file is missing. Restore it and its down "
+                            "file from version control (git restore), or, if what it did was already undone by hand, "
+                            "`manage.py repair_sql_migrations --forget-missing` forgets its ledger row")
+        elif entry.state == plan.State.REPLACED:
+            problems.append(f"{entry.file.path}: version {entry.version} was applied from {entry.row.filename}, a "
+                            "different file, so this file's down file would undo SQL that never ran here. Bring "
+                            f"{entry.row.filename} and its down file back from its branch to roll it back, or rename "
+                            "this file to a free version (see apply_sql_migrations)")
+        elif entry.state == plan.State.MODIFIED and allow_modified is not None and entry.number != allow_modified:
+            problems.append(f"{entry.file.path}: changed since it was applied; --allow-modified rolls back only the "
+                            "newest applied migration (a developer's own, unmerged one). Restore this file (git "
+                            "restore) to roll it back with what ran")
+        elif entry.state == plan.State.MODIFIED and allow_modified is None:
             problems.append(f"{entry.file.path}: changed since it was applied (checksum differs from the ledger), "
-                            "so its down file may not undo what ran")
+                            "so its down file may not undo what ran. Restore the applied version (git restore) to "
+                            "roll it back; or, if it is your own unmerged migration on a development database, "
+                            "pass --allow-modified to roll it back with its current down file")
         elif entry.file.down is None:
             problems.append(f"{entry.file.path}: no down file ({entry.name}.down.sql)")
     if problems:
@@ -175,17 +219,24 @@ class MigrationExecutor:
         result.pending_after = len(plan.pending(entries)) - len(todo)
         return result
 
-    def rollback_plan(self, files: list[SqlFile], *, steps: int | None = None, to: int | None = None) -> list[plan.Entry]:
-        """The checked list of migrations a rollback would undo, newest first; reads only."""
+    def rollback_plan(self, files: list[SqlFile], *, steps: int | None = None, to: int | None = None,
+                      allow_modified: bool = False) -> list[plan.Entry]:
+        """The checked list of migrations a rollback would undo, newest first; reads only.
+
+        ``allow_modified``: the newest applied migration may be rolled back with its current
+        down file although its up file changed since it was applied.
+        """
         entries = plan.status(files, ledger.read(self.session)[0])
         chosen = plan.to_unapply(entries, steps=steps, to=to)
-        check_rollback(chosen, pooled=self.pooled)
+        newest = max((e.number for e in entries if e.row is not None), default=None)
+        check_rollback(chosen, pooled=self.pooled, allow_modified=newest if allow_modified else None)
         return chosen
 
-    def rollback(self, files: list[SqlFile], *, steps: int | None = None, to: int | None = None) -> RollbackResult:
+    def rollback(self, files: list[SqlFile], *, steps: int | None = None, to: int | None = None,
+                 allow_modified: bool = False) -> RollbackResult:
         """Unapply the chosen migrations one by one with their down files; stop at the first failure."""
         result = RollbackResult()
-        for entry in self.rollback_plan(files, steps=steps, to=to):
+        for entry in self.rollback_plan(files, steps=steps, to=to, allow_modified=allow_modified):
             self.progress(Event.START, entry)
             if entry.file.down.script.runs_in_transaction:
                 step = self._unapply_in_transaction(entry)
@@ -196,14 +247,32 @@ class MigrationExecutor:
         result.still_applied = len(ledger.read(self.session)[0])
         return result
 
-    def repair(self, files: list[SqlFile], *, forget_missing: bool = False) -> RepairResult:
+    def repair(self, files: list[SqlFile], *, forget_missing: bool = False,
+               adopt_replaced: list[int] = ()) -> RepairResult:
         """Record the current checksum of every modified migration (and, if asked, forget rows whose
-        file is gone) in one transaction under the migration lock: all of it or nothing."""
-        entries = plan.status(files, ledger.read(self.session)[0])
+        file is gone) in one transaction under the migration lock: all of it or nothing.
+
+        A replaced version (another file now holds it) is left alone unless named in
+        ``adopt_replaced``: then its row becomes the new file's, marked ``fake``, because
+        that file's SQL never ran. Naming a version that is not replaced is refused.
+        """
+        rows, complete = ledger.read(self.session)
+        entries = plan.status(files, rows)
+        replaced = plan.replaced(entries)
+        wrong = sorted(set(adopt_replaced) - {e.number for e in replaced})
+        if wrong:
+            version = next((e.version for e in entries if e.number == wrong[0]), str(wrong[0]))
+            raise UnknownVersion(f"--adopt-replaced {version}: version {version} is not replaced (no other file "
+                                 "than the one that ran holds it; see sql_migration_status); nothing was changed")
         result = RepairResult(recorded=plan.drifted(entries))
         (result.forgotten if forget_missing else result.still_missing).extend(plan.missing(entries))
+        for entry in replaced:
+            (result.adopted if entry.number in adopt_replaced else result.still_replaced).append(entry)
+        if result.adopted and not complete:
+            ledger.ensure_table(self.session, lock_timeout=self.lock_timeout)  # the fake column
         ledger.repair_rows(self.session, {e.row.version: e.file.checksum for e in result.recorded},
-                           [e.row.version for e in result.forgotten], lock_timeout=self.lock_timeout)
+                           [e.row.version for e in result.forgotten], adopt={e.row.version: e.file for e in result.adopted},
+                           applied_by=applied_by(), lock_timeout=self.lock_timeout)
         return result
 
     def _locked_transaction(self) -> Transaction:

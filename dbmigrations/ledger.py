@@ -1,9 +1,10 @@
 """The ``schema_migrations`` table: the only module that knows its SQL.
 
-The table is the spec's, created if missing. Three extra columns (execution time,
-file name, who applied it) are added with ``ADD COLUMN IF NOT EXISTS``, so a table
-created by the spec's own DDL keeps working. ``applied_at`` is written from the
-server's clock, in UTC.
+The table is the spec's, created if missing. Four extra columns (execution time,
+file name, who applied it, and ``fake``: recorded without running the file's SQL)
+are added with ``ADD COLUMN IF NOT EXISTS``, so a table created by the spec's own
+DDL, or by an older version of this tool, keeps working. ``applied_at`` is written
+from the server's clock, in UTC.
 """
 from __future__ import annotations
 
@@ -28,8 +29,11 @@ CREATE_STATEMENTS = (
     f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS execution_ms INTEGER",
     f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS filename TEXT",
     f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS applied_by TEXT",
+    # A constant default: no table rewrite (PostgreSQL 11+); rows recorded before it ran their SQL.
+    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS fake BOOLEAN NOT NULL DEFAULT false",
 )
-SELECT_ROWS = f"SELECT version, applied_at, checksum, description, execution_ms, filename, applied_by FROM {TABLE}"
+COLUMNS = ("version", "applied_at", "checksum", "description", "execution_ms", "filename", "applied_by", "fake")
+SELECT_ROWS = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
 MISSING_TABLE_OR_COLUMN = (errors.UndefinedTable, errors.UndefinedColumn)
 
 
@@ -44,6 +48,8 @@ class LedgerRow:
     execution_ms: int | None = None
     filename: str | None = None
     applied_by: str | None = None
+    #: Recorded without running the file's SQL (``--fake``, ``--adopt-replaced``).
+    fake: bool = False
 
     @property
     def number(self) -> int:
@@ -66,17 +72,19 @@ def read(session: Session) -> tuple[list[LedgerRow], bool]:
     """Rows of the ledger without creating or altering it, and whether the table is complete.
 
     An absent table has no rows; a table made by the spec's DDL (without our extra
-    columns) is read as it is.
+    columns), or by an older version of this tool, is read with the columns it has.
     """
     try:
-        rows, complete = session.fetch(SELECT_ROWS), True
+        columns, rows, complete = COLUMNS, session.fetch(SELECT_ROWS), True
     except MISSING_TABLE_OR_COLUMN:
         complete = False
-        try:
-            rows = session.fetch(f"SELECT version, applied_at, checksum, description FROM {TABLE}")
-        except errors.UndefinedTable:
-            rows = []
-    return sorted((LedgerRow(*row) for row in rows), key=lambda r: (r.number, r.version)), complete
+        present = {name for (name,) in session.fetch(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+            (TABLE,))}
+        columns = tuple(c for c in COLUMNS if c in present)
+        rows = session.fetch(f"SELECT {', '.join(columns)} FROM {TABLE}") if present else []
+    found = (LedgerRow(**dict(zip(columns, row))) for row in rows)
+    return sorted(found, key=lambda r: (r.number, r.version)), complete
 
 
 def ensure_table(session: Session, *, lock_timeout: float | None = None) -> None:
@@ -111,7 +119,7 @@ def record_applied_now(session: Session, file, *, applied_by: str, execution_ms:
                        fake: bool = False) -> None:
     """Record a migration in a transaction of its own: after a file that ran outside a transaction
     (with its client-measured time), or without running it (``--fake``, under the migration lock)."""
-    insert = _insert(file, applied_by) + (" ON CONFLICT (version) DO NOTHING" if fake else "")
+    insert = _insert(file, applied_by, fake=fake) + (" ON CONFLICT (version) DO NOTHING" if fake else "")
     timing = [] if execution_ms is None else [
         f"UPDATE {TABLE} SET execution_ms = {int(execution_ms)} WHERE version = {_literal(file.version)}"]
     if fake:
@@ -126,12 +134,19 @@ def record_unapplied_now(session: Session, version: str) -> None:
     run_batch(session, [Part(("BEGIN", _delete(version), "COMMIT"))])
 
 
-def repair_rows(session: Session, checksums: dict[str, str], forget: list[str], *,
-                lock_timeout: float | None = None) -> None:
-    """Record new checksums and delete forgotten rows, all in one transaction under the migration lock."""
+def repair_rows(session: Session, checksums: dict[str, str], forget: list[str], *, adopt: dict | None = None,
+                applied_by: str = "", lock_timeout: float | None = None) -> None:
+    """Record new checksums, delete forgotten rows and let files adopt versions (``{version: file}``: the row
+    becomes that file's, marked ``fake``), all in one transaction under the migration lock."""
     statements = [f"UPDATE {TABLE} SET checksum = {_literal(c)} WHERE version = {_literal(v)}"
                   for v, c in checksums.items()]
     statements += [_delete(version) for version in forget]
+    statements += [
+        f"UPDATE {TABLE} SET checksum = {_literal(file.checksum)}, description = {_literal(file.description)}, "
+        f"filename = {_literal(file.path.name)}, applied_at = (now() AT TIME ZONE 'UTC'), execution_ms = NULL, "
+        f"applied_by = {_literal(applied_by)}, fake = true WHERE version = {_literal(version)}"
+        for version, file in (adopt or {}).items()
+    ]
     if statements:
         run_locked(session, statements, lock_timeout=lock_timeout)
 
@@ -145,11 +160,11 @@ def _literal(value) -> str:
     return sql.Literal(value).as_string(None)
 
 
-def _insert(file, applied_by: str) -> str:
+def _insert(file, applied_by: str, *, fake: bool = False) -> str:
     return (
-        f"INSERT INTO {TABLE} (version, applied_at, checksum, description, filename, applied_by) VALUES "
+        f"INSERT INTO {TABLE} (version, applied_at, checksum, description, filename, applied_by, fake) VALUES "
         f"({_literal(file.version)}, (now() AT TIME ZONE 'UTC'), {_literal(file.checksum)}, "
-        f"{_literal(file.description)}, {_literal(file.path.name)}, {_literal(applied_by)})"
+        f"{_literal(file.description)}, {_literal(file.path.name)}, {_literal(applied_by)}, {_literal(fake)})"
     )
 
 

@@ -16,12 +16,13 @@ import os
 from pathlib import Path
 
 from . import conf, ledger, plan
-from .discovery import SqlFile, discover
+from .discovery import SqlFile, discover, scan, validate_source
 from .exceptions import ConfigurationError, InvalidFiles, Problem
+from .ledger import LedgerRow
 from .session import Session
 
-__all__ = ["development_seeds_dir", "migration_files", "migration_states", "migrations_dir", "seed_files",
-           "seeds_dir", "validate"]
+__all__ = ["checked_states", "development_seeds_dir", "migration_files", "migration_states", "migrations_dir",
+           "scan_migrations", "seed_files", "seeds_dir", "validate"]
 
 
 def folder(path: str | os.PathLike, *, setting: str, what: str) -> Path:
@@ -61,6 +62,12 @@ def migration_files(directory: str | os.PathLike | None = None, *, parse: bool =
     return discover(migrations_dir(directory), parse=parse)
 
 
+def scan_migrations(directory: str | os.PathLike | None = None) -> tuple[list[SqlFile], list[Problem]]:
+    """The valid migrations and the problems of the invalid ones (names, encodings), without raising for them:
+    for the views that show an invalid file as a row of its own. The folder itself must exist."""
+    return scan(migrations_dir(directory), parse=False)
+
+
 def seed_files(directory: str | os.PathLike | None = None) -> list[SqlFile]:
     """Development seeds in numeric order, validated like migrations (no down files).
 
@@ -83,8 +90,21 @@ def seed_files(directory: str | os.PathLike | None = None) -> list[SqlFile]:
 
 
 def migration_states(session: Session, files: list[SqlFile]) -> list[plan.Entry]:
-    """Each version's state (applied, pending, modified, missing) against the ledger.
+    """Each version's state (applied, pending, modified, replaced, missing) against the ledger.
 
     Reads only: the ledger is neither created nor altered.
     """
     return plan.status(files, ledger.read(session)[0])
+
+
+def checked_states(files: list[SqlFile], problems: list[Problem], rows: list[LedgerRow]) -> list[plan.Entry]:
+    """Each version's state, an invalid file as INVALID (from ``problems``, and the SQL of every file not
+    in the ledger: what ``apply_sql_migrations`` would parse and refuse). Applied files are not parsed."""
+    recorded = {row.number for row in rows}
+    problems, valid = list(problems), []
+    for file in files:
+        found = [] if file.number in recorded else validate_source(file.source)
+        problems.extend(found)
+        if not found:
+            valid.append(file)
+    return plan.status(valid, rows, problems)

@@ -34,6 +34,7 @@ class SchemaMigration(models.Model):
     execution_ms = models.IntegerField("execution time (ms)", null=True)
     filename = models.TextField(null=True)
     applied_by = models.TextField(null=True)
+    fake = models.BooleanField("recorded without running its SQL", default=False)
 
     class Meta:
         managed = False

@@ -5,12 +5,17 @@ the admin and the system checks all render this one list.
 """
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
-from .discovery import SqlFile
-from .exceptions import NotReversible
+from .discovery import NAME_PATTERN, SqlFile
+from .exceptions import NotReversible, Problem
 from .ledger import LedgerRow
+
+LEADING_DIGITS = re.compile(r"\d+")  # a file name's version, even when the rest of the name is invalid
 
 
 class State(str, Enum):
@@ -18,6 +23,10 @@ class State(str, Enum):
     PENDING = "pending"
     MODIFIED = "modified"
     MISSING = "missing"
+    #: Another file now holds the version of an applied migration (the ledger names the file that ran).
+    REPLACED = "replaced"
+    #: A file the runner refuses (name, encoding, SQL); ``problems`` says why.
+    INVALID = "invalid"
 
 
 @dataclass(frozen=True)
@@ -29,16 +38,31 @@ class Entry:
     file: SqlFile | None
     row: LedgerRow | None
     out_of_order: bool = False
+    problems: tuple[Problem, ...] = ()
 
     @property
-    def version(self) -> str:
-        return self.file.version if self.file else self.row.version
+    def version(self) -> str | None:
+        if self.file:
+            return self.file.version
+        if self.row:
+            return self.row.version
+        digits = LEADING_DIGITS.match(self.path.name)
+        return digits.group() if digits else None
 
     @property
     def name(self) -> str:
         if self.file:
             return self.file.name
+        if self.problems:
+            return self.path.name.removesuffix(".sql")
         return (self.row.filename or self.row.version).removesuffix(".sql")
+
+    @property
+    def path(self) -> Path | None:
+        """The file on disk (an invalid one too), if any."""
+        if self.file:
+            return self.file.path
+        return Path(self.problems[0].path) if self.problems else None
 
     def as_dict(self) -> dict:
         row = self.row
@@ -47,7 +71,11 @@ class Entry:
             "name": self.name,
             "state": self.state.value,
             "out_of_order": self.out_of_order,
-            "file": str(self.file.path) if self.file else None,
+            "file": str(self.path) if self.path else None,
+            "applied_filename": row.filename if row else None,
+            "fake": bool(row.fake) if row else None,
+            "problems": [{"file": p.path, "line": p.line, "column": p.column, "message": p.message}
+                         for p in self.problems],
             "description": self.file.description if self.file else (row.description if row else None),
             "checksum": self.file.checksum if self.file else None,
             "applied_checksum": row.checksum if row else None,
@@ -58,12 +86,13 @@ class Entry:
         }
 
 
-def status(files: list[SqlFile], rows: list[LedgerRow]) -> list[Entry]:
-    """Every file and every ledger row, by version number.
+def status(files: list[SqlFile], rows: list[LedgerRow], problems: list[Problem] = ()) -> list[Entry]:
+    """Every file, every ledger row and every invalid file (``problems``), by version number.
 
     Versions compare numerically (``002`` and ``0002`` are the same migration).
     ``out_of_order`` marks a pending file older than the newest applied one, and
-    an applied row recorded after a higher version.
+    an applied row recorded after a higher version. An invalid file keeps the
+    ledger row of its version (it is not "missing": it is there, but unusable).
     """
     by_number = {row.number: row for row in rows}
     newest_applied = max((r.number for r in rows), default=-1)
@@ -72,13 +101,42 @@ def status(files: list[SqlFile], rows: list[LedgerRow]) -> list[Entry]:
         row = by_number.pop(file.number, None)
         if row is None:
             entries.append(Entry(file.number, State.PENDING, file, None, file.number < newest_applied))
+        elif _replaced(file, row):
+            entries.append(Entry(file.number, State.REPLACED, file, row))
         elif row.checksum and row.checksum != file.checksum:
             entries.append(Entry(file.number, State.MODIFIED, file, row))
         else:
             entries.append(Entry(file.number, State.APPLIED, file, row))
+    entries.extend(_invalid(problems, by_number))
     entries.extend(Entry(row.number, State.MISSING, None, row) for row in by_number.values())
     entries.sort(key=lambda e: e.number)
     return _mark_applied_out_of_order(entries)
+
+
+def _replaced(file: SqlFile, row: LedgerRow) -> bool:
+    """The row was recorded from another file (another description), with other SQL.
+
+    The same SQL under a new description is a rename, not a replacement: what ran is what is on disk.
+    """
+    if not row.filename or (row.checksum and row.checksum == file.checksum):
+        return False
+    match = NAME_PATTERN.match(row.filename)
+    return (match["slug"] if match else row.filename) != file.slug
+
+
+def _invalid(problems: list[Problem], rows: dict[int, LedgerRow]) -> list[Entry]:
+    """One INVALID entry per file with problems; an up file takes its version's ledger row."""
+    by_path: dict[str, list[Problem]] = {}
+    for problem in problems:
+        by_path.setdefault(problem.path, []).append(problem)
+    entries = []
+    for path, found in by_path.items():
+        name = Path(path).name
+        digits = LEADING_DIGITS.match(name)
+        number = int(digits.group()) if digits else -1
+        row = None if name.lower().endswith(".down.sql") else rows.pop(number, None)
+        entries.append(Entry(number, State.INVALID, None, row, problems=tuple(found)))
+    return entries
 
 
 def _mark_applied_out_of_order(entries: list[Entry]) -> list[Entry]:
@@ -88,7 +146,7 @@ def _mark_applied_out_of_order(entries: list[Entry]) -> list[Entry]:
     for entry in reversed(entries):
         at = entry.row.applied_at if entry.row else None
         if at is not None and earliest_higher is not None and at > earliest_higher and not entry.out_of_order:
-            entry = Entry(entry.number, entry.state, entry.file, entry.row, True)
+            entry = dataclasses.replace(entry, out_of_order=True)
         if at is not None:
             earliest_higher = at if earliest_higher is None else min(earliest_higher, at)
         result.append(entry)
@@ -109,6 +167,25 @@ def drifted(entries: list[Entry]) -> list[Entry]:
 def missing(entries: list[Entry]) -> list[Entry]:
     """Ledger rows whose file is gone."""
     return [e for e in entries if e.state == State.MISSING]
+
+
+def replaced(entries: list[Entry]) -> list[Entry]:
+    """Applied versions now held by a different file, whose SQL never ran."""
+    return [e for e in entries if e.state == State.REPLACED]
+
+
+def invalid(entries: list[Entry]) -> list[Entry]:
+    """Files the runner refuses."""
+    return [e for e in entries if e.state == State.INVALID]
+
+
+def next_version(versions) -> str:
+    """The version after every one of ``versions`` (strings): highest + 1, same zero padding (3+ digits)."""
+    used = [v for v in versions if v and v.isdigit()]
+    if not used:
+        return "001"
+    highest = max(used, key=lambda v: (int(v), len(v)))
+    return str(int(highest) + 1).zfill(max(3, len(highest)))
 
 
 def to_unapply(entries: list[Entry], *, steps: int | None = None, to: int | None = None) -> list[Entry]:

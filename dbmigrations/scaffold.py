@@ -1,24 +1,27 @@
 """Scaffolding a new migration: the next number and the spec's template.
 
-The number is the highest one already used in the directory plus one, with the
-same zero padding (at least three digits): ``009`` → ``010``, ``0999`` → ``1000``.
-Every ``NNN_…sql`` name counts, down files and badly named files included, so a
-new file never reuses a number. Files are created exclusively: never overwritten.
+The number is the highest one already used plus one, with the same zero padding
+(at least three digits): ``009`` → ``010``, ``0999`` → ``1000``. Every ``NNN_…sql``
+name in the directory counts, down files and badly named files included, and so
+does every version the ledger knows (``known``): a version applied from a file
+that is no longer on disk (another branch's) is never reused. Files are created
+exclusively: never overwritten.
 """
 from __future__ import annotations
 
 import getpass
 import re
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from .exceptions import ConfigurationError
+from .plan import next_version as following
 
 # A description, not SQL: the same slug rule as discovery's file names.
 SLUG = re.compile(r"^[a-z0-9]+(?:_[a-z0-9]+)*$")
-MIN_DIGITS = 3
 
 UP_TEMPLATE = """\
 -- Migration: {name}
@@ -72,18 +75,15 @@ def check_description(description: str) -> str:
     )
 
 
-def next_version(directory: Path) -> str:
-    """The version of the next migration in ``directory``: highest number + 1, same padding."""
-    used = []
+def next_version(directory: Path, known: Iterable[str] = ()) -> str:
+    """The version of the next migration in ``directory``: highest number on disk or in ``known`` + 1, same padding."""
+    used = list(known)
     if directory.is_dir():
         for path in directory.iterdir():
             prefix = path.name.split("_", 1)[0]
-            if path.name.endswith(".sql") and prefix.isdigit():
+            if path.name.lower().endswith(".sql") and prefix.isdigit():
                 used.append(prefix)
-    if not used:
-        return "1".zfill(MIN_DIGITS)
-    highest = max(used, key=lambda v: (int(v), len(v)))
-    return str(int(highest) + 1).zfill(max(MIN_DIGITS, len(highest)))
+    return following(used)
 
 
 def author(directory: Path | None = None) -> str:
@@ -101,16 +101,18 @@ def author(directory: Path | None = None) -> str:
         return "unknown"
 
 
-def create_migration(directory: Path, description: str, *, down: bool = False, today: date | None = None) -> Scaffold:
+def create_migration(directory: Path, description: str, *, down: bool = False, today: date | None = None,
+                     known: Iterable[str] = ()) -> Scaffold:
     """Write ``NNN_description.sql`` (and with ``down`` its ``.down.sql``) from the template.
 
-    Creates ``directory`` if missing. Raises :class:`ConfigurationError` for a bad
+    ``known``: the versions in the ledger, skipped like the numbers on disk. Creates
+    ``directory`` if missing. Raises :class:`ConfigurationError` for a bad
     description or when a file of that name already exists (nothing is overwritten).
     """
     check_description(description)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    name = f"{next_version(directory)}_{description}"
+    name = f"{next_version(directory, known)}_{description}"
     values = {
         "name": name,
         "description": description.replace("_", " ").capitalize(),

@@ -207,3 +207,21 @@ def _non_transactional_reason(node: ast.Node) -> str | None:
 def is_copy_from_stdin(node: ast.Node) -> bool:
     """``COPY … FROM STDIN`` needs a client feeding data (psql's \\copy), not a SQL file."""
     return isinstance(node, ast.CopyStmt) and node.is_from and not node.filename
+
+
+def copy_from_stdin_before(text: str, offset: int | None) -> int | None:
+    """Where a ``COPY … FROM STDIN`` starts when it is the last statement before the line of ``offset``.
+
+    A parse error on the lines after such a COPY is its data (psql's format), not a
+    typo: the caller then names the COPY instead of the first data line.
+    """
+    if offset is None:
+        return None
+    cut = text.rfind("\n", 0, offset) + 1
+    try:
+        raw = parse_sql(text[:cut])
+    except ParseError:
+        return None
+    if raw and is_copy_from_stdin(raw[-1].stmt):
+        return _statement(text, raw[-1]).start
+    return None

@@ -189,16 +189,19 @@ def test_non_staff_user_is_sent_to_login(client, django_user_model, ledger):
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
-def test_invalid_files_show_a_banner_not_a_500(staff_client, ledger):
-    write_files(ledger, {"005_AddUsers.sql": "SELECT 1;\n", "006_broken.sql": "CREATE TABLE (;\n"})
+def test_invalid_files_show_a_banner_and_keep_the_other_rows_states(staff_client, ledger):
+    write_files(ledger, {"005_AddUsers.sql": "SELECT 1;\n", "006_broken.sql": "CREATE TABLE (;\n",
+                         "999_create_widgets.sql": b"-- caf\xe9\nSELECT 1;\n"})  # applied, then saved as Latin-1
     response = staff_client.get(LIST_URL)
     assert response.status_code == 200
     html = response.content.decode()
     banner = html[html.index('id="sql-problems"'):html.index('id="changelist"')]
     assert "005_AddUsers.sql: invalid file name" in banner
     assert "006_broken.sql" in banner and "syntax error" in banner
-    assert set(listed(response).values()) == {"unknown"}
-    assert 'id="sql-pending"' not in html
+    assert list(listed(response).items()) == [
+        ("001", "ok"), ("002", "modified"), ("003", "missing"), ("999", "invalid"), ("1000", "ok")]
+    pending = html[html.index('id="sql-pending"'):html.index('id="changelist"')]
+    assert "004_add_pending.sql" in pending and "006_broken" not in pending
     assert staff_client.get(detail_url("001")).status_code == 200
 
 
@@ -252,3 +255,20 @@ def test_admin_login_on_the_embedded_database_in_one_command(manage):
         assert tables.stdout.strip().splitlines()[-1] == "False"  # Django's migrate never creates the SQL ledger
     finally:
         manage("embedded_db", "stop", database_url=None)
+
+
+
+def test_replaced_versions_and_fake_rows_are_shown(staff_client, ledger):
+    write_files(ledger, {"002_create_admin_b.sql": migration("002_create_admin_b",
+                                                             "CREATE TABLE IF NOT EXISTS admin_b (id int);")})
+    call_command("apply_sql_migrations", "--fake", stdout=StringIO(), stderr=StringIO(), no_color=True)  # 004
+    (ledger / "999_create_widgets.sql").unlink()  # a branch switch: another file now holds 999
+    write_files(ledger, {"999_add_client_tags.sql": migration("999_add_client_tags", "CREATE TABLE admin_t (id int);")})
+    response = staff_client.get(LIST_URL)
+    assert list(listed(response).items()) == [
+        ("001", "ok"), ("002", "ok"), ("003", "missing"), ("004", "ok"), ("999", "replaced"), ("1000", "ok")]
+    html = response.content.decode()
+    assert 'class="sqlm-state sqlm-replaced">replaced<' in html
+    assert html.count("fake (baseline): not run") == 1
+    detail = staff_client.get(detail_url("999")).content.decode()
+    assert "999_add_client_tags.sql (the version was applied from 999_create_widgets.sql)" in detail

@@ -67,7 +67,7 @@ def test_allow_modified_is_refused_in_production(manage, call, database, edited)
     result = manage("rollback_sql_migrations", "--allow-modified", "--allow-production", migrations=edited,
                     env={"VERCEL_ENV": "Production"})
     assert result.returncode == 2
-    assert "--allow-modified is refused in production" in result.stderr
+    assert "--allow-modified refused in production (VERCEL_ENV=Production)" in result.stderr
     assert database.versions() == ["001", "002"] and "mine" in database.tables()
 
 

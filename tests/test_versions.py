@@ -118,11 +118,13 @@ def test_rollback_of_a_replaced_version_is_refused(call, database, branch_switch
 
 
 def test_replaced_is_a_system_check_warning(manage, database, tmp_path):
-    migrations = write_files(tmp_path / "m", {"001_a.sql": migration("001_a", "CREATE TABLE a (id int);"),
-                                              "002_tmp_table.sql": TMP})
+    migrations = write_files(tmp_path / "m", {
+        "001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);"),
+        "002_tmp_table.sql": migration("002_tmp_table", "CREATE TABLE IF NOT EXISTS tmp (id int);")})
     assert manage("apply_sql_migrations", migrations=migrations).returncode == 0
     (migrations / "002_tmp_table.sql").unlink()
-    write_files(migrations, {"002_add_client_tags.sql": TAGS})
+    write_files(migrations, {
+        "002_add_client_tags.sql": migration("002_add_client_tags", "CREATE TABLE IF NOT EXISTS client_tags (id int);")})
     result = manage("check", "--database", "default", migrations=migrations, seeds=tmp_path / "seeds")
     assert result.returncode == 0, result.output
     assert "002_add_client_tags.sql: (dbmigrations.W005)" in result.stderr

@@ -18,15 +18,21 @@ class Command(SqlCommand):
         self.add_lock_timeout_argument(parser)
         parser.add_argument("--allow-production", action="store_true",
                             help="Roll back even in production (NODE_ENV or VERCEL_ENV = production, any case).")
+        parser.add_argument("--allow-modified", action="store_true",
+                            help="Roll back the newest migration with its current down file although its up file "
+                                 "changed since it was applied (your own unmerged migration; never in production).")
 
     def handle(self, *args, **options):
+        if options["allow_modified"]:
+            conf.refuse_in_production("--allow-modified", "a migration applied there is shared history: restore "
+                                      "the file that ran, or add a new migration.")
         if not options["allow_production"] and not options["plan"]:
             conf.refuse_in_production("rollback", "the practice there is a new forward migration that reverses "
                                       "the change; pass --allow-production to roll back anyway.")
         files = loader.migration_files()  # only the down files that will run are parsed
         executor = MigrationExecutor(self.connect(options["database"]), lock_timeout=options["lock_timeout"],
                                      pooled=self.target(options["database"]).pooled, progress=self.progress)
-        which = {"steps": options["steps"], "to": options["to"]}
+        which = {"steps": options["steps"], "to": options["to"], "allow_modified": options["allow_modified"]}
         if options["plan"]:
             chosen = executor.rollback_plan(files, **which)
             if not chosen:

@@ -1,19 +1,25 @@
 import json
 
-from dbmigrations import api
+from dbmigrations import api, conf
+from dbmigrations.discovery import relative_path
 from dbmigrations.management.base import SqlCommand
 from dbmigrations.plan import State
 
+# Always in the text summary; the rarer states only when present.
+USUAL_STATES = (State.APPLIED, State.PENDING, State.MODIFIED, State.MISSING)
+
 
 class Command(SqlCommand):
-    help = "List every SQL migration file and ledger row: applied, pending, modified, missing."
-    examples = ('', '--check          # exit 1 when anything is pending, modified or missing', '--json')
+    help = ("List every SQL migration file and ledger row: applied, pending, modified, replaced, missing, "
+            "invalid.")
+    examples = ('', '--check          # exit 1 when anything is pending, modified, replaced, missing or invalid', '--json')
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.add_argument("--json", action="store_true", help="Print the status as JSON.")
         parser.add_argument("--check", action="store_true",
-                            help="Exit 1 when anything is pending, modified or missing (for CI gates).")
+                            help="Exit 1 when anything is pending, modified, replaced, missing or invalid "
+                                 "(for CI gates).")
 
     def handle(self, *args, **options):
         announce = None if options["json"] else self.announce_database
@@ -28,8 +34,7 @@ class Command(SqlCommand):
             self.fail("not up to date: " + ", ".join(f"{v} {k}" for k, v in problems.items()), 1)
 
     def render(self, entries):
-        styles = {State.APPLIED: self.style.SUCCESS, State.PENDING: self.style.WARNING,
-                  State.MODIFIED: self.style.ERROR, State.MISSING: self.style.ERROR}
+        styles = {State.APPLIED: self.style.SUCCESS, State.PENDING: self.style.WARNING}
         if not entries:
             self.stdout.write("No migrations found.")
         for entry in entries:
@@ -38,9 +43,25 @@ class Command(SqlCommand):
             if entry.row and entry.row.applied_at:
                 when = entry.row.applied_at.strftime("%Y-%m-%d %H:%M:%S")
             flag = "  (out of order)" if entry.out_of_order else ""
-            self.stdout.write(f"{styles[entry.state](f'{state:<9}')} {entry.name:<45} {when}{flag}")
+            if entry.row and entry.row.fake:
+                flag += "  (fake)"
+            if entry.state == State.REPLACED:
+                flag += f"  (version applied from {entry.row.filename})"
+            details = [self.where(p) for p in entry.problems]
+            if details:
+                flag += "  " + details.pop(0)
+            style = styles.get(entry.state, self.style.ERROR)
+            self.stdout.write(f"{style(f'{state:<9}')} {entry.name:<45} {when}{flag}".rstrip())
+            for detail in details:
+                self.stdout.write(f"{'':<10}{detail}")
         counts = summarize(entries)
-        self.stdout.write(", ".join(f"{v} {k}" for k, v in counts.items()))
+        self.stdout.write(", ".join(f"{v} {k}" for k, v in counts.items() if v or State(k) in USUAL_STATES))
+
+    def where(self, problem):
+        text = relative_path(problem.path, conf.base_dir())
+        if problem.line is not None:
+            text += f":{problem.line}" + (f":{problem.column}" if problem.column is not None else "")
+        return f"{text}: {problem.message}"
 
 
 def summarize(entries):
