@@ -99,6 +99,8 @@ def applied_files(session: Session, files: list[SqlFile]) -> tuple[list[SqlFile]
     """The files of the applied versions, in order, and notes about them; refuses a missing file."""
     entries = [e for e in loader.migration_states(session, files) if e.row is not None]
     missing = [e.name for e in entries if e.file is None]
+    missing += [f"{e.row.filename} (version {e.version}, now held by {e.file.path.name})"
+                for e in entries if e.state == plan.State.REPLACED]
     if missing:
         raise ConfigurationError("cannot build the expected schema: the ledger records migration(s) whose file is "
                                  "missing: " + ", ".join(missing) + ". Restore them from version control.")

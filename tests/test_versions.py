@@ -173,3 +173,14 @@ def test_a_ledger_from_before_the_fake_column_is_read_and_upgraded(call, databas
     assert call("apply_sql_migrations", "--fake", migrations=migrations_dir).returncode == 0
     assert database.query("SELECT version, fake FROM schema_migrations ORDER BY version") == [
         ("001", False), ("002", True)]
+
+
+def test_schema_check_refuses_to_build_from_a_file_that_never_ran(manage, database, migrations_dir):
+    write_files(migrations_dir, {"001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);"),
+                                 "002_tmp_table.sql": migration("002_tmp_table", "CREATE TABLE IF NOT EXISTS tmp (id int);")})
+    assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    (migrations_dir / "002_tmp_table.sql").unlink()
+    write_files(migrations_dir, {"002_add_client_tags.sql": TAGS})
+    result = manage("check_sql_schema", migrations=migrations_dir)
+    assert result.returncode == 2, result.output
+    assert "002_tmp_table.sql" in result.stderr and "002_add_client_tags.sql" in result.stderr
