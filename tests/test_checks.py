@@ -290,3 +290,22 @@ def test_checks_see_every_edit_between_runs(manage, dirs):
     write_files(seeds / "development", {"001_Seed.sql": SEED})
     renamed = manage("check", migrations=migrations, seeds=seeds)
     assert renamed.returncode == 1 and "001_Seed.sql: (dbmigrations.E001)" in renamed.stderr, renamed.output
+
+
+def test_unchanged_files_reuse_the_stored_messages(settings, monkeypatch, tmp_path):
+    from dbmigrations.lint import checks as lint_checks
+
+    settings.SQL_MIGRATIONS_DIR = write_files(tmp_path / "migrations", {"003_create_c.sql": STYLE_ONLY})
+    settings.SQL_SEEDS_DIR = tmp_path / "seeds"
+    _age(tmp_path)
+    first = lint_checks.check_sql_lint()
+    assert [w.id for w in first] == ["dbmigrations.W102", "dbmigrations.W105"]
+
+    def no_lint(*args, **kwargs):
+        raise AssertionError("the files were linted again")
+
+    monkeypatch.setattr(lint_checks, "lint", no_lint)
+    assert lint_checks.check_sql_lint() == first  # from the store
+    (tmp_path / "migrations" / "004_new.sql").write_text("SELECT 1;\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match="linted again"):
+        lint_checks.check_sql_lint()
