@@ -43,7 +43,8 @@ FILE_ERRORS = {
     "encoding": ("dbmigrations.E005", "Save the file as UTF-8."),
     "misplaced_down": ("dbmigrations.E007", "Seeds have no down files: delete it."),
 }
-OTHER_FILE_ERROR = ("dbmigrations.E009", None)
+OTHER_FILE_ERROR = ("dbmigrations.E009", "Fix what the message names: apply_sql_migrations and seed_dev refuse the "
+                                        "file until then.")
 # Refused by the runner too, but a fresh `new_sql_migration` scaffold must not stop the dev server.
 FILE_WARNINGS = {
     "empty": ("dbmigrations.W006", "Write the migration's SQL, or delete the file: apply_sql_migrations "

@@ -41,6 +41,8 @@ def test_shipped_files_have_no_issues(manage):
     ("seeds", {"002_Sample.sql": "SELECT 1;\n"}, "dbmigrations.E001", ["002_Sample.sql"]),
     ("seeds", {"002_broken.sql": "INSERT INTO;\n"}, "dbmigrations.E004", ["002_broken.sql:1:12"]),
     ("seeds", {"001_seed_a.down.sql": "DELETE FROM a;\n"}, "dbmigrations.E007", ["001_seed_a.down.sql"]),
+    ("seeds", {"002_index.sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON a (id);\n"}, "dbmigrations.E009",
+     ["002_index.sql:1:1"]),
 ])
 def test_each_file_error(manage, dirs, where, files, check_id, named):
     migrations, seeds = dirs
@@ -51,6 +53,7 @@ def test_each_file_error(manage, dirs, where, files, check_id, named):
     for name in named:
         assert f"{name}: ({check_id})" in result.stderr
     assert "SystemCheckError" in result.stderr
+    assert result.stderr.count("HINT: ") == result.stderr.count("(dbmigrations.")  # every message has a hint
 
 
 def test_every_problem_is_reported_in_one_run(manage, dirs):
