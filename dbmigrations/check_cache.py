@@ -42,7 +42,7 @@ Check = Callable[[], list[checks.CheckMessage]]
 
 
 def reused_while_unchanged(check: Check) -> Check:
-    """Decorate a file check (no argument, returns messages) so its messages are reused while the files are unchanged."""
+    """Decorate a file check (no argument, returns messages): reuse its messages while the files are unchanged."""
     name = f"{check.__module__}.{check.__qualname__}"
 
     @functools.wraps(check)
