@@ -12,7 +12,8 @@ shapes), points SQL_MIGRATIONS_DIR at it, and prints the median whole-process ti
     is warm): what every command paid before the checks' results were reused;
   * `manage.py check` on unchanged files (the usual case);
   * `manage.py check` right after editing one file;
-each as a ratio to the floor. The scenarios run in rounds (one of each per round), so a
+each as a ratio to the floor, and then, in one process (less sensitive to the machine's load),
+the file checks' own time with and without reuse, as a share of the floor. The scenarios run in rounds (one of each per round), so a
 change in the machine's load touches them all alike. Target: unchanged files within 1.1x
 the floor.
 The files (the edited one too) are dated a minute back: the cache does not store results
@@ -36,6 +37,20 @@ sys.path.insert(0, str(ROOT))
 
 from bench.lint_bench import generate  # noqa: E402
 
+IN_PROCESS = """
+import statistics, time
+from dbmigrations import checks
+from dbmigrations.lint import checks as lint
+def median(run):
+    times = []
+    for _ in range({repeat}):
+        began = time.perf_counter(); run(); times.append(time.perf_counter() - began)
+    return statistics.median(times)
+reused = median(lambda: (checks.check_sql_files(), lint.check_sql_lint()))
+fresh = median(lambda: (checks.migration_file_messages.uncached(), checks.seed_file_messages.uncached(),
+                        lint.lint_check_warnings()))
+print(reused, fresh)
+"""
 UNCACHED = ("from dbmigrations import checks; from dbmigrations.lint import checks as lint; "
             "checks.migration_file_messages.uncached(); checks.seed_file_messages.uncached(); "
             "lint.lint_check_warnings()")
@@ -104,9 +119,14 @@ def main() -> None:
             times[label].append(run())
     figures = [(label, statistics.median(values)) for label, values in times.items()]
     floor = figures[0][1]
+    reused, fresh = map(float, subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "shell", "-c", IN_PROCESS.format(repeat=args.repeat)],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1].split())
     print(f"files: {args.n} migrations; medians of {args.repeat} runs, whole processes")
     for label, seconds in figures:
         print(f"{label + ':':32} {seconds:6.3f} s = {seconds / floor:5.2f}x floor  ({seconds - floor:+.3f} s)")
+    print(f"in one process, this app's file checks: {reused * 1000:.1f} ms on unchanged files "
+          f"({reused / floor:.1%} of the floor), {fresh * 1000:.1f} ms without reuse ({fresh / floor:.1%})")
     print("target: unchanged files within 1.1x the floor")
 
 
