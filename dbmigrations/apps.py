@@ -8,4 +8,4 @@ class DbMigrationsConfig(AppConfig):
 
     def ready(self):
         from . import checks  # noqa: F401  (registers the system checks)
-        from .lint import checks as lint_checks  # noqa: F401  (lint errors in manage.py check)
+        from .lint import checks as lint_checks  # noqa: F401  (lint findings as W1NN warnings)

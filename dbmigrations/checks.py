@@ -1,14 +1,21 @@
 """Django system checks for SQL migration and seed files (registered in AppConfig.ready).
 
-``manage.py check`` validates the files on disk and reports every problem as an
-Error naming the file (E001…E009). ``check --database default`` (and Django's
-``migrate``) also reads the ledger and warns about pending migrations, checksum
-drift, missing files and replaced versions (W001…W005), like Django's "You have N unapplied
-migration(s)". A database check never fails on an unreachable server: it warns.
+Django runs these before most commands (``check``, ``runserver``, ``migrate``,
+``createsuperuser``…), so the levels follow one rule: only what
+``apply_sql_migrations`` refuses to run is an Error (E001…E010), which stops
+those commands. Everything else is a Warning: an unwritten scaffold (W006, the
+runner still refuses it), the lint's style findings (W1NN, ``lint/checks.py``),
+and, with ``check --database default`` (and Django's ``migrate``), pending
+migrations, checksum drift, missing files and replaced versions read from the
+ledger (W001…W005),
+like Django's "You have N unapplied migration(s)". A database check never fails
+on an unreachable server: it warns.
+
+The file checks' messages are reused while the files are unchanged
+(:mod:`.check_cache`), so a command pays one ``stat`` per file, not a parse.
 
 Extension point: :data:`FILE_CHECKS` is the list of functions run by the file
-check; each takes no argument and returns a list of CheckMessages (lint adds its
-own function there).
+check; each takes no argument and returns a list of CheckMessages.
 """
 from __future__ import annotations
 
@@ -21,23 +28,29 @@ from django.db import DatabaseError, connections
 
 from . import conf, loader, plan
 from .api import connect
+from .check_cache import reused_while_unchanged
 from .database import connection_refusal, scrub
 from .discovery import relative_path
 from .exceptions import ConfigurationError, DbMigrationsError, InvalidFiles, Problem
 
 TAG = "dbmigrations"
 
-# Problem.kind → (check id, hint).
+# Problem.kind → (check id, hint): what the runner refuses to run.
 FILE_ERRORS = {
     "name": ("dbmigrations.E001", "Rename it, e.g. 006_add_users.sql or 006_add_users.down.sql."),
     "duplicate": ("dbmigrations.E002", "Give each file its own number: renumber the newer one after the highest."),
     "orphan_down": ("dbmigrations.E003", "Name it like its up file (NNN_name.down.sql) or delete it."),
     "syntax": ("dbmigrations.E004", "Fix the SQL: PostgreSQL's grammar rejects it, or the runner cannot run it."),
     "encoding": ("dbmigrations.E005", "Save the file as UTF-8 text with LF (or CRLF) line endings."),
-    "empty": ("dbmigrations.E006", "Write the migration's SQL, or delete the file."),
     "misplaced_down": ("dbmigrations.E007", "Seeds have no down files: delete it."),
 }
-OTHER_FILE_ERROR = ("dbmigrations.E009", None)
+OTHER_FILE_ERROR = ("dbmigrations.E009", "Fix what the message names: apply_sql_migrations and seed_dev refuse the "
+                                        "file until then.")
+# Refused by the runner too, but a fresh `new_sql_migration` scaffold must not stop the dev server.
+FILE_WARNINGS = {
+    "empty": ("dbmigrations.W006", "Write the migration's SQL, or delete the file: apply_sql_migrations "
+                                   "refuses an empty file."),
+}
 MISSING_FOLDER = "dbmigrations.E010"
 PENDING = "dbmigrations.W001"
 DRIFT = "dbmigrations.W002"
@@ -52,33 +65,36 @@ def display_path(path: str | Path) -> str:
     return relative_path(path, conf.base_dir())
 
 
-def problem_error(problem: Problem) -> checks.Error:
-    """The Error of one file problem; ``obj`` is ``path[:line[:column]]``."""
-    check_id, hint = FILE_ERRORS.get(problem.kind, OTHER_FILE_ERROR)
+def problem_message(problem: Problem) -> checks.CheckMessage:
+    """The Error (a Warning for an empty file) of one file problem; ``obj`` is ``path[:line[:column]]``."""
+    level, (check_id, hint) = ((checks.Warning, FILE_WARNINGS[problem.kind]) if problem.kind in FILE_WARNINGS
+                               else (checks.Error, FILE_ERRORS.get(problem.kind, OTHER_FILE_ERROR)))
     where = display_path(problem.path)
     if problem.line is not None:
         where += f":{problem.line}" + (f":{problem.column}" if problem.column is not None else "")
-    return checks.Error(problem.message, hint=hint, obj=where, id=check_id)
+    return level(problem.message, hint=hint, obj=where, id=check_id)
 
 
-def migration_file_errors() -> list[checks.CheckMessage]:
-    """Every problem of the migration files (and their down files)."""
+@reused_while_unchanged
+def migration_file_messages() -> list[checks.CheckMessage]:
+    """Every problem of the migration files (and their down files), as the runner's validation finds them."""
     try:
         loader.migration_files(parse=True)
     except InvalidFiles as error:
-        return [problem_error(p) for p in error.problems]
+        return [problem_message(p) for p in error.problems]
     except ConfigurationError as error:
         return [checks.Error(str(error), hint="Set SQL_MIGRATIONS_DIR to the folder of the .sql migrations.",
                              id=MISSING_FOLDER)]
     return []
 
 
-def seed_file_errors() -> list[checks.CheckMessage]:
+@reused_while_unchanged
+def seed_file_messages() -> list[checks.CheckMessage]:
     """Every problem of the development seed files."""
     try:
         loader.seed_files()
     except InvalidFiles as error:
-        return [problem_error(p) for p in error.problems]
+        return [problem_message(p) for p in error.problems]
     except ConfigurationError as error:
         return [checks.Error(str(error), hint="Set SQL_SEEDS_DIR to the seeds folder (it holds development/).",
                              id=MISSING_FOLDER)]
@@ -87,7 +103,7 @@ def seed_file_errors() -> list[checks.CheckMessage]:
 
 FileCheck = Callable[[], list[checks.CheckMessage]]
 #: The file checks run by ``manage.py check`` (no database needed). Add yours here.
-FILE_CHECKS: list[FileCheck] = [migration_file_errors, seed_file_errors]
+FILE_CHECKS: list[FileCheck] = [migration_file_messages, seed_file_messages]
 
 
 def _checks_this_app(app_configs) -> bool:
@@ -96,7 +112,7 @@ def _checks_this_app(app_configs) -> bool:
 
 @checks.register(TAG)
 def check_sql_files(app_configs=None, **kwargs):
-    """Errors for invalid migration and seed files, from every function in FILE_CHECKS."""
+    """Errors for files the runner refuses (warnings for empty ones), from every function in FILE_CHECKS."""
     if not _checks_this_app(app_configs):
         return []
     return [message for check in FILE_CHECKS for message in check()]
@@ -125,10 +141,12 @@ def check_ledger(app_configs=None, databases=None, **kwargs):
     """Warnings for pending, modified and missing migrations in each database checked."""
     if not databases or not _checks_this_app(app_configs):
         return []
+    if any(message.is_serious() for message in migration_file_messages()):
+        return []  # check_sql_files reports them; a plan of files the runner refuses would be wrong
     try:
-        files = loader.migration_files(parse=True)
+        files = loader.migration_files()  # names and checksums are all a plan needs: no parse
     except (InvalidFiles, ConfigurationError):
-        return []  # check_sql_files reports them
+        return []
     usable = [alias for alias in databases if connection_refusal(connections.settings[alias]) is None]  # else E011
     return [message for alias in usable for message in ledger_warnings(alias, files)]
 

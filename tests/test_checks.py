@@ -38,10 +38,11 @@ def test_shipped_files_have_no_issues(manage):
     ("migrations", {"007_gone.down.sql": "DROP TABLE gone;\n"}, "dbmigrations.E003", ["007_gone.down.sql"]),
     ("migrations", {"003_broken.sql": "-- header\nCREATE TABLE (;\n"}, "dbmigrations.E004", ["003_broken.sql:2:14"]),
     ("migrations", {"003_latin1.sql": b"-- caf\xe9\nSELECT 1;\n"}, "dbmigrations.E005", ["003_latin1.sql:1"]),
-    ("migrations", {"003_empty.sql": "-- nothing yet\nBEGIN;\nCOMMIT;\n"}, "dbmigrations.E006", ["003_empty.sql"]),
     ("seeds", {"002_Sample.sql": "SELECT 1;\n"}, "dbmigrations.E001", ["002_Sample.sql"]),
     ("seeds", {"002_broken.sql": "INSERT INTO;\n"}, "dbmigrations.E004", ["002_broken.sql:1:12"]),
     ("seeds", {"001_seed_a.down.sql": "DELETE FROM a;\n"}, "dbmigrations.E007", ["001_seed_a.down.sql"]),
+    ("seeds", {"002_index.sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON a (id);\n"}, "dbmigrations.E009",
+     ["002_index.sql:1:1"]),
 ])
 def test_each_file_error(manage, dirs, where, files, check_id, named):
     migrations, seeds = dirs
@@ -52,6 +53,7 @@ def test_each_file_error(manage, dirs, where, files, check_id, named):
     for name in named:
         assert f"{name}: ({check_id})" in result.stderr
     assert "SystemCheckError" in result.stderr
+    assert result.stderr.count("HINT: ") == result.stderr.count("(dbmigrations.")  # every message has a hint
 
 
 def test_every_problem_is_reported_in_one_run(manage, dirs):
@@ -129,12 +131,16 @@ def test_unreadable_ledger_is_a_warning_not_a_crash(manage, dirs, database):
     assert "Traceback" not in result.output
 
 
-def test_invalid_files_with_database_report_errors_only(manage, dirs):
+@pytest.mark.parametrize("files, expected", [
+    ({"003_Bad.sql": "SELECT 1;\n"}, "003_Bad.sql: (dbmigrations.E001)"),
+    ({"003_broken.sql": "SELEC 1;\n"}, "003_broken.sql:1:1: (dbmigrations.E004)"),
+])
+def test_invalid_files_with_database_report_errors_only(manage, dirs, files, expected):
     migrations, seeds = dirs
-    write_files(migrations, {"003_Bad.sql": "SELECT 1;\n"})
+    write_files(migrations, files)
     result = manage("check", "--database", "default", migrations=migrations, seeds=seeds)
     assert result.returncode == 1
-    assert "003_Bad.sql: (dbmigrations.E001)" in result.stderr
+    assert expected in result.stderr
     assert "W00" not in result.stderr  # a plan of invalid files would be wrong: errors first
 
 
@@ -168,3 +174,141 @@ def test_extension_point_runs_added_file_checks(monkeypatch, settings):
     monkeypatch.setattr(checks, "FILE_CHECKS", [*checks.FILE_CHECKS, extra])
     with pytest.raises(SystemCheckError, match=r"migrations/001_x.sql:3: \(dbmigrations.E999\) a lint finding"):
         call_command("check")
+
+
+# ---- style findings and scaffolds are warnings: they never stop Django's own commands ----
+
+STYLE_ONLY = ("-- Migration: 003_create_c\n-- Description: c without a Created header\n\n"
+              "BEGIN;\n\nCREATE TABLE c (id int);\n\nCOMMIT;\n")
+
+
+def test_lint_findings_are_warnings(manage, dirs):
+    migrations, seeds = dirs
+    write_files(migrations, {"003_create_c.sql": STYLE_ONLY})
+    result = manage("check", migrations=migrations, seeds=seeds)
+    assert result.returncode == 0, result.output
+    assert "003_create_c.sql:1:1: (dbmigrations.W102) " in result.stderr
+    assert "003_create_c.sql:6:1: (dbmigrations.W105) CREATE TABLE c without IF NOT EXISTS" in result.stderr
+    assert "HINT: add IF NOT EXISTS" in result.stderr
+    assert "System check identified 2 issues" in result.stdout + result.stderr
+    assert "SystemCheckError" not in result.output and "(dbmigrations.L0" not in result.output
+
+
+def test_migrate_and_createsuperuser_run_despite_a_style_finding(manage, dirs, database):
+    migrations, seeds = dirs
+    write_files(migrations, {"003_create_c.sql": STYLE_ONLY})
+    result = manage("migrate", "--no-input", migrations=migrations, seeds=seeds)
+    assert result.returncode == 0, result.output
+    assert "(dbmigrations.W105) CREATE TABLE c without IF NOT EXISTS" in result.output
+    assert "auth_user" in database.tables()
+    result = manage("createsuperuser", "--no-input", "--username", "admin", "--email", "admin@example.com",
+                    migrations=migrations, seeds=seeds, env={"DJANGO_SUPERUSER_PASSWORD": "a-long-pass-4321"})
+    assert result.returncode == 0, result.output
+    assert database.query("SELECT username FROM auth_user") == [("admin",)]
+    # the runner accepts the same file
+    assert manage("apply_sql_migrations", migrations=migrations).returncode == 0
+    assert database.versions() == ["001", "002", "003"]
+
+
+def test_invalid_name_is_still_an_error_beside_a_style_warning(manage, dirs):
+    migrations, seeds = dirs
+    write_files(migrations, {"003_create_c.sql": STYLE_ONLY, "004_AddD.sql": "SELECT 1;\n"})
+    result = manage("check", migrations=migrations, seeds=seeds)
+    assert result.returncode == 1
+    assert "SystemCheckError" in result.stderr
+    assert "004_AddD.sql: (dbmigrations.E001)" in result.stderr
+    assert "003_create_c.sql:6:1: (dbmigrations.W105)" in result.stderr
+
+
+def test_unwritten_scaffold_is_a_warning_the_runner_still_refuses(manage, dirs):
+    migrations, seeds = dirs
+    assert manage("new_sql_migration", "add_things", "--down", migrations=migrations).returncode == 0
+    result = manage("check", migrations=migrations, seeds=seeds)
+    assert result.returncode == 0, result.output
+    assert "003_add_things.sql: (dbmigrations.W006) empty file" in result.stderr
+    assert "003_add_things.down.sql: (dbmigrations.W006) empty file" in result.stderr
+    assert "(dbmigrations.E" not in result.output
+    refused = manage("apply_sql_migrations", migrations=migrations)
+    assert refused.returncode == 2 and "003_add_things.sql" in refused.output
+
+
+def test_an_empty_seed_is_a_warning(manage, dirs):
+    migrations, seeds = dirs
+    write_files(seeds / "development", {"002_later.sql": "-- to do\n"})
+    result = manage("check", migrations=migrations, seeds=seeds)
+    assert result.returncode == 0, result.output
+    assert "002_later.sql: (dbmigrations.W006)" in result.stderr
+
+
+def test_each_lint_rule_has_a_documented_warning_id():
+    from dbmigrations.lint.checks import check_id
+    from dbmigrations.lint.registry import RULES
+    from tests.conftest import ROOT
+
+    docs = [(ROOT / "docs" / name).read_text(encoding="utf-8") for name in ("admin-and-checks.md", "lint.md")]
+    for rule in sorted(RULES):
+        if rule == "L001":  # the runner's refusals: E001…E009
+            continue
+        assert check_id(rule) == f"dbmigrations.W1{rule[2:]}"
+        for text in docs:
+            assert f"W1{rule[2:]}" in text, rule
+
+
+# ---- the file checks' results are reused only while the files are unchanged ----
+
+def _age(directory, seconds=60):
+    """Make every file look older than the cache's racy window, so results get stored."""
+    import os
+    import time
+
+    for path in directory.rglob("*.sql"):
+        os.utime(path, ns=(time.time_ns() - seconds * 10**9,) * 2)
+
+
+def test_checks_see_every_edit_between_runs(manage, dirs):
+    import os
+
+    migrations, seeds = dirs
+    write_files(migrations, {"003_create_c.sql": migration("003_create_c", "CREATE TABLE IF NOT EXISTS c (id int);")})
+    _age(migrations), _age(seeds)
+    first = manage("check", migrations=migrations, seeds=seeds)
+    assert first.returncode == 0 and "no issues" in first.output, first.output
+    again = manage("check", migrations=migrations, seeds=seeds)
+    assert again.returncode == 0 and "no issues" in again.output, again.output
+
+    # Same size, modification time put back: still seen (the key includes the inode change time).
+    path = migrations / "003_create_c.sql"
+    stat = path.stat()
+    path.write_text(path.read_text(encoding="utf-8").replace("CREATE", "CRATEE"), encoding="utf-8")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size
+    broken = manage("check", migrations=migrations, seeds=seeds)
+    assert broken.returncode == 1 and "003_create_c.sql:8:" in broken.stderr, broken.output
+
+    path.write_text(migration("003_create_c", "CREATE TABLE c (id int);"), encoding="utf-8")
+    style = manage("check", migrations=migrations, seeds=seeds)
+    assert style.returncode == 0 and "(dbmigrations.W105)" in style.stderr, style.output
+
+    (seeds / "development" / "001_seed_a.sql").unlink()
+    write_files(seeds / "development", {"001_Seed.sql": SEED})
+    renamed = manage("check", migrations=migrations, seeds=seeds)
+    assert renamed.returncode == 1 and "001_Seed.sql: (dbmigrations.E001)" in renamed.stderr, renamed.output
+
+
+def test_unchanged_files_reuse_the_stored_messages(settings, monkeypatch, tmp_path):
+    from dbmigrations.lint import checks as lint_checks
+
+    settings.SQL_MIGRATIONS_DIR = write_files(tmp_path / "migrations", {"003_create_c.sql": STYLE_ONLY})
+    settings.SQL_SEEDS_DIR = tmp_path / "seeds"
+    _age(tmp_path)
+    first = lint_checks.check_sql_lint()
+    assert [w.id for w in first] == ["dbmigrations.W102", "dbmigrations.W105"]
+
+    def no_lint(*args, **kwargs):
+        raise AssertionError("the files were linted again")
+
+    monkeypatch.setattr(lint_checks, "lint", no_lint)
+    assert lint_checks.check_sql_lint() == first  # from the store
+    (tmp_path / "migrations" / "004_new.sql").write_text("SELECT 1;\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match="linted again"):
+        lint_checks.check_sql_lint()

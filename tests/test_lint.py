@@ -327,19 +327,18 @@ def test_shipped_migrations_and_seeds_lint_clean():
     assert data["summary"]["files"] == 12 and data["summary"]["suppressed"] > 0
 
 
-def test_system_check_reports_lint_errors(settings, tmp_path):
-    from django.core.management.base import SystemCheckError
-
-    from dbmigrations.lint.checks import lint_check_errors
+def test_system_check_reports_lint_findings_as_warnings(settings, tmp_path):
+    from dbmigrations.lint.checks import lint_check_warnings
 
     settings.SQL_MIGRATIONS_DIR, settings.SQL_SEEDS_DIR = SHIPPED_MIGRATIONS, SHIPPED_SEEDS
-    assert lint_check_errors() == []
+    assert lint_check_warnings() == []
     settings.SQL_MIGRATIONS_DIR = write_files(tmp_path / "m", {"001_x.sql": migration("001_x", "DROP TABLE t;")})
-    errors = lint_check_errors()
-    assert [(e.id, e.msg) for e in errors] == [("dbmigrations.L006", "DROP TABLE t without IF EXISTS")]
-    assert errors[0].obj.endswith("001_x.sql:8:1") and errors[0].hint
-    with pytest.raises(SystemCheckError, match="dbmigrations.L006"):
-        call_command("check", "--tag", "dbmigrations", stdout=StringIO(), stderr=StringIO())
+    warnings = lint_check_warnings()
+    assert [(w.id, w.msg) for w in warnings] == [("dbmigrations.W106", "DROP TABLE t without IF EXISTS")]
+    assert warnings[0].obj.endswith("001_x.sql:8:1") and warnings[0].hint
+    err = StringIO()
+    call_command("check", "--tag", "dbmigrations", stdout=StringIO(), stderr=err)  # a warning: no SystemCheckError
+    assert "001_x.sql:8:1: (dbmigrations.W106) DROP TABLE t without IF EXISTS" in err.getvalue()
 
 
 def test_json_tree_agrees_with_the_runner_on_what_runs_outside_a_transaction():
