@@ -1,0 +1,80 @@
+"""Benchmark of the SQL file model: parse time, and `manage.py check`, on N generated migrations.
+
+    .venv/bin/python bench/parse_bench.py [--n 1000] [--repeat 5]
+
+Uses the files of bench/lint_bench.py (a table with an index and a trigger, a column added in
+a guarded DO block, an index, now and then a CONCURRENTLY index) and prints, measured in one run:
+  * `statements.parse_script` over the N files, in-process (what apply, check and lint all do
+    per file), scaled to 1000 files;
+  * `manage.py check` as a process, with SQL_MIGRATIONS_DIR holding the N files, next to the
+    Django floor (`manage.py shell -c pass`, same settings) and the difference.
+Medians of --repeat runs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.lint_bench import generate  # noqa: E402
+
+
+def median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def manage(*args: str, env: dict[str, str]):
+    """A function running ``manage.py ARGS`` as a process; it fails loudly if the command does."""
+
+    def run():
+        proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"manage.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    from dbmigrations.statements import parse_script
+
+    with tempfile.TemporaryDirectory() as temp:
+        directory = Path(temp) / "migrations"
+        texts = [p.read_text() for p in generate(directory, args.n)]
+        (Path(temp) / "seeds").mkdir()
+        parse = median_time(lambda: [parse_script(t) for t in texts], args.repeat)
+        env = {**os.environ, "SQL_MIGRATIONS_DIR": str(directory), "SQL_SEEDS_DIR": str(Path(temp) / "seeds"),
+               "BESTRONG_ENV_FILE": os.devnull, "DJANGO_SETTINGS_MODULE": "bestrong.settings"}
+        for name in ("DATABASE_URL", "DATABASE_URL_UNPOOLED", "POSTGRES_URL", "POSTGRES_URL_NON_POOLING"):
+            env.pop(name, None)
+        floor_run, check_run = manage("shell", "-c", "pass", env=env), manage("check", env=env)
+        floor_run(), check_run()  # warm the OS file cache and .pyc files
+        floor = median_time(floor_run, args.repeat)
+        check = median_time(check_run, args.repeat)
+    per_1000 = 1000 / args.n
+    print(f"files:                            {args.n}")
+    print(f"parse_script, per 1000 files:     {parse * per_1000 * 1000:.0f} ms")
+    print(f"Django floor (shell -c pass):     {floor:.3f} s")
+    print(f"manage.py check:                  {check:.3f} s  (floor + {check - floor:.3f} s)")
+    print(f"medians of {args.repeat} runs")
+
+
+if __name__ == "__main__":
+    main()
