@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 
 from .exceptions import InvalidFiles, Problem
-from .statements import Script, ScriptError, copy_from_stdin_before, is_copy_from_stdin, parse_script
+from .statements import Lines, Script, ScriptError, copy_from_stdin_before, parse_script
 
 # File *names*, not SQL: a regex is the right tool here.
 NAME_PATTERN = re.compile(r"^(?P<version>\d{3,})_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)(?P<down>\.down)?\.sql$")
@@ -138,7 +138,7 @@ def validate_source(source: SqlSource) -> list[Problem]:
         return [Problem(str(source.path), message, kind="empty")]
     problems = []
     for statement in script.statements:
-        if is_copy_from_stdin(statement.node):
+        if statement.is_copy_from_stdin:
             problems.append(_problem_at(source, COPY_FROM_STDIN, statement.start, kind="syntax"))
     return problems
 
@@ -146,7 +146,7 @@ def validate_source(source: SqlSource) -> list[Problem]:
 def _problem_at(source: SqlSource, message: str, offset: int | None, *, kind: str) -> Problem:
     if offset is None:
         return Problem(str(source.path), message, kind=kind)
-    line, column = Script(source.text, (), False).position(offset)
+    line, column = Lines(source.text).position(offset)
     return Problem(str(source.path), message, line, column, kind=kind)
 
 

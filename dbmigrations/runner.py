@@ -198,8 +198,7 @@ def _partial_note(session: Session, script: Script, failed: int) -> str:
         f"Not atomic (runs outside a transaction): {done}; statement {failed + 1} of {total} failed; "
         f"{total - failed - 1} did not run. The migration was not recorded."
     )
-    node = script.statements[failed].node
-    index_name = getattr(node, "idxname", None) if script.statements[failed].kind == "IndexStmt" else None
+    index_name = script.statements[failed].index_name
     if index_name:
         rows = session.fetch(
             "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "

@@ -1,31 +1,39 @@
-"""SQL text → statements, with PostgreSQL's own grammar (pglast / libpg_query).
+"""SQL text → statements, with PostgreSQL's own grammar (libpg_query, through pglast).
+
+The one model of a SQL file: the runner, discovery's validation, seeds, verify and
+the lint all read a file through :func:`parse_script`, so each file is parsed once
+and every part of the tool agrees on what it holds. The tree is libpg_query's JSON
+read as plain dicts (``{"CreateStmt": {...fields}}``); building pglast's Python node
+objects instead would cost about twenty times the parse itself.
 
 Finds the file's ``BEGIN;``…``COMMIT;`` wrapper, refuses any other transaction
 control, and tells which statements PostgreSQL refuses inside a transaction block.
-pglast's ``parse_sql`` reports locations as ``str`` indexes (it converts libpg_query's
-UTF-8 byte offsets itself), so offsets here index the decoded text directly.
+libpg_query counts statement locations in UTF-8 *bytes*; every offset here is a
+*character* offset (a ``str`` index into the text).
 """
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from functools import cached_property
 
-from pglast import ast, parse_sql
-from pglast.enums import TransactionStmtKind
-from pglast.parser import ParseError
+from pglast.parser import ParseError, parse_sql_json
 
+_BEGINS = frozenset({"TRANS_STMT_BEGIN", "TRANS_STMT_START"})
+_COMMIT = "TRANS_STMT_COMMIT"
 # Savepoints are harmless inside the one transaction we run a file in.
-_SAVEPOINT_KINDS = {
-    TransactionStmtKind.TRANS_STMT_SAVEPOINT,
-    TransactionStmtKind.TRANS_STMT_RELEASE,
-    TransactionStmtKind.TRANS_STMT_ROLLBACK_TO,
+_SAVEPOINTS = frozenset({"TRANS_STMT_SAVEPOINT", "TRANS_STMT_RELEASE", "TRANS_STMT_ROLLBACK_TO"})
+# Statements PostgreSQL always refuses inside a transaction block; the others depend on their options.
+_NEVER_IN_TRANSACTION = {
+    "CreatedbStmt": "CREATE DATABASE", "DropdbStmt": "DROP DATABASE", "AlterSystemStmt": "ALTER SYSTEM",
+    "CreateTableSpaceStmt": "CREATE TABLESPACE", "DropTableSpaceStmt": "DROP TABLESPACE",
+    "CreateSubscriptionStmt": "CREATE SUBSCRIPTION", "DropSubscriptionStmt": "DROP SUBSCRIPTION",
 }
-_BEGIN_KINDS = {TransactionStmtKind.TRANS_STMT_BEGIN, TransactionStmtKind.TRANS_STMT_START}
 
 
 class ScriptError(Exception):
-    """The text is not a runnable script; ``offset`` points into it when known."""
+    """The text is not a runnable script; ``offset`` (characters) points into it when known."""
 
     def __init__(self, message: str, offset: int | None = None):
         super().__init__(message)
@@ -33,33 +41,84 @@ class ScriptError(Exception):
         self.offset = offset
 
 
+class Lines:
+    """Where the lines of a text start: character offset ↔ 1-based line and column."""
+
+    def __init__(self, text: str):
+        self.text = text
+        starts, at = [0], text.find("\n")
+        while at >= 0:
+            starts.append(at + 1)
+            at = text.find("\n", at + 1)
+        self.starts = starts
+
+    def position(self, offset: int) -> tuple[int, int]:
+        """1-based (line, column) of a character offset."""
+        line = bisect.bisect_right(self.starts, offset)
+        return line, offset - self.starts[line - 1] + 1
+
+    def offset(self, line: int) -> int:
+        """Character offset where ``line`` starts (clamped to the first and last line)."""
+        return self.starts[min(max(line, 1), len(self.starts)) - 1]
+
+    def line_text(self, line: int) -> str:
+        """The text of 1-based ``line``, without its newline; "" outside the text."""
+        if not 0 < line <= len(self.starts):
+            return ""
+        end = self.starts[line] - 1 if line < len(self.starts) else len(self.text)
+        return self.text[self.starts[line - 1]:end]
+
+
 @dataclass(frozen=True)
 class Statement:
-    """One top-level statement: its text and where it starts in the file."""
+    """One top-level statement: its text, where it starts in the file, and its parse-tree node.
+
+    ``kind`` is the node type (``"IndexStmt"``), ``fields`` its fields as libpg_query's
+    JSON has them: a field left at its default (false, 0, empty) is absent.
+    """
 
     sql: str
     start: int
-    node: ast.Node
+    kind: str
+    fields: dict = field(repr=False, compare=False)
 
     @property
-    def kind(self) -> str:
-        return type(self.node).__name__
+    def end(self) -> int:
+        """Character offset just after the statement's last token (its ``;`` excluded)."""
+        return self.start + len(self.sql)
 
     @property
     def is_transaction_control(self) -> bool:
-        return isinstance(self.node, ast.TransactionStmt)
+        return self.kind == "TransactionStmt"
+
+    @property
+    def transaction_kind(self) -> str | None:
+        """``TRANS_STMT_BEGIN``, ``TRANS_STMT_COMMIT``, … for transaction control, else None."""
+        return self.fields.get("kind") if self.kind == "TransactionStmt" else None
 
     @cached_property
     def non_transactional_reason(self) -> str | None:
-        return _non_transactional_reason(self.node)
+        """Why PostgreSQL refuses the statement in a transaction block (``"CREATE INDEX CONCURRENTLY"``), or None."""
+        return non_transactional_reason(self.kind, self.fields)
+
+    @property
+    def index_name(self) -> str | None:
+        """The index a ``CREATE INDEX`` names (None for other statements, or when PostgreSQL picks the name)."""
+        return self.fields.get("idxname") if self.kind == "IndexStmt" else None
+
+    @property
+    def is_copy_from_stdin(self) -> bool:
+        """``COPY … FROM STDIN`` needs a client feeding data (psql's \\copy), not a SQL file."""
+        return self.kind == "CopyStmt" and bool(self.fields.get("is_from")) and not self.fields.get("filename")
 
     def do_body_offset(self) -> int | None:
         """Where a ``DO`` block's code starts in the file (its PL/pgSQL line 1), else None."""
-        if not isinstance(self.node, ast.DoStmt):
+        if self.kind != "DoStmt":
             return None
-        for arg in self.node.args or ():
-            if isinstance(arg, ast.DefElem) and arg.defname == "as" and isinstance(arg.arg, ast.String):
-                found = self.sql.find(arg.arg.sval)
+        for arg in self.fields.get("args") or ():
+            option = arg.get("DefElem") or {}
+            if option.get("defname") == "as" and "String" in (option.get("arg") or {}):
+                found = self.sql.find(option["arg"]["String"].get("sval", ""))
                 return self.start + found if found >= 0 else None
         return None
 
@@ -75,18 +134,16 @@ class Script:
     begin: str = "BEGIN"
 
     @cached_property
-    def _line_starts(self) -> list[int]:
-        starts = [0]
-        starts.extend(i + 1 for i, ch in enumerate(self.text) if ch == "\n")
-        return starts
+    def lines(self) -> Lines:
+        return Lines(self.text)
 
     def position(self, offset: int) -> tuple[int, int]:
         """1-based (line, column) of a character offset into the text."""
-        line = bisect.bisect_right(self._line_starts, offset)
-        return line, offset - self._line_starts[line - 1] + 1
+        return self.lines.position(offset)
 
     def line_text(self, line: int) -> str:
-        return self.text.splitlines()[line - 1] if 0 < line <= len(self.text.splitlines()) else ""
+        """The text of 1-based ``line``; "" outside the text."""
+        return self.lines.line_text(line)
 
     @property
     def non_transactional(self) -> list[Statement]:
@@ -98,26 +155,31 @@ class Script:
         return not self.non_transactional
 
 
+def parse_tree(text: str) -> list[dict]:
+    """libpg_query's parse of ``text``: ``{"stmt": {Kind: fields}, "stmt_location", "stmt_len"}`` per statement.
+
+    Locations are UTF-8 byte offsets (absent when 0). Raises :class:`ScriptError`
+    (with a character offset) when PostgreSQL's grammar rejects the text.
+    """
+    try:
+        return json.loads(parse_sql_json(text)).get("stmts", [])
+    except ParseError as error:
+        message, index = error.args[0], error.args[1] if len(error.args) > 1 else None
+        raise ScriptError(message, index) from None
+
+
 def parse_script(text: str) -> Script:
     """Split ``text`` into statements and strip a top-level ``BEGIN``/``COMMIT`` wrapper.
 
     Raises :class:`ScriptError` for syntax errors, stray transaction control,
     and a wrapper around statements that cannot run in a transaction.
     """
-    try:
-        raw = parse_sql(text)
-    except ParseError as error:
-        message, index = error.args[0], error.args[1] if len(error.args) > 1 else None
-        raise ScriptError(message, index) from None
-    statements = [_statement(text, r) for r in raw]
-    wrapped = (
-        len(statements) >= 2
-        and _is_kind(statements[0], _BEGIN_KINDS)
-        and _is_kind(statements[-1], {TransactionStmtKind.TRANS_STMT_COMMIT})
-    )
-    if statements and _is_kind(statements[0], _BEGIN_KINDS) and not wrapped:
+    statements = _statements(text, parse_tree(text))
+    first = statements[0].transaction_kind if statements else None
+    wrapped = len(statements) >= 2 and first in _BEGINS and statements[-1].transaction_kind == _COMMIT
+    if first in _BEGINS and not wrapped:
         for statement in statements[1:]:
-            if _is_kind(statement, {TransactionStmtKind.TRANS_STMT_COMMIT}):
+            if statement.transaction_kind == _COMMIT:
                 raise ScriptError(
                     "transaction control (COMMIT) before the end of the file: the BEGIN;…COMMIT; wrapper must "
                     "enclose the whole file (split it into two migrations instead)",
@@ -126,87 +188,85 @@ def parse_script(text: str) -> Script:
         raise ScriptError("BEGIN without a COMMIT at the end of the file", statements[0].start)
     body = statements[1:-1] if wrapped else statements
     for statement in body:
-        if statement.is_transaction_control and statement.node.kind not in _SAVEPOINT_KINDS:
+        if statement.is_transaction_control and statement.transaction_kind not in _SAVEPOINTS:
             raise ScriptError(
-                f"transaction control ({_keyword(statement.node)}) inside the file: the runner puts "
+                f"transaction control ({_keyword(statement.transaction_kind)}) inside the file: the runner puts "
                 "each file in one transaction; only a BEGIN;…COMMIT; wrapper around the whole file is allowed",
                 statement.start,
             )
     script = Script(text, tuple(body), wrapped, statements[0].sql if wrapped else "BEGIN")
     if wrapped and script.non_transactional:
-        first = script.non_transactional[0]
+        refused = script.non_transactional[0]
         raise ScriptError(
-            f"{first.non_transactional_reason} cannot run inside a transaction block, but the file is wrapped "
+            f"{refused.non_transactional_reason} cannot run inside a transaction block, but the file is wrapped "
             "in BEGIN;…COMMIT;: remove the wrapper (the file then runs statement by statement, not atomically) "
             "or move this statement to a migration of its own",
-            first.start,
+            refused.start,
         )
     return script
 
 
-def _statement(text: str, raw: ast.RawStmt) -> Statement:
-    start = raw.stmt_location or 0
-    length = raw.stmt_len or (len(text) - start)
-    sql = text[start : start + length]
-    # Leading blanks belong to no statement; the start is where the first token is.
-    stripped = sql.lstrip()
-    start += len(sql) - len(stripped)
-    return Statement(stripped.rstrip(), start, raw.stmt)
+def _statements(text: str, tree: list[dict]) -> list[Statement]:
+    chars = _CharOffsets(text)
+    statements = []
+    for raw in tree:
+        begin = raw.get("stmt_location", 0)
+        start = chars(begin)
+        end = chars(begin + raw["stmt_len"]) if raw.get("stmt_len") else len(text)
+        sql = text[start:end]
+        # Leading blanks belong to no statement; the start is where the first token is.
+        stripped = sql.lstrip()
+        (kind, fields), = raw["stmt"].items()
+        statements.append(Statement(stripped.rstrip(), start + len(sql) - len(stripped), kind, fields))
+    return statements
 
 
-def _keyword(node: ast.TransactionStmt) -> str:
+class _CharOffsets:
+    """UTF-8 byte offset → character offset, for offsets met in increasing order (statements are)."""
+
+    def __init__(self, text: str):
+        self.data = None if text.isascii() else text.encode("utf-8")
+        self.byte = self.char = 0
+
+    def __call__(self, offset: int) -> int:
+        if self.data is None:
+            return offset
+        if offset < self.byte:
+            self.byte = self.char = 0
+        # libpg_query's locations fall between characters, so each slice decodes whole.
+        self.char += len(self.data[self.byte:offset].decode("utf-8", "ignore"))
+        self.byte = offset
+        return self.char
+
+
+def _keyword(kind: str) -> str:
     """``COMMIT`` for TRANS_STMT_COMMIT, ``PREPARE TRANSACTION`` for TRANS_STMT_PREPARE, …"""
-    words = node.kind.name.removeprefix("TRANS_STMT_").replace("_", " ")
+    words = kind.removeprefix("TRANS_STMT_").replace("_", " ")
     return "PREPARE TRANSACTION" if words == "PREPARE" else words
 
 
-def _is_kind(statement: Statement, kinds) -> bool:
-    return statement.is_transaction_control and statement.node.kind in kinds
-
-
-def _has_concurrently(params) -> bool:
-    return any(isinstance(p, ast.DefElem) and p.defname == "concurrently" for p in params or ())
-
-
-def _non_transactional_reason(node: ast.Node) -> str | None:
-    """Why PostgreSQL refuses ``node`` inside a transaction block, or None."""
-    match node:
-        case ast.IndexStmt(concurrent=True):
-            return "CREATE INDEX CONCURRENTLY"
-        case ast.DropStmt(concurrent=True):
-            return "DROP INDEX CONCURRENTLY"
-        case ast.ReindexStmt() if _has_concurrently(node.params):
+def non_transactional_reason(kind: str, fields: dict) -> str | None:
+    """Why PostgreSQL refuses a statement (node type ``kind``, JSON ``fields``) in a transaction block, or None."""
+    if kind in _NEVER_IN_TRANSACTION:
+        return _NEVER_IN_TRANSACTION[kind]
+    if kind == "IndexStmt" and fields.get("concurrent"):
+        return "CREATE INDEX CONCURRENTLY"
+    if kind == "DropStmt" and fields.get("concurrent"):
+        return "DROP INDEX CONCURRENTLY"
+    if kind == "ReindexStmt":
+        if any((p.get("DefElem") or {}).get("defname") == "concurrently" for p in fields.get("params") or ()):
             return "REINDEX CONCURRENTLY"
-        case ast.ReindexStmt() if node.kind and node.kind.name in ("REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_DATABASE"):
+        if fields.get("kind") in ("REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_DATABASE"):
             return "REINDEX SYSTEM/DATABASE"
-        case ast.VacuumStmt(is_vacuumcmd=True):
-            return "VACUUM"
-        case ast.CreatedbStmt():
-            return "CREATE DATABASE"
-        case ast.DropdbStmt():
-            return "DROP DATABASE"
-        case ast.AlterSystemStmt():
-            return "ALTER SYSTEM"
-        case ast.CreateTableSpaceStmt():
-            return "CREATE TABLESPACE"
-        case ast.DropTableSpaceStmt():
-            return "DROP TABLESPACE"
-        case ast.CreateSubscriptionStmt():
-            return "CREATE SUBSCRIPTION"
-        case ast.DropSubscriptionStmt():
-            return "DROP SUBSCRIPTION"
-        case ast.ClusterStmt(relation=None):
-            return "CLUSTER (all tables)"
-        case ast.AlterTableStmt():
-            for cmd in node.cmds or ():
-                if isinstance(cmd, ast.AlterTableCmd) and isinstance(cmd.def_, ast.PartitionCmd) and cmd.def_.concurrent:
-                    return "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"
+    if kind == "VacuumStmt" and fields.get("is_vacuumcmd"):
+        return "VACUUM"
+    if kind == "ClusterStmt" and not fields.get("relation"):
+        return "CLUSTER (all tables)"
+    if kind == "AlterTableStmt":
+        for cmd in fields.get("cmds") or ():
+            if (((cmd.get("AlterTableCmd") or {}).get("def") or {}).get("PartitionCmd") or {}).get("concurrent"):
+                return "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"
     return None
-
-
-def is_copy_from_stdin(node: ast.Node) -> bool:
-    """``COPY … FROM STDIN`` needs a client feeding data (psql's \\copy), not a SQL file."""
-    return isinstance(node, ast.CopyStmt) and node.is_from and not node.filename
 
 
 def copy_from_stdin_before(text: str, offset: int | None) -> int | None:
@@ -217,11 +277,9 @@ def copy_from_stdin_before(text: str, offset: int | None) -> int | None:
     """
     if offset is None:
         return None
-    cut = text.rfind("\n", 0, offset) + 1
+    head = text[:text.rfind("\n", 0, offset) + 1]
     try:
-        raw = parse_sql(text[:cut])
-    except ParseError:
+        statements = _statements(head, parse_tree(head))
+    except ScriptError:
         return None
-    if raw and is_copy_from_stdin(raw[-1].stmt):
-        return _statement(text, raw[-1]).start
-    return None
+    return statements[-1].start if statements and statements[-1].is_copy_from_stdin else None

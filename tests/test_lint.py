@@ -339,18 +339,3 @@ def test_system_check_reports_lint_findings_as_warnings(settings, tmp_path):
     err = StringIO()
     call_command("check", "--tag", "dbmigrations", stdout=StringIO(), stderr=err)  # a warning: no SystemCheckError
     assert "001_x.sql:8:1: (dbmigrations.W106) DROP TABLE t without IF EXISTS" in err.getvalue()
-
-
-def test_json_tree_agrees_with_the_runner_on_what_runs_outside_a_transaction():
-    from dbmigrations.lint import nodes
-    from dbmigrations.statements import parse_script
-
-    samples = ["CREATE INDEX CONCURRENTLY i ON t (a)", "DROP INDEX CONCURRENTLY i", "REINDEX (CONCURRENTLY) TABLE t",
-               "REINDEX DATABASE d", "VACUUM t", "ANALYZE t", "CREATE DATABASE d", "DROP DATABASE d",
-               "ALTER SYSTEM SET work_mem = '1MB'", "CLUSTER", "CLUSTER t USING i", "CREATE INDEX i ON t (a)",
-               "ALTER TABLE p DETACH PARTITION c CONCURRENTLY", "ALTER TABLE p DETACH PARTITION c",
-               "CREATE TABLESPACE s LOCATION '/x'", "DROP TABLESPACE s"]
-    for sql in samples:
-        runner = parse_script(sql + ";").statements[0].non_transactional_reason
-        (kind, fields), = nodes.parse(sql)[0]["stmt"].items()
-        assert nodes.non_transactional_reason(kind, fields) == runner, sql

@@ -1,16 +1,15 @@
-"""Helpers over libpg_query's JSON parse tree (pglast ``parse_sql_json``).
+"""Helpers over libpg_query's JSON parse tree, the plain dicts the runner's ``Script`` holds.
 
-The lint reads the tree as plain dicts: ``{"CreateStmt": {...fields}}``. Building
-pglast's Python node objects costs ten times more than the parse itself, and the
-lint must stay close to squawk's speed on a thousand files.
+A node is ``{"CreateStmt": {...fields}}``; a statement's ``fields`` are the very dicts
+of :class:`dbmigrations.statements.Statement`, so a file is parsed once for the runner
+and the lint alike.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from pglast import parser
+from ..statements import ScriptError, parse_tree
 
 
 class Stmt(NamedTuple):
@@ -31,8 +30,11 @@ _DDL_EXTRA = {"IndexStmt", "ViewStmt", "RuleStmt", "CompositeTypeStmt"}
 
 
 def parse(sql: str) -> list[dict]:
-    """Top-level statements of ``sql``: ``{"stmt": {...}, "stmt_location": bytes, "stmt_len": bytes}``."""
-    return json.loads(parser.parse_sql_json(sql)).get("stmts", [])
+    """Top-level statements of ``sql`` (a fragment, e.g. of a DO block), or [] if it does not parse."""
+    try:
+        return parse_tree(sql)
+    except ScriptError:
+        return []
 
 
 def kind_of(node: dict) -> tuple[str, dict]:
@@ -95,11 +97,7 @@ def has_not_exists(value) -> bool:
 
 def is_existence_check(condition: str) -> bool:
     """Does a PL/pgSQL ``IF`` condition look the object up: EXISTS, to_reg*(), the catalogs?"""
-    try:
-        tree = parse("SELECT " + condition)
-    except parser.ParseError:
-        return False
-    for kind, fields in walk(tree):
+    for kind, fields in walk(parse("SELECT " + condition)):
         if kind == "SubLink" and fields.get("subLinkType") == "EXISTS_SUBLINK":
             return True
         if kind == "FuncCall" and (names(fields.get("funcname")) or [""])[-1].startswith("to_reg"):
@@ -109,33 +107,3 @@ def is_existence_check(condition: str) -> bool:
             return True
     return False
 
-
-def non_transactional_reason(kind: str, fields: dict) -> str | None:
-    """Why PostgreSQL refuses the statement inside a transaction block, or None.
-
-    Mirrors ``statements._non_transactional_reason`` (the runner's view) on the
-    JSON tree; tests/test_lint.py checks both agree.
-    """
-    simple = {"CreatedbStmt": "CREATE DATABASE", "DropdbStmt": "DROP DATABASE", "AlterSystemStmt": "ALTER SYSTEM",
-              "CreateTableSpaceStmt": "CREATE TABLESPACE", "DropTableSpaceStmt": "DROP TABLESPACE",
-              "CreateSubscriptionStmt": "CREATE SUBSCRIPTION", "DropSubscriptionStmt": "DROP SUBSCRIPTION"}
-    if kind in simple:
-        return simple[kind]
-    if kind == "IndexStmt" and fields.get("concurrent"):
-        return "CREATE INDEX CONCURRENTLY"
-    if kind == "DropStmt" and fields.get("concurrent"):
-        return "DROP INDEX CONCURRENTLY"
-    if kind == "ReindexStmt":
-        if any(p.get("DefElem", {}).get("defname") == "concurrently" for p in fields.get("params") or ()):
-            return "REINDEX CONCURRENTLY"
-        if fields.get("kind") in ("REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_DATABASE"):
-            return "REINDEX SYSTEM/DATABASE"
-    if kind == "VacuumStmt" and fields.get("is_vacuumcmd"):
-        return "VACUUM"
-    if kind == "ClusterStmt" and not fields.get("relation"):
-        return "CLUSTER (all tables)"
-    if kind == "AlterTableStmt":
-        for cmd in fields.get("cmds") or ():
-            if cmd.get("AlterTableCmd", {}).get("def", {}).get("PartitionCmd", {}).get("concurrent"):
-                return "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"
-    return None
