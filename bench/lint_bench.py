@@ -1,13 +1,17 @@
 """Benchmark of lint_sql_migrations against squawk alone on the same files.
 
-    .venv/bin/python bench/lint_bench.py [--n 1000] [--repeat 3]
+    .venv/bin/python bench/lint_bench.py [--n 1000] [--repeat 9]
 
 Generates N migrations in a temp dir (the shapes of the shipped ones: a table with
 indexes and a trigger, a column added in a DO block, an index, now and then a
-CONCURRENTLY index outside a transaction), then prints the median wall time of
-  * the whole lint in-process (our rules + squawk, merged and suppressed), and
-  * `squawk --reporter json` alone over the same files,
-and their ratio. Targets: under 1.5× squawk and under 3 s for N=1000 on 2 cores.
+CONCURRENTLY index outside a transaction), then times, round-robin so that a busy
+moment of the machine hits every contender alike:
+  * `squawk --reporter json` alone over the files (a process);
+  * the Django floor: `manage.py shell -c pass` (a process: settings, apps, models);
+  * `manage.py lint_sql_migrations --format json` over the files (a process), cold;
+  * the lint in-process (our rules + squawk, merged and suppressed).
+It prints medians, and the median of each round's ratio. Targets for N=1000 on 2 cores:
+under 3 s, and the command's time beyond the Django floor at most 1.5x squawk alone.
 """
 from __future__ import annotations
 
@@ -82,15 +86,6 @@ def generate(directory: Path, n: int) -> list[Path]:
     return paths
 
 
-def timed(fn, repeat: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        began = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - began)
-    return statistics.median(times), result
-
-
 def process(command: list[str], env: dict[str, str] | None = None):
     """A function running ``command``; exit 0 or 1 (findings) is fine, anything else stops the bench."""
 
@@ -101,10 +96,21 @@ def process(command: list[str], env: dict[str, str] | None = None):
     return run
 
 
+def round_robin(contenders: dict, repeat: int) -> dict[str, list[float]]:
+    """Wall times of each contender, ``repeat`` rounds, each round running every contender once."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeat):
+        for name, run in contenders.items():
+            began = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - began)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bestrong.settings")
@@ -122,40 +128,51 @@ def main() -> None:
         targets = expand([directory], MIGRATION)
         env = {**os.environ, "BESTRONG_ENV_FILE": os.devnull, "XDG_CACHE_HOME": str(Path(temp) / "xdg")}
         manage = [sys.executable, str(ROOT / "manage.py")]
-        squawk = process([binary(), "--reporter", "json", *map(str, paths)])
-        floor = process([*manage, "shell", "-c", "pass"], env)
         command = [*manage, "lint_sql_migrations", "--format", "json", str(directory)]
-        for warm_up in (squawk, floor):  # the OS file cache, .pyc files
-            warm_up()
-        alone, _ = timed(squawk, args.repeat)
-        floor_time, _ = timed(floor, args.repeat)
-        cold_process, _ = timed(process([*command, "--no-cache"], env), args.repeat)
-        no_cache, report = timed(lambda: lint(targets, cache=False), args.repeat)
         caches = iter(range(10**6))
 
-        def cold():
+        def cold_cache():
             settings.SQL_LINT_CACHE_DIR = Path(temp) / f"cache-{next(caches)}"
             return lint(targets)
 
-        first, _ = timed(cold, args.repeat)
-        warm, _ = timed(lambda: lint(targets), args.repeat)
-        process(command, env)()  # fills the cache of XDG_CACHE_HOME
-        warm_process, _ = timed(process(command, env), args.repeat)
+        def warm_cache():
+            settings.SQL_LINT_CACHE_DIR = Path(temp) / "warm"
+            return lint(targets)
+
+        contenders = {
+            "squawk": process([binary(), "--reporter", "json", *map(str, paths)]),
+            "floor": process([*manage, "shell", "-c", "pass"], env),
+            "command": process([*command, "--no-cache"], env),
+            "command, cache": process(command, env),
+            "in-process": lambda: lint(targets, cache=False),
+            "in-process, cold cache": cold_cache,
+            "in-process, cache": warm_cache,
+        }
+        for run in contenders.values():  # the OS file cache, .pyc files, a filled result cache
+            run()
+        times = round_robin(contenders, args.repeat)
+        report = lint(targets, cache=False)
+
+    def median(name: str) -> float:
+        return statistics.median(times[name])
+
+    def ratio(name: str, floor: bool = False) -> float:
+        rounds = zip(times[name], times["floor"], times["squawk"])
+        return statistics.median((t - (f if floor else 0)) / s for t, f, s in rounds)
+
     summary = report.summary()
-    beyond, beyond_warm = cold_process - floor_time, warm_process - floor_time
-    print(f"files:                         {args.n} ({summary['errors']} errors, {summary['warnings']} warnings)")
-    print(f"squawk alone:                  {alone:.3f} s")
-    print("in-process:")
-    print(f"  lint, no cache:              {no_cache:.3f} s  = {no_cache / alone:.2f}x squawk")
-    print(f"  lint, first run (fills it):  {first:.3f} s  = {first / alone:.2f}x squawk")
-    print(f"  lint, unchanged (cache):     {warm:.3f} s  = {warm / alone:.2f}x squawk")
-    print("as a process (manage.py lint_sql_migrations --format json):")
-    print(f"  Django floor (shell -c pass): {floor_time:.3f} s")
-    print(f"  lint, no cache:              {cold_process:.3f} s  = floor + {beyond:.3f} s = floor + "
-          f"{beyond / alone:.2f}x squawk")
-    print(f"  lint, unchanged (cache):     {warm_process:.3f} s  = floor + {beyond_warm:.3f} s = floor + "
-          f"{beyond_warm / alone:.2f}x squawk")
-    print(f"targets: < 3 s in all; time beyond the floor <= 1.5x squawk. Medians of {args.repeat} runs")
+    print(f"files: {args.n} ({summary['errors']} errors, {summary['warnings']} warnings); "
+          f"medians of {args.repeat} round-robin rounds")
+    print(f"squawk alone (a process)               {median('squawk'):.3f} s")
+    print(f"Django floor (manage.py shell -c pass) {median('floor'):.3f} s")
+    for name in ("command", "command, cache"):
+        beyond = median(name) - median("floor")
+        print(f"manage.py lint_sql_migrations, {'cache' if 'cache' in name else 'no cache':<9}"
+              f"{median(name):.3f} s = floor + {beyond:.3f} s; beyond the floor: {ratio(name, True):.2f}x squawk")
+    for name in ("in-process", "in-process, cold cache", "in-process, cache"):
+        label = {"in-process": "no cache", "in-process, cold cache": "cold cache", "in-process, cache": "cache"}[name]
+        print(f"lint() in-process, {label:<20}{median(name):.3f} s = {ratio(name):.2f}x squawk")
+    print("targets: < 3 s; beyond the floor <= 1.5x squawk")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """Lint findings and the report the command renders (text like ruff, or JSON)."""
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -64,10 +67,24 @@ class Report:
     def as_dict(self) -> dict:
         return {"findings": [f.as_dict() for f in self.findings], "summary": self.summary()}
 
+    def to_json(self) -> str:
+        """:meth:`as_dict` as JSON text, one finding per line.
+
+        Encoding finding by finding uses the json module's C encoder; ``indent=`` would
+        fall back to its pure-Python one, which costs more than linting on large reports.
+        """
+        findings = ",\n".join(f"    {json.dumps(f.as_dict())}" for f in self.findings)
+        findings = f"[\n{findings}\n  ]" if findings else "[]"
+        return f'{{\n  "findings": {findings},\n  "summary": {json.dumps(self.summary())}\n}}'
+
 
 def display_path(path: Path) -> str:
     """Relative to the current directory when inside it (like ruff), else as given."""
-    return relative_path(path, Path.cwd())
+    return _relative(path, os.getcwd())
+
+
+# A report names each file once per finding; resolving its path (symlinks: system calls) once is enough.
+_relative = lru_cache(maxsize=4096)(relative_path)
 
 
 def plural(n: int, noun: str) -> str:

@@ -1,4 +1,3 @@
-import json
 from pathlib import Path
 
 from dbmigrations import annotations, conf, lint
@@ -29,7 +28,7 @@ class Command(SqlCommand):
         report = lint.lint(self.targets(options), squawk=not options["no_squawk"],
                            pg_version=self.pg_version(options), cache=not options["no_cache"])
         if options["format"] == "json":
-            self.stdout.write(json.dumps(report.as_dict(), indent=2))
+            self.stdout.write(report.to_json())
         else:
             for finding in report.findings:
                 style = self.style.ERROR if finding.severity == "error" else self.style.WARNING
