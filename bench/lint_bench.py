@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -96,15 +97,23 @@ def process(command: list[str], env: dict[str, str] | None = None):
     return run
 
 
-def round_robin(contenders: dict, repeat: int) -> dict[str, list[float]]:
-    """Wall times of each contender, ``repeat`` rounds, each round running every contender once."""
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+def cpu_seconds() -> float:
+    """CPU used so far by this process and by its children that have ended (squawk, manage.py …)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def round_robin(contenders: dict, repeat: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and CPU times of each contender: ``repeat`` rounds, each running every contender once."""
+    wall: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeat):
         for name, run in contenders.items():
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), cpu_seconds()
             run()
-            times[name].append(time.perf_counter() - began)
-    return times
+            wall[name].append(time.perf_counter() - began)
+            cpu[name].append(cpu_seconds() - began_cpu)
+    return wall, cpu
 
 
 def main() -> None:
@@ -140,39 +149,35 @@ def main() -> None:
             return lint(targets)
 
         contenders = {
-            "squawk": process([binary(), "--reporter", "json", *map(str, paths)]),
-            "floor": process([*manage, "shell", "-c", "pass"], env),
-            "command": process([*command, "--no-cache"], env),
+            "squawk alone": process([binary(), "--reporter", "json", *map(str, paths)]),
+            "Django floor": process([*manage, "shell", "-c", "pass"], env),
+            "command, no cache": process([*command, "--no-cache"], env),
             "command, cache": process(command, env),
-            "in-process": lambda: lint(targets, cache=False),
-            "in-process, cold cache": cold_cache,
-            "in-process, cache": warm_cache,
+            "lint(), no cache": lambda: lint(targets, cache=False),
+            "lint(), cold cache": cold_cache,
+            "lint(), cache": warm_cache,
         }
         for run in contenders.values():  # the OS file cache, .pyc files, a filled result cache
             run()
-        times = round_robin(contenders, args.repeat)
+        wall, cpu = round_robin(contenders, args.repeat)
         report = lint(targets, cache=False)
 
-    def median(name: str) -> float:
-        return statistics.median(times[name])
-
-    def ratio(name: str, floor: bool = False) -> float:
-        rounds = zip(times[name], times["floor"], times["squawk"])
+    def ratio(times: dict[str, list[float]], name: str) -> float:
+        """Median over rounds of (time − floor for a command) / squawk alone."""
+        floor = name.startswith("command")
+        rounds = zip(times[name], times["Django floor"], times["squawk alone"])
         return statistics.median((t - (f if floor else 0)) / s for t, f, s in rounds)
 
     summary = report.summary()
-    print(f"files: {args.n} ({summary['errors']} errors, {summary['warnings']} warnings); "
-          f"medians of {args.repeat} round-robin rounds")
-    print(f"squawk alone (a process)               {median('squawk'):.3f} s")
-    print(f"Django floor (manage.py shell -c pass) {median('floor'):.3f} s")
-    for name in ("command", "command, cache"):
-        beyond = median(name) - median("floor")
-        print(f"manage.py lint_sql_migrations, {'cache' if 'cache' in name else 'no cache':<9}"
-              f"{median(name):.3f} s = floor + {beyond:.3f} s; beyond the floor: {ratio(name, True):.2f}x squawk")
-    for name in ("in-process", "in-process, cold cache", "in-process, cache"):
-        label = {"in-process": "no cache", "in-process, cold cache": "cold cache", "in-process, cache": "cache"}[name]
-        print(f"lint() in-process, {label:<20}{median(name):.3f} s = {ratio(name):.2f}x squawk")
-    print("targets: < 3 s; beyond the floor <= 1.5x squawk")
+    print(f"{args.n} files ({summary['errors']} errors, {summary['warnings']} warnings); medians of {args.repeat} "
+          "round-robin rounds; ratio = (time, less the floor for a command) / squawk alone, per round")
+    print(f"{'':<22}{'wall':>9}{'ratio':>8}{'CPU':>9}{'ratio':>8}")
+    for name in contenders:
+        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        ratios = "" if name in ("squawk alone", "Django floor") else f"{ratio(wall, name):>7.2f}x"
+        cpu_ratio = "" if name in ("squawk alone", "Django floor") else f"{ratio(cpu, name):>7.2f}x"
+        print(f"{name:<22}{w:>8.3f}s{ratios:>8}{c:>8.3f}s{cpu_ratio:>8}")
+    print("targets: under 3 s; a command's time beyond the floor at most 1.5x squawk alone")
 
 
 if __name__ == "__main__":

@@ -80,11 +80,13 @@ class Report:
 
 def display_path(path: Path) -> str:
     """Relative to the current directory when inside it (like ruff), else as given."""
-    return _relative(path, os.getcwd())
+    folder = _relative(os.path.dirname(path) or ".", os.getcwd())
+    return os.path.basename(path) if folder == "." else f"{folder}/{os.path.basename(path)}"
 
 
-# A report names each file once per finding; resolving its path (symlinks: system calls) once is enough.
-_relative = lru_cache(maxsize=4096)(relative_path)
+# Resolving a path (symlinks: system calls) once per folder, not twice per finding: a report
+# can hold thousands of findings.
+_relative = lru_cache(maxsize=256)(relative_path)
 
 
 def plural(n: int, noun: str) -> str:
