@@ -217,6 +217,17 @@ def test_unwrapped_file_is_given_to_squawk_as_in_a_transaction(tmp_path):
     assert not any(f["rule"] == "prefer-robust-stmts" for f in found)  # the runner wraps it: squawk agrees
 
 
+def test_hundreds_of_files_split_between_squawk_processes_lose_no_finding(tmp_path):
+    from dbmigrations.lint.squawk import FILES_PER_PROCESS
+
+    count = 2 * FILES_PER_PROCESS + 1  # two processes on a 2-core machine, one on a single core
+    files = {f"{i:03d}_x{i}.sql": migration(f"{i:03d}_x{i}", f"CREATE INDEX IF NOT EXISTS i{i} ON t (id);")
+             for i in range(1, count + 1)}
+    found = findings(tmp_path, files, squawk=True)
+    concurrent = {f["path"].rsplit("/", 1)[-1] for f in found if f["rule"] == "require-concurrent-index-creation"}
+    assert concurrent == set(files)
+
+
 def test_pg_version_comes_from_the_server_with_database(call, tmp_path):
     directory = write_files(tmp_path / "m", {"001_x.sql": migration(
         "001_x", "ALTER TABLE t ADD COLUMN IF NOT EXISTS c bigint DEFAULT 0;")})

@@ -1,15 +1,17 @@
-"""squawk (PyPI ``squawk-cli``): PostgreSQL lock and production-safety rules, run as one process.
+"""squawk (PyPI ``squawk-cli``): PostgreSQL lock and production-safety rules, run over many files at once.
 
 Files the runner executes in one transaction without a ``BEGIN;`` of their own go
 to squawk with ``--assume-in-transaction``; wrapped files carry their ``BEGIN`` (so
 squawk sees the transaction itself) and files with CONCURRENTLY run outside one.
-That is at most two squawk processes per lint, started before our own rules run
-so both work at the same time. Output goes to temporary files, not pipes, so
-squawk never blocks on a full pipe while we are busy.
+That is one squawk run for most files and a second for those, each started before
+our own rules run so both work at the same time. squawk checks its files on one
+core, so a run over hundreds of files is split in one process per core. Output goes
+to temporary files, not pipes, so squawk never blocks on a full pipe while we are busy.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,21 +36,24 @@ def pg_version_text(server_version: int) -> str:
     return f"{server_version // 10000}.{server_version % 10000}"
 
 
+# squawk checks files one after the other on one core: from this many files on, each core gets a share.
+FILES_PER_PROCESS = 200
+
+
 class Run:
-    """squawk processes under way; :meth:`violations` waits for them."""
+    """squawk processes under way; :meth:`findings` waits for them."""
 
     def __init__(self, groups: dict[bool, list[str]], pg_version: str | None = None):
         executable = binary()
         self._jobs = []
         for assume, paths in groups.items():
-            if not paths:
-                continue
             command = [executable, "--reporter", "json",
                        "--assume-in-transaction" if assume else "--no-assume-in-transaction"]
             if pg_version:
                 command += ["--pg-version", pg_version]
-            out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-            self._jobs.append((subprocess.Popen([*command, *paths], stdout=out, stderr=err), out, err))
+            for chunk in _chunks(paths):
+                out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+                self._jobs.append((subprocess.Popen([*command, *chunk], stdout=out, stderr=err), out, err))
 
     def discard(self) -> None:
         """Stop the processes and forget their output."""
@@ -89,3 +94,10 @@ class Run:
                                      (row.get("message") or "").strip(), row.get("help"), "squawk",
                                      line if end is None else end + 1))
         return found
+
+
+def _chunks(paths: list[str]) -> list[list[str]]:
+    """``paths`` in as many parts as there are cores (parts of at least FILES_PER_PROCESS files)."""
+    parts = max(1, min(os.cpu_count() or 1, len(paths) // FILES_PER_PROCESS))
+    size = -(-len(paths) // parts) if paths else 0
+    return [paths[i:i + size] for i in range(0, len(paths), size)] if paths else []
