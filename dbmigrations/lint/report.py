@@ -31,10 +31,9 @@ class Finding(NamedTuple):
         return f"{display_path(self.path)}:{self.line}:{self.column}: {self.rule} {self.message}"
 
     def as_dict(self) -> dict:
-        data = self._asdict()
-        data["path"] = display_path(self.path)
-        data["end_line"] = self.end_line or self.line
-        return data
+        return {"path": display_path(self.path), "line": self.line, "column": self.column, "rule": self.rule,
+                "name": self.name, "severity": self.severity, "message": self.message, "hint": self.hint,
+                "source": self.source, "end_line": self.end_line or self.line}
 
 
 @dataclass
@@ -80,12 +79,16 @@ class Report:
 
 def display_path(path: Path) -> str:
     """Relative to the current directory when inside it (like ruff), else as given."""
-    folder = _relative(os.path.dirname(path) or ".", os.getcwd())
+    return _display(path, os.getcwd())
+
+
+@lru_cache(maxsize=4096)  # a report names each file once per finding: thousands of times
+def _display(path: Path, cwd: str) -> str:
+    folder = _relative(os.path.dirname(path) or ".", cwd)
     return os.path.basename(path) if folder == "." else f"{folder}/{os.path.basename(path)}"
 
 
-# Resolving a path (symlinks: system calls) once per folder, not twice per finding: a report
-# can hold thousands of findings.
+# Resolving a path (symlinks: system calls) once per folder is enough.
 _relative = lru_cache(maxsize=256)(relative_path)
 
 
