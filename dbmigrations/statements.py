@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from pglast.parser import ParseError, parse_sql_json
+from pglast.parser import scan as _scan
 
 _BEGINS = frozenset({"TRANS_STMT_BEGIN", "TRANS_STMT_START"})
 _COMMIT = "TRANS_STMT_COMMIT"
@@ -163,6 +164,17 @@ def parse_tree(text: str) -> list[dict]:
     """
     try:
         return json.loads(parse_sql_json(text)).get("stmts", [])
+    except ParseError as error:
+        message, index = error.args[0], error.args[1] if len(error.args) > 1 else None
+        raise ScriptError(message, index) from None
+
+
+def tokens(text: str) -> list[tuple[int, int, str]]:
+    """PostgreSQL's lexical tokens of ``text``: (first, last character offset, token name such as
+    ``SQL_COMMENT``, ``C_COMMENT`` or ``SCONST``). Raises :class:`ScriptError` if the text cannot be scanned.
+    """
+    try:
+        return [(token.start, token.end, token.name) for token in _scan(text)]
     except ParseError as error:
         message, index = error.args[0], error.args[1] if len(error.args) > 1 else None
         raise ScriptError(message, index) from None

@@ -1,7 +1,7 @@
 """Static lint of SQL migrations and seeds: our rules (the spec's checklist) plus squawk's.
 
 ``lint(targets)`` → :class:`Report`; ``default_targets()`` are the project's files.
-Statements come from pglast's parse tree; rules live in ``rules_*.py``, one function each.
+Statements come from the runner's own parse of each file; rules live in ``rules_*.py``, one function each.
 """
 from .engine import lint
 from .registry import RULES

@@ -2,7 +2,8 @@
 
 An entry is keyed by the file's kind, name and SHA-256 (the checksum the runner
 records). It lives in a file named after a version: a hash of the lint's own source,
-of the runner's validation it reuses (discovery, statements) and of pglast's version. Editing a rule therefore invalidates every entry, and a stale
+of the runner's parser and validation it reuses (statements, discovery) and of
+pglast's version. Editing a rule therefore invalidates every entry, and a stale
 result is never reused. Only our rules are cached; squawk runs every time. The cache
 is an optimization: when it cannot be read or written, the lint runs without it.
 """
@@ -13,9 +14,9 @@ import hashlib
 import json
 import os
 import tempfile
+from importlib import metadata
 from pathlib import Path
 
-import pglast
 from django.conf import settings
 
 MAX_ENTRIES = 20_000
@@ -39,7 +40,7 @@ def directory() -> Path:
 def version() -> str:
     """Changes with the lint's code, the runner's file validation it reuses, and pglast."""
     here = Path(__file__).parent
-    digest = hashlib.sha256(pglast.__version__.encode())
+    digest = hashlib.sha256(metadata.version("pglast").encode())
     for path in [*sorted(here.glob("*.py")), here.parent / "discovery.py", here.parent / "statements.py"]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

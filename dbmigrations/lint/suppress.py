@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pglast import parser
-
+from ..statements import ScriptError, tokens
 from .registry import WARNING, Hit, resolve, rule
 from .source import LintFile
 
@@ -80,18 +79,17 @@ def _looks_like_squawk_rule(token: str) -> bool:
 def _comments(text: str, base: int):
     """(offset, text) of every comment, descending into dollar-quoted bodies (DO, functions)."""
     try:
-        tokens = parser.scan(text)
-    except parser.ParseError:
+        found = tokens(text)
+    except ScriptError:
         return
-    for token in tokens:
-        chunk = text[token.start:token.end + 1]
-        if token.name in ("SQL_COMMENT", "C_COMMENT"):
-            yield base + token.start, chunk
-        elif token.name == "SCONST" and chunk.startswith("$"):
+    for start, end, name in found:
+        chunk = text[start:end + 1]
+        if name in ("SQL_COMMENT", "C_COMMENT"):
+            yield base + start, chunk
+        elif name == "SCONST" and chunk.startswith("$"):
             close = chunk.find("$", 1) + 1
             if 0 < close <= len(chunk) // 2:
-                yield from _comments(chunk[close:-close], base + token.start + close)
-
+                yield from _comments(chunk[close:-close], base + start + close)
 
 @rule("L013", "bad-suppression", WARNING, "write `-- lint: ignore RULE[, RULE…] -- why it is safe`",
       needs_statements=False)
