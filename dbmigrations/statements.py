@@ -31,6 +31,8 @@ _NEVER_IN_TRANSACTION = {
     "CreateTableSpaceStmt": "CREATE TABLESPACE", "DropTableSpaceStmt": "DROP TABLESPACE",
     "CreateSubscriptionStmt": "CREATE SUBSCRIPTION", "DropSubscriptionStmt": "DROP SUBSCRIPTION",
 }
+_MAYBE_OUTSIDE_TRANSACTION = frozenset({*_NEVER_IN_TRANSACTION, "IndexStmt", "DropStmt", "ReindexStmt", "VacuumStmt",
+                                        "ClusterStmt", "AlterTableStmt"})
 
 
 class ScriptError(Exception):
@@ -97,7 +99,7 @@ class Statement:
         """``TRANS_STMT_BEGIN``, ``TRANS_STMT_COMMIT``, … for transaction control, else None."""
         return self.fields.get("kind") if self.kind == "TransactionStmt" else None
 
-    @cached_property
+    @property
     def non_transactional_reason(self) -> str | None:
         """Why PostgreSQL refuses the statement in a transaction block (``"CREATE INDEX CONCURRENTLY"``), or None."""
         return non_transactional_reason(self.kind, self.fields)
@@ -146,7 +148,7 @@ class Script:
         """The text of 1-based ``line``; "" outside the text."""
         return self.lines.line_text(line)
 
-    @property
+    @cached_property
     def non_transactional(self) -> list[Statement]:
         """Statements PostgreSQL refuses inside a transaction block."""
         return [s for s in self.statements if s.non_transactional_reason]
@@ -259,6 +261,8 @@ def _keyword(kind: str) -> str:
 
 def non_transactional_reason(kind: str, fields: dict) -> str | None:
     """Why PostgreSQL refuses a statement (node type ``kind``, JSON ``fields``) in a transaction block, or None."""
+    if kind not in _MAYBE_OUTSIDE_TRANSACTION:
+        return None
     if kind in _NEVER_IN_TRANSACTION:
         return _NEVER_IN_TRANSACTION[kind]
     if kind == "IndexStmt" and fields.get("concurrent"):

@@ -95,8 +95,9 @@ def analyse(target: Target, store: result_cache.Cache | None) -> Analysis:
     if isinstance(cached, list) and len(cached) == len(Analysis._fields):
         return Analysis(*cached)
     f = load(target.path, target.kind, source)
+    parsed = f.parsed
     hits = [[rule.id, hit.line, hit.column, hit.message, hit.end_line or hit.line]
-            for rule in RULES.values() if f.kind in rule.kinds and (f.parsed or not rule.needs_statements)
+            for rule in RULES.values() if f.kind in rule.kinds and (parsed or not rule.needs_statements)
             for hit in rule.check(f)]
     found = suppress.of(f)
     analysis = Analysis(hits, f.source is not None, f.parsed, f.parsed and f.runs_in_transaction and not f.wrapped,
