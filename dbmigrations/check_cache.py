@@ -25,9 +25,9 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
 
-import pglast
 from django.conf import settings
 from django.core import checks
 
@@ -104,7 +104,7 @@ def _settings() -> tuple:
 @functools.cache
 def _code_version() -> str:
     """Changes with any source file of this app and with pglast (the grammar)."""
-    digest = hashlib.sha256(pglast.__version__.encode())
+    digest = hashlib.sha256(metadata.version("pglast").encode())
     for path in sorted(Path(__file__).parent.rglob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()
