@@ -79,8 +79,8 @@ TEMPLATES = [
 
 DATABASES = {"default": database_settings(os.environ)}
 
-# SQL_MIGRATIONS_DIR, SQL_SEEDS_DIR, SQL_EMBEDDED_PGDATA, NODE_ENV, VERCEL, VERCEL_ENV and
-# SQL_MIGRATIONS_ON_PREVIEW are read from the environment by dbmigrations.conf when used (a
+# SQL_MIGRATIONS_DIR, SQL_SEEDS_DIR, SQL_EMBEDDED_PGDATA, SQL_MIGRATIONS_SCHEMA, NODE_ENV, VERCEL,
+# VERCEL_ENV and SQL_MIGRATIONS_ON_PREVIEW are read from the environment by dbmigrations.conf when used (a
 # relative folder is relative to BASE_DIR). Setting SQL_MIGRATIONS_DIR etc. here would override
 # the environment variable of the same name.
 

@@ -17,10 +17,10 @@ from django.db import connections, router
 from django.db.models import Case, CharField, Value, When
 from django.utils.html import format_html
 
-from . import conf, loader, plan
+from . import conf, ledger, loader, plan
 from .checks import display_path
 from .exceptions import ConfigurationError, InvalidFiles, Problem
-from .ledger import COLUMNS, TABLE, LedgerRow
+from .ledger import COLUMNS, LedgerRow
 from .models import SchemaMigration, version_order
 
 OK, MODIFIED, MISSING, REPLACED, INVALID, UNKNOWN = "ok", "modified", "missing", "replaced", "invalid", "unknown"
@@ -51,12 +51,12 @@ class Overview:
 
 
 def ledger_columns() -> frozenset[str]:
-    """Columns of ``schema_migrations`` (empty when the table does not exist yet)."""
+    """Columns of the ledger (empty when the table does not exist yet), found by its schema, never by search_path."""
     connection = connections[router.db_for_read(SchemaMigration)]
+    query, params = ledger.columns_query()
     with connection.cursor() as cursor:
-        if TABLE not in connection.introspection.table_names(cursor):
-            return frozenset()
-        return frozenset(c.name for c in connection.introspection.get_table_description(cursor, TABLE))
+        cursor.execute(query, params)
+        return frozenset(row[0] for row in cursor.fetchall())
 
 
 def overview(request) -> Overview:

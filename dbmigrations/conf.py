@@ -65,6 +65,17 @@ def seeds_dir() -> Path:
     return _folder("SQL_SEEDS_DIR")
 
 
+def ledger_schema() -> str:
+    """``SQL_MIGRATIONS_SCHEMA`` (default ``public``): the schema that holds ``schema_migrations``.
+
+    The Django setting of that name when the project sets it (not empty), else the
+    environment variable. The ledger is always addressed by this schema, never found
+    through ``search_path``.
+    """
+    configured = str(getattr(settings, "SQL_MIGRATIONS_SCHEMA", None) or "").strip()
+    return configured or variable("SQL_MIGRATIONS_SCHEMA") or "public"
+
+
 def embedded_data_dir() -> Path:
     """``SQL_EMBEDDED_PGDATA`` (default ``<BASE_DIR>/.pgdata``), absolute: the embedded server's data."""
     return _folder("SQL_EMBEDDED_PGDATA")

@@ -36,6 +36,11 @@ GUARDED_ENGINE = "dbmigrations.backends.postgresql"
 POSTGRES_ENGINE = "django.db.backends.postgresql"
 SCHEMES = ("postgres", "postgresql")
 SECRET_PARAMS = {"password", "sslpassword", "oauth_client_secret", "scram_client_key", "scram_server_key"}
+# A frozen network link must not leave a deploy waiting forever: over TCP, libpq asks the kernel to probe an
+# idle connection (after 30 s, every 10 s, 3 misses: about a minute) and to give up on data unacknowledged for
+# a minute. The URL's own values win; unix sockets have no link to lose.
+TCP_DEFAULTS = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3",
+                "tcp_user_timeout": "60000"}
 
 
 def libpq_keywords() -> frozenset[str]:
@@ -102,7 +107,8 @@ def target_from_settings(settings: Mapping) -> DatabaseTarget:
         return embedded_target(settings.get("NAME") or "bestrong")
     user, password = settings.get("USER") or "", settings.get("PASSWORD") or ""
     host, port, name = settings.get("HOST") or "", str(settings.get("PORT") or ""), settings.get("NAME") or ""
-    options = {k: v for k, v in (settings.get("OPTIONS") or {}).items() if isinstance(v, str)}
+    options = {k: v for k, v in (settings.get("OPTIONS") or {}).items()
+               if isinstance(v, str) and TCP_DEFAULTS.get(k) != v}  # the defaults added for TCP are not news
     masked = _masked(user, bool(password), host, port, name, options)
     pooled = settings.get("POOLED", _looks_pooled(host, port, {}))
     return DatabaseTarget(source, dict(settings), masked, (), bool(pooled), password)
@@ -229,7 +235,20 @@ def _looks_pooled(host: str, port: str, params: Mapping[str, str]) -> bool:
     return "-pooler" in host or params.get("pgbouncer", "").lower() == "true" or port == "6543"
 
 
+def _uses_tcp(host: str, options: Mapping[str, str]) -> bool:
+    """Whether libpq may connect over TCP: a host name or address (not a socket directory), or a hostaddr."""
+    hosts = [h.strip() for h in (host or options.get("host", "")).split(",")]
+    return bool(options.get("hostaddr")) or any(h and not h.startswith(("/", "@")) for h in hosts)
+
+
+def _with_tcp_defaults(host: str, options: Mapping[str, str]) -> dict:
+    if not _uses_tcp(host, options) or options.get("keepalives") == "0":
+        return dict(options)
+    return {**TCP_DEFAULTS, **options}
+
+
 def _settings(name, user, password, host, port, options, *, source, pooled) -> dict:
+    options = _with_tcp_defaults(host, options)
     return {
         "ENGINE": POSTGRES_ENGINE,
         "NAME": name,

@@ -65,7 +65,9 @@ def ignored_tables() -> frozenset[str]:
 
     django = {model._meta.db_table for model in apps.get_models(include_auto_created=True)
               if model._meta.app_label != "dbmigrations"}
-    return frozenset({ledger.TABLE, f"{ledger.TABLE}_progress", *DJANGO_TABLES, *django})
+    # Named as the catalog names tables: bare in public, schema-qualified elsewhere (SQL_MIGRATIONS_SCHEMA).
+    table = ledger.NAME if ledger.schema() == "public" else ledger.display_name()
+    return frozenset({table, f"{table}_progress", *DJANGO_TABLES, *django})
 
 
 def compare(expected: catalog.Catalog, actual: catalog.Catalog) -> list[Difference]:

@@ -138,6 +138,21 @@ class RunnerStatementFailed(DbMigrationsError):
     exit_code = 1
 
 
+class OutcomeUnknown(DbMigrationsError):
+    """The connection was lost while a file's COMMIT was under way: it may have committed, or not."""
+
+    exit_code = 1
+    #: How the command ends the file's progress line instead of "FAILED".
+    progress_word = "OUTCOME UNKNOWN"
+
+
+class Interrupted(DbMigrationsError):
+    """The user interrupted the run (Ctrl-C, SIGINT); says what became of the file in progress."""
+
+    exit_code = 130
+    progress_word = "INTERRUPTED"
+
+
 class MigrationFailed(DbMigrationsError):
     """A SQL file failed on the server; its transaction was rolled back (if it had one)."""
 

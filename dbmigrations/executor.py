@@ -21,6 +21,7 @@ from .events import Event, Progress, quiet
 from .exceptions import (
     ChecksumDrift,
     ConfigurationError,
+    Interrupted,
     InvalidFiles,
     MigrationFailed,
     NotReversible,
@@ -28,6 +29,7 @@ from .exceptions import (
     ReplacedMigration,
     Replacement,
     UnknownVersion,
+    RunnerStatementFailed,
 )
 from .locks import LOCK_KEY, lock_statements, raise_for_lock, session_lock  # noqa: F401  (LOCK_KEY: for tools)
 from .runner import FileRun, Transaction, finish, run_file, run_file_without_transaction, runner_failure
@@ -284,12 +286,32 @@ class MigrationExecutor:
         ledger.record_applied(transaction, file, applied_by=who)
         try:
             run = run_file(self.session, file.source.script, str(file.path), transaction)
+        except KeyboardInterrupt:
+            raise self._interrupted(str(file.path), file.version, applying=True) from None
         except BatchError as error:
             raise_for_lock(error, self.lock_timeout)
             if isinstance(error.error, errors.UniqueViolation):
                 return Outcome(entry, skipped_concurrently=True)
             raise runner_failure(error, str(file.path)) from None
         return Outcome(entry, run)
+
+    def _interrupted(self, path: str, version: str, *, applying: bool) -> Interrupted:
+        """Ctrl-C during a file's transaction: say, from the ledger, what became of it.
+
+        psycopg has already asked the server to cancel the statement, which aborts the
+        transaction, unless its COMMIT had already run: the ledger row tells which.
+        """
+        try:
+            self.session.rollback_if_needed()
+            recorded = ledger.is_recorded(self.session, version)
+        except Exception:  # the connection went with the interrupt
+            return Interrupted(f"interrupted (Ctrl-C) while running {path}: its outcome is unknown (the connection "
+                               "was lost); run sql_migration_status to see whether it was applied")
+        if recorded == applying:  # the COMMIT won the race with the cancel
+            done = "applied and recorded" if applying else "rolled back (down file ran, ledger row deleted)"
+            return Interrupted(f"interrupted (Ctrl-C) after {path} had committed: it is {done}; nothing else ran")
+        return Interrupted(f"interrupted (Ctrl-C): the transaction of {path} was cancelled and rolled back, "
+                           "nothing of it was recorded")
 
     def _apply_without_transaction(self, entry: plan.Entry, who: str) -> Outcome:
         file = entry.file
@@ -306,15 +328,19 @@ class MigrationExecutor:
         ledger.record_unapplied(transaction, entry.row.version)
         try:
             run = run_file(self.session, down.script, str(down.path), transaction, commit=False)
+        except KeyboardInterrupt:
+            raise self._interrupted(str(down.path), entry.row.version, applying=False) from None
         except BatchError as error:
             raise_for_lock(error, self.lock_timeout)
             raise
-        removed = _deleted(run)
-        if removed != 1:
+        found, removed = _ledger_rows(run, "UPDATE"), _ledger_rows(run, "DELETE")
+        if found != 1 or removed != 1:
             finish(self.session, commit=False)
-            if removed == 0:  # another runner rolled it back while we waited for the lock
+            if found == 0:  # another runner rolled it back while we waited for the lock
                 return Outcome(entry, skipped_concurrently=True)
-            raise NotReversible(f"{entry.name}: the ledger holds {removed} rows for version {entry.row.version}; "
+            if found == 1:  # the row or the others were not as before the file
+                raise RunnerStatementFailed(ledger.changed_message(str(down.path)))
+            raise NotReversible(f"{entry.name}: the ledger holds {found} rows for version {entry.row.version}; "
                                 "nothing was changed")
         finish(self.session, commit=True, script=down.script, path=str(down.path))
         return Outcome(entry, run)
@@ -334,10 +360,10 @@ class MigrationExecutor:
         return Outcome(entry, run)
 
 
-def _deleted(run: FileRun) -> int:
-    """Rows removed by the ledger DELETE among the runner's own statements, or -1 if it did not run."""
+def _ledger_rows(run: FileRun, command: str) -> int:
+    """Rows touched by the ledger's ``command`` (UPDATE, DELETE) among the runner's own statements, or -1."""
     for tag in run.runner_tags:
         words = tag.split()
-        if words and words[0] == "DELETE":
+        if words and words[0] == command:
             return int(words[-1])
     return -1

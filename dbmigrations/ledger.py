@@ -5,6 +5,10 @@ file name, who applied it, and ``fake``: recorded without running the file's SQL
 are added with ``ADD COLUMN IF NOT EXISTS``, so a table created by the spec's own
 DDL, or by an older version of this tool, keeps working. ``applied_at`` is written
 from the server's clock, in UTC.
+
+The ledger lives in one fixed schema (``SQL_MIGRATIONS_SCHEMA``, default ``public``) and
+every statement names it: a ``search_path`` (the role's, the URL's, a file's) or a
+TEMP table of the same name never redirects it.
 """
 from __future__ import annotations
 
@@ -13,28 +17,66 @@ from datetime import datetime
 
 from psycopg import errors, sql
 
+from . import conf
+from .exceptions import ConfigurationError
 from .locks import run_locked
-from .runner import RESTORE_SESSION, Transaction
+from .runner import FILE_CHECK_FAILED, Transaction
 from .session import Part, Session, run_batch
 
-TABLE = "schema_migrations"
-CREATE_STATEMENTS = (
-    f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+NAME = "schema_migrations"
+COLUMNS = ("version", "applied_at", "checksum", "description", "execution_ms", "filename", "applied_by", "fake")
+MISSING_TABLE_OR_COLUMN = (errors.UndefinedTable, errors.UndefinedColumn)
+
+
+def schema() -> str:
+    """The ledger's schema (``SQL_MIGRATIONS_SCHEMA``, default ``public``)."""
+    name = conf.ledger_schema()
+    if len(name.encode("utf-8")) > 63:
+        raise ConfigurationError(f"SQL_MIGRATIONS_SCHEMA {name!r} is longer than PostgreSQL's 63-byte names")
+    return name
+
+
+def table() -> str:
+    """The ledger's qualified, quoted name for SQL: ``"public"."schema_migrations"``."""
+    return sql.Identifier(schema(), NAME).as_string(None)
+
+
+def display_name() -> str:
+    """The ledger's name for humans: ``public.schema_migrations``."""
+    return f"{schema()}.{NAME}"
+
+
+def create_statements() -> list[str]:
+    """The ledger's DDL: its schema if missing (without needing CREATE on the database when it exists),
+    the spec's table and index, and the runner's four columns."""
+    t, quoted_schema = table(), sql.Identifier(schema()).as_string(None)
+    return [
+        f"DO $ledger$ BEGIN IF to_regnamespace({_literal(quoted_schema)}) IS NULL "
+        f"THEN CREATE SCHEMA {quoted_schema}; END IF; END $ledger$",
+        f"""CREATE TABLE IF NOT EXISTS {t} (
   version VARCHAR(255) PRIMARY KEY,
   applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
   checksum VARCHAR(64),
   description TEXT
 )""",
-    f"CREATE INDEX IF NOT EXISTS idx_schema_migrations_applied_at ON {TABLE}(applied_at)",
-    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS execution_ms INTEGER",
-    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS filename TEXT",
-    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS applied_by TEXT",
-    # A constant default: no table rewrite (PostgreSQL 11+); rows recorded before it ran their SQL.
-    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS fake BOOLEAN NOT NULL DEFAULT false",
-)
-COLUMNS = ("version", "applied_at", "checksum", "description", "execution_ms", "filename", "applied_by", "fake")
-SELECT_ROWS = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
-MISSING_TABLE_OR_COLUMN = (errors.UndefinedTable, errors.UndefinedColumn)
+        f"CREATE INDEX IF NOT EXISTS idx_schema_migrations_applied_at ON {t}(applied_at)",
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS execution_ms INTEGER",
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS filename TEXT",
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS applied_by TEXT",
+        # A constant default: no table rewrite (PostgreSQL 11+); rows recorded before it ran their SQL.
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS fake BOOLEAN NOT NULL DEFAULT false",
+    ]
+
+
+def columns_query() -> tuple[str, tuple]:
+    """SQL and parameters listing the ledger's columns (no rows when the table does not exist)."""
+    return ("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+            "AND NOT attisdropped", (table(),))
+
+
+def drop_statement() -> str:
+    """DROP of the ledger table (``reset_db``, when the ledger lives outside the schema it recreates)."""
+    return f"DROP TABLE IF EXISTS {table()}"
 
 
 @dataclass(frozen=True)
@@ -75,58 +117,70 @@ def read(session: Session) -> tuple[list[LedgerRow], bool]:
     columns), or by an older version of this tool, is read with the columns it has.
     """
     try:
-        columns, rows, complete = COLUMNS, session.fetch(SELECT_ROWS), True
+        columns, rows, complete = COLUMNS, session.fetch(f"SELECT {', '.join(COLUMNS)} FROM {table()}"), True
     except MISSING_TABLE_OR_COLUMN:
         complete = False
-        present = {name for (name,) in session.fetch(
-            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
-            (TABLE,))}
+        present = {name for (name,) in session.fetch(*columns_query())}
         columns = tuple(c for c in COLUMNS if c in present)
-        rows = session.fetch(f"SELECT {', '.join(columns)} FROM {TABLE}") if present else []
+        rows = session.fetch(f"SELECT {', '.join(columns)} FROM {table()}") if present else []
     found = (LedgerRow(**dict(zip(columns, row))) for row in rows)
     return sorted(found, key=lambda r: (r.number, r.version)), complete
 
 
 def ensure_table(session: Session, *, lock_timeout: float | None = None) -> None:
     """Create the ledger if missing, under the migration lock (concurrent CREATEs race otherwise)."""
-    run_locked(session, list(CREATE_STATEMENTS), lock_timeout=lock_timeout)
+    run_locked(session, create_statements(), lock_timeout=lock_timeout)
 
 
 def record_applied(transaction: Transaction, file, *, applied_by: str) -> None:
-    """Join the migration's ``transaction``: its row is inserted before the file runs, its time set after.
+    """Join the migration's ``transaction``: its row is inserted before the file runs, checked and timed after.
 
     A concurrent runner that already applied the version makes the INSERT fail with a
-    unique violation, before any statement of the file runs.
+    unique violation, before any statement of the file runs. Until the file has run, the
+    row's ``execution_ms`` holds a digest of every other ledger row (a place the file's
+    ``RESET ALL`` cannot clear); if the file deleted, truncated, inserted or rewrote ledger
+    rows, the check after it raises and the whole transaction rolls back.
     """
-    # The file may run RESET ALL, which empties the start time: then count from the transaction's start.
-    started = "coalesce(nullif(current_setting('dbmigrations.started_at', true), '')::timestamptz, now())"
-    transaction.before += [
-        _insert(file, applied_by),
-        "SELECT set_config('dbmigrations.started_at', clock_timestamp()::text, true)",
-    ]
+    version = _literal(file.version)
+    transaction.before.append(_insert(file, applied_by, execution_ms=f"({_digest(file.version)})"))
     transaction.after.append(
-        f"UPDATE {TABLE} SET execution_ms = round(extract(epoch FROM clock_timestamp() - {started}) * 1000) "
-        f"WHERE version = {_literal(file.version)}"
+        f"DO $ledger_check$ BEGIN UPDATE {table()} SET execution_ms = "
+        f"round(extract(epoch FROM (clock_timestamp() AT TIME ZONE 'UTC') - applied_at) * 1000) "
+        f"WHERE version = {version} AND checksum = {_literal(file.checksum)} "
+        f"AND filename = {_literal(file.path.name)} AND NOT fake AND execution_ms = ({_digest(file.version)}); "
+        f"IF NOT FOUND THEN RAISE EXCEPTION USING ERRCODE = '{FILE_CHECK_FAILED}', MESSAGE = {_literal(_changed())};"
+        " END IF; END $ledger_check$"
     )
 
 
 def record_unapplied(transaction: Transaction, version: str) -> None:
-    """Join a down file's ``transaction``: its row is deleted before the file runs."""
-    transaction.before.append(_delete(version))
+    """Join a down file's ``transaction``: its row is marked before the file runs and deleted after it.
+
+    Before the file, the row's ``execution_ms`` takes a digest of every other row (``UPDATE 0``:
+    another runner already rolled it back); after it, the row is deleted only if it and the
+    others are as they were (``DELETE 0``: the down file changed the ledger).
+    """
+    digest = f"({_digest(version)})"
+    transaction.before.append(f"UPDATE {table()} SET execution_ms = {digest} WHERE version = {_literal(version)}")
+    transaction.after.append(f"{_delete(version)} AND execution_ms = {digest}")
+
+
+def changed_message(path: str) -> str:
+    """What to say when the file at ``path`` changed the ledger (the check after a down file)."""
+    return f"{path}: {_changed()}"
 
 
 def record_applied_now(session: Session, file, *, applied_by: str, execution_ms: int | None = None,
                        fake: bool = False) -> None:
     """Record a migration in a transaction of its own: after a file that ran outside a transaction
     (with its client-measured time), or without running it (``--fake``, under the migration lock)."""
-    insert = _insert(file, applied_by, fake=fake) + (" ON CONFLICT (version) DO NOTHING" if fake else "")
-    timing = [] if execution_ms is None else [
-        f"UPDATE {TABLE} SET execution_ms = {int(execution_ms)} WHERE version = {_literal(file.version)}"]
+    timing = "NULL" if execution_ms is None else str(int(execution_ms))
+    insert = _insert(file, applied_by, execution_ms=timing, fake=fake)
     if fake:
-        run_locked(session, [insert])
+        run_locked(session, [insert + " ON CONFLICT (version) DO NOTHING"])
     else:
         # Under the session lock already; the file may have left SET ROLE/search_path behind.
-        run_batch(session, [Part(("BEGIN", *RESTORE_SESSION, insert, *timing, "COMMIT"))])
+        run_batch(session, [Part(("BEGIN", *session.restore_statements(), insert, "COMMIT"))])
 
 
 def record_unapplied_now(session: Session, version: str) -> None:
@@ -138,11 +192,11 @@ def repair_rows(session: Session, checksums: dict[str, str], forget: list[str], 
                 applied_by: str = "", lock_timeout: float | None = None) -> None:
     """Record new checksums, delete forgotten rows and let files adopt versions (``{version: file}``: the row
     becomes that file's, marked ``fake``), all in one transaction under the migration lock."""
-    statements = [f"UPDATE {TABLE} SET checksum = {_literal(c)} WHERE version = {_literal(v)}"
+    statements = [f"UPDATE {table()} SET checksum = {_literal(c)} WHERE version = {_literal(v)}"
                   for v, c in checksums.items()]
     statements += [_delete(version) for version in forget]
     statements += [
-        f"UPDATE {TABLE} SET checksum = {_literal(file.checksum)}, description = {_literal(file.description)}, "
+        f"UPDATE {table()} SET checksum = {_literal(file.checksum)}, description = {_literal(file.description)}, "
         f"filename = {_literal(file.path.name)}, applied_at = (now() AT TIME ZONE 'UTC'), execution_ms = NULL, "
         f"applied_by = {_literal(applied_by)}, fake = true WHERE version = {_literal(version)}"
         for version, file in (adopt or {}).items()
@@ -153,20 +207,36 @@ def repair_rows(session: Session, checksums: dict[str, str], forget: list[str], 
 
 def is_recorded(session: Session, version: str) -> bool:
     """Whether ``version`` has a ledger row now (the re-check under the session lock)."""
-    return bool(session.fetch(f"SELECT 1 FROM {TABLE} WHERE version = %s", (version,)))
+    return bool(session.fetch(f"SELECT 1 FROM {table()} WHERE version = %s", (version,)))
 
 
 def _literal(value) -> str:
     return sql.Literal(value).as_string(None)
 
 
-def _insert(file, applied_by: str, *, fake: bool = False) -> str:
+def _insert(file, applied_by: str, *, execution_ms: str = "NULL", fake: bool = False) -> str:
+    # applied_at: when the file starts (after the lock wait), from the server's clock, in UTC.
     return (
-        f"INSERT INTO {TABLE} (version, applied_at, checksum, description, filename, applied_by, fake) VALUES "
-        f"({_literal(file.version)}, (now() AT TIME ZONE 'UTC'), {_literal(file.checksum)}, "
-        f"{_literal(file.description)}, {_literal(file.path.name)}, {_literal(applied_by)}, {_literal(fake)})"
+        f"INSERT INTO {table()} (version, applied_at, checksum, description, filename, applied_by, execution_ms, "
+        f"fake) VALUES ({_literal(file.version)}, (clock_timestamp() AT TIME ZONE 'UTC'), "
+        f"{_literal(file.checksum)}, {_literal(file.description)}, {_literal(file.path.name)}, "
+        f"{_literal(applied_by)}, {execution_ms}, {_literal(fake)})"
     )
 
 
+def _digest(version: str) -> str:
+    """A query for an int digest of every ledger row but ``version``'s (count, versions, checksums, file names)."""
+    # A sum of per-row hashes: no sort, and cheap (about 0.2 ms for 1000 rows).
+    row = "version || '/' || coalesce(checksum, '') || '/' || coalesce(filename, '')"
+    return (f"SELECT hashtext(count(*) || '/' || coalesce(sum(hashtext({row})), 0)) "
+            f"FROM {table()} WHERE version <> {_literal(version)}")
+
+
+def _changed() -> str:
+    return (f"the file changed the ledger {display_name()} (deleted, truncated, inserted or rewrote rows), "
+            "so everything was rolled back and nothing was recorded. A migration or down file must not write "
+            "the ledger: remove those statements (repair_sql_migrations fixes the ledger itself)")
+
+
 def _delete(version: str) -> str:
-    return f"DELETE FROM {TABLE} WHERE version = {_literal(version)}"
+    return f"DELETE FROM {table()} WHERE version = {_literal(version)}"

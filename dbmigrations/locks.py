@@ -22,15 +22,20 @@ def lock_statements(lock_timeout: float | None, *, transaction: bool = True) -> 
     """SQL that takes the migration lock, bounded by ``lock_timeout`` seconds if given.
 
     The bound applies to the wait for this lock only: the file's own DDL keeps the
-    server's ``lock_timeout`` (the two waits are separate limits).
+    server's ``lock_timeout`` (the two waits are separate limits). The wait is never cut
+    by ``statement_timeout`` (a role's or the URL's is meant for the file's statements):
+    it is lifted for the lock statement and put back, exactly, right after it.
     """
     scope = "true" if transaction else "false"
     take = f"SELECT pg_advisory_xact_lock({LOCK_KEY})" if transaction else f"SELECT pg_advisory_lock({LOCK_KEY})"
-    if lock_timeout is None:
-        return [take]
-    millis = max(1, int(lock_timeout * 1000))
-    reset = "SET LOCAL lock_timeout TO DEFAULT" if transaction else "SET lock_timeout TO DEFAULT"
-    return [f"SELECT set_config('lock_timeout', '{millis}', {scope})", take, reset]
+    names = ["statement_timeout"] + (["lock_timeout"] if lock_timeout is not None else [])
+    save = [f"set_config('dbmigrations.{n}', current_setting('{n}'), {scope})" for n in names]
+    lift = [f"set_config('statement_timeout', '0', {scope})"]
+    if lock_timeout is not None:
+        lift.append(f"set_config('lock_timeout', '{max(1, int(lock_timeout * 1000))}', {scope})")
+    put_back = [f"set_config('{n}', current_setting('dbmigrations.{n}'), {scope})" for n in names]
+    # A target list is evaluated left to right: the values are saved before they are lifted.
+    return [f"SELECT {', '.join(save + lift)}", take, f"SELECT {', '.join(put_back)}"]
 
 
 def raise_for_lock(error: BatchError, lock_timeout: float | None) -> None:

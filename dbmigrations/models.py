@@ -1,8 +1,8 @@
 """A read-only Django view of the ledger, for the admin.
 
-``schema_migrations`` belongs to the SQL runner (:mod:`dbmigrations.ledger`
-creates and writes it); Django never creates, alters or writes it
-(``managed = False``; the admin refuses every write).
+``schema_migrations`` (in the ``SQL_MIGRATIONS_SCHEMA`` schema) belongs to the SQL
+runner (:mod:`dbmigrations.ledger` creates and writes it); Django never creates,
+alters or writes it (``managed = False``; the admin refuses every write).
 """
 from __future__ import annotations
 
@@ -38,7 +38,10 @@ class SchemaMigration(models.Model):
 
     class Meta:
         managed = False
-        db_table = ledger.TABLE
+        # Schema-qualified (Django leaves a name already in double quotes as it is), so search_path never
+        # picks another schema_migrations. Read when the class is built: a change of SQL_MIGRATIONS_SCHEMA
+        # needs a restart, like any model option.
+        db_table = ledger.table()
         verbose_name = "applied SQL migration"
         verbose_name_plural = "applied SQL migrations"
 

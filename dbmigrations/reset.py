@@ -1,7 +1,8 @@
 """Resetting a development database: drop the ``public`` schema and recreate it as new.
 
-The schema (and the ``schema_migrations`` ledger in it) is dropped and created again
-with PostgreSQL's own defaults for a new database, so ``apply_sql_migrations`` then
+The schema (and the ``schema_migrations`` ledger in it; a ledger kept in another schema
+by ``SQL_MIGRATIONS_SCHEMA`` is dropped too) is dropped and created again with
+PostgreSQL's own defaults for a new database, so ``apply_sql_migrations`` then
 rebuilds from zero: on 15+ owned by ``pg_database_owner`` with USAGE for PUBLIC; on 14
 owned by the bootstrap superuser with CREATE and USAGE for PUBLIC. All of it runs in
 one transaction under the migration lock: a failure changes nothing.
@@ -109,7 +110,9 @@ def reset_schema(session: Session, *, lock_timeout: float | None = None) -> Rese
         rows = len(ledger.applied(session, create=False))
     except errors.InsufficientPrivilege:
         rows = None
-    statements = ["BEGIN", *lock_statements(lock_timeout), *recreate_statements(session), "COMMIT"]
+    # A ledger kept in another schema (SQL_MIGRATIONS_SCHEMA) must go too, or it would claim what was dropped.
+    forget = [ledger.drop_statement()] if ledger.schema() != SCHEMA else []
+    statements = ["BEGIN", *lock_statements(lock_timeout), *recreate_statements(session), *forget, "COMMIT"]
     try:
         run_batch(session, [Part(tuple(statements))])
     except BatchError as error:

@@ -14,13 +14,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .exceptions import MigrationFailed, RunnerStatementFailed, StatementFailure
-from .session import BatchError, Part, Session, run_batch
+from .exceptions import MigrationFailed, OutcomeUnknown, RunnerStatementFailed, StatementFailure
+from .session import BatchError, ConnectionLost, Part, Session, run_batch
 from .statements import Script
 
-# A file's session-level SET search_path / SET ROLE / timeouts must neither break the runner's statements
-# after it nor leak into the next file (a separate run would not see them either).
-RESTORE_SESSION = ("RESET search_path", "RESET ROLE", "RESET statement_timeout", "RESET lock_timeout")
+#: SQLSTATE of a check the runner makes on the server after a file (e.g. "the file changed the ledger"):
+#: the file is at fault, and the server's message says how.
+FILE_CHECK_FAILED = "BSM01"
+#: Server errors that end the connection: at COMMIT, nobody can tell whether it committed.
+CONNECTION_ENDED = ("57P01", "57P02", "57P03", "08000", "08003", "08006")
 
 
 @dataclass
@@ -71,17 +73,26 @@ def run_file(session: Session, script: Script, path: str, transaction: Transacti
     """
     transaction = transaction or Transaction()
     body = Part(tuple(s.sql for s in script.statements), script, path)
+    # The session is restored whole after the file (a file's SET, ROLE, temp tables… reach neither the
+    # runner's statements after it nor the next file); RESET ALL also ends the runner's own client check.
+    restore = (*session.restore_statements(), *client_check_statements(session))
     parts = [
         Part((script.begin, *client_check_statements(session), *transaction.before)),
         body,
-        Part((*RESTORE_SESSION, *transaction.after, *(["COMMIT"] if commit else []))),
+        Part((*restore, *transaction.after, *(["COMMIT"] if commit else []))),
     ]
     try:
         result = run_batch(session, parts)
+    except ConnectionLost as lost:
+        if commit:
+            raise outcome_unknown(path, lost.error) from None
+        raise
     except BatchError as error:
         if error.part == 1:
-            raise failure(error, body) from None
+            raise failure(error, body, note=_lost_note(error)) from None
         if error.part == 2 and commit and error.index == len(parts[2].statements) - 1:
+            if error.sqlstate in CONNECTION_ENDED:
+                raise outcome_unknown(path, error.error) from None
             raise commit_failure(error, body) from None
         if error.part == 2:
             raise runner_failure(error, path) from None
@@ -110,6 +121,7 @@ def run_file_without_transaction(session: Session, script: Script, path: str) ->
     named with the statement that removes it.
     """
     body = Part(tuple(s.sql for s in script.statements), script, path)
+    session.restore_statements()  # the baseline, read before the file's statements change the session
     began = time.perf_counter()
     rows = 0
     for index, sql in enumerate(body.statements):
@@ -123,9 +135,28 @@ def run_file_without_transaction(session: Session, script: Script, path: str) ->
     return FileRun(rows, elapsed, False, len(body.statements))
 
 
+def outcome_unknown(path: str, error: Exception) -> OutcomeUnknown:
+    """The connection ended while ``path``'s COMMIT was on its way: it may or may not have committed."""
+    cause = str(getattr(error, "error", error)).strip().splitlines()
+    return OutcomeUnknown(
+        f"{path}: outcome unknown: the connection to the server was lost ({cause[0] if cause else 'no answer'}) "
+        "after the file was sent with its COMMIT. Its transaction (a migration's with its ledger row) commits "
+        "whole or not at all: run sql_migration_status to see whether it was applied."
+    )
+
+
+def _lost_note(error: BatchError) -> str | None:
+    if error.sqlstate in CONNECTION_ENDED:
+        return ("The connection was ended while this file ran: its transaction was rolled back and nothing was "
+                "recorded.")
+    return None
+
+
 def runner_failure(error: BatchError, path: str) -> RunnerStatementFailed:
     """A failure of the runner's own SQL around ``path`` (not of the file's statements), in one line."""
     message = (error.error.diag.message_primary or str(error.error)).strip()
+    if error.sqlstate == FILE_CHECK_FAILED:
+        return RunnerStatementFailed(f"{path}: {message}")
     return RunnerStatementFailed(
         f"{path}: the runner's own statement around this file failed, so everything was rolled back and nothing "
         f"was recorded: ERROR {error.sqlstate}: {message}. Does the file drop, rename or revoke access to "

@@ -51,6 +51,14 @@ class BatchError(Exception):
         return self.error.sqlstate or ""
 
 
+class ConnectionLost(Exception):
+    """The connection broke while a batch was running: no result says how far the server got."""
+
+    def __init__(self, error: psycopg.Error):
+        super().__init__(str(error))
+        self.error = error
+
+
 def _tag_rows(tag: str) -> int:
     words = tag.split()
     if words and words[0] in ("INSERT", "UPDATE", "DELETE", "MERGE", "COPY") and words[-1].isdigit():
@@ -58,11 +66,46 @@ def _tag_rows(tag: str) -> int:
     return 0
 
 
+# What the session had set itself when the runner first used it (Django's TimeZone, an assumed role, …):
+# RESET ALL returns to the connection's defaults (server, database, role, URL options), not to these.
+# The rows named "*…" (never a setting's name) count what a DISCARD below would take from the caller.
+BASELINE = r"""SELECT name, setting FROM pg_settings
+ WHERE source = 'session' AND name NOT LIKE 'transaction\_%' AND name NOT LIKE 'dbmigrations.%'
+UNION ALL SELECT 'session_authorization', current_setting('session_authorization')
+UNION ALL SELECT 'role', current_setting('role') WHERE current_setting('role') <> 'none'
+UNION ALL SELECT '*DISCARD TEMP', count(*)::text FROM pg_class WHERE relnamespace = pg_my_temp_schema()
+UNION ALL SELECT '*CLOSE ALL', count(*)::text FROM pg_cursors
+UNION ALL SELECT '*UNLISTEN *', count(*)::text FROM pg_listening_channels()"""
+# Session state a file can leave behind that no setting covers; each is left alone when the session
+# already had some before the first file (the caller's own temporary tables, cursors, LISTENs).
+DISCARD = ("DISCARD TEMP", "DISCARD SEQUENCES", "CLOSE ALL", "UNLISTEN *")
+
+
 class Session:
     """A psycopg connection driven with the simple query protocol."""
 
     def __init__(self, connection: psycopg.Connection):
         self.connection = connection
+        self._restore: tuple[str, ...] | None = None
+
+    def restore_statements(self) -> tuple[str, ...]:
+        """Statements that put the whole session back as it was when first asked, inside a transaction.
+
+        Every setting (RESET ALL, then what the session had SET itself before any file
+        ran), the role and session authorization, sequences' cached values, and the
+        temporary tables, open cursors and LISTENs (unless the session had its own before).
+        Call it first before any file runs: the baseline is read once (one query) and kept.
+        """
+        if self._restore is None:
+            rows = self.fetch(BASELINE)
+            kept = {name[1:] for name, count in rows if name.startswith("*") and count != "0"}
+            order = {"session_authorization": 0, "role": 2}
+            settings = sorted((row for row in rows if not row[0].startswith("*")), key=lambda r: order.get(r[0], 1))
+            sets = ", ".join(f"set_config({self.literal(name)}, {self.literal(value)}, false)"
+                             for name, value in settings)
+            self._restore = ("RESET SESSION AUTHORIZATION", "RESET ROLE", "RESET ALL",
+                             *([f"SELECT {sets}"] if sets else []), *(d for d in DISCARD if d not in kept))
+        return self._restore
 
     @property
     def server_version(self) -> int:
@@ -99,7 +142,10 @@ class Session:
         pgconn = self.connection.pgconn
         with self.connection.lock:
             pgconn.send_query(message.encode("utf-8"))
-            results = self.connection.wait(generators.execute(pgconn))
+            try:
+                results = self.connection.wait(generators.execute(pgconn))
+            except psycopg.OperationalError as error:
+                raise ConnectionLost(error) from None
         outcome = BatchResult([[] for _ in parts], round((time.perf_counter() - began) * 1000))
         for n, result in enumerate(results):
             if result.status == pq.ExecStatus.FATAL_ERROR:

@@ -2,6 +2,7 @@
 import pytest
 
 from dbmigrations.database import (
+    TCP_DEFAULTS,
     URL_VARIABLES,
     database_settings,
     mask_url,
@@ -82,6 +83,7 @@ def test_pooled_parameters_dropped_libpq_parameters_kept():
     assert target.settings["OPTIONS"] == {
         "sslmode": "require", "connect_timeout": "15", "channel_binding": "require",
         "application_name": "bestrong", "options": "-c statement_timeout=5000",
+        **TCP_DEFAULTS,  # keepalives over TCP, added by default
     }
     assert set(target.dropped_params) == {"pgbouncer", "connection_limit", "pool_timeout", "schema"}
     assert target.pooled

@@ -10,10 +10,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-from .. import annotations, api, conf, embedded
+from .. import annotations, api, conf, embedded, ledger
 from ..database import DatabaseTarget, scrub
 from ..exceptions import DbMigrationsError
-from ..session import BatchError, Session
+from ..session import BatchError, ConnectionLost, Session
 
 
 def plain(text: str) -> str:
@@ -28,14 +28,19 @@ def version_number(value: str) -> int:
     return int(value)
 
 
+MAX_SECONDS = 86_400  # a day: longer is a typo, and PostgreSQL's lock_timeout tops out near 24.8 days
+
+
 def seconds(value: str) -> float:
-    """argparse type of ``--lock-timeout``: a positive number of seconds."""
+    """argparse type of ``--lock-timeout``: a positive, finite number of seconds, at most a day."""
     try:
         number = float(value)
     except ValueError:
         number = -1.0
-    if not number > 0:
+    if not number > 0:  # also NaN
         raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+    if number > MAX_SECONDS:  # also inf
+        raise argparse.ArgumentTypeError(f"{value!r} seconds is too long: at most {MAX_SECONDS} (a day)")
     return number
 
 
@@ -100,7 +105,7 @@ class SqlCommand(BaseCommand):
         self.verbosity = options.get("verbosity", 1)
         try:
             return super().execute(*args, **options)
-        except (psycopg.Error, BatchError, DatabaseError) as error:
+        except (psycopg.Error, BatchError, ConnectionLost, DatabaseError) as error:
             # A server error outside any file's statements (the connection lost mid-run, …): one line, exit 1.
             self.close_open_line()
             raise CommandError(f"database error: {self.scrubbed(error)}", returncode=1) from None
@@ -108,10 +113,15 @@ class SqlCommand(BaseCommand):
             self.close_open_line()
             raise CommandError(str(error), returncode=2) from None
         except DbMigrationsError as error:
-            self.close_open_line()
+            self.close_open_line(getattr(error, "progress_word", "FAILED"))
             if annotations.enabled():  # GitHub Actions: also point at the file and line in the PR
                 annotations.annotate_error(getattr(self, "stdout", sys.stdout), error)
             raise CommandError(str(error), returncode=error.exit_code) from None
+        except KeyboardInterrupt:
+            # Outside a file (the core names the file it interrupts): one line, the shell's 128 + SIGINT.
+            self.close_open_line("INTERRUPTED")
+            raise CommandError("interrupted (Ctrl-C): what was running was cancelled; run sql_migration_status "
+                               "to see what is applied", returncode=130) from None
 
     def start_line(self, text: str) -> None:
         """Begin a progress line ("Applying x … ") that :meth:`end_line` (or a failure) completes."""
@@ -123,10 +133,10 @@ class SqlCommand(BaseCommand):
         self.stdout.write(text)
         self.open_line = False
 
-    def close_open_line(self) -> None:
-        """End a progress line ("Applying x … ") that awaits its result with FAILED."""
+    def close_open_line(self, word: str = "FAILED") -> None:
+        """End a progress line ("Applying x … ") that awaits its result with FAILED (or ``word``)."""
         if getattr(self, "open_line", False):
-            self.stdout.write(self.style.ERROR("FAILED"))
+            self.stdout.write(self.style.ERROR(word))
             self.open_line = False
 
     def scrubbed(self, error: Exception) -> str:
@@ -150,11 +160,11 @@ class SqlCommand(BaseCommand):
         if target.is_embedded:  # its real, connectable URL (psql, dbshell)
             socket_dir = embedded.ensure_server(conf.embedded_data_dir())
             url = embedded.url(socket_dir, target.settings.get("NAME") or "bestrong")
-            self.stderr.write(f"Database: embedded PostgreSQL {url}", self.style.HTTP_INFO)
-            self.stderr.write(f"  (embedded development server, data in {conf.embedded_data_dir()}; "
-                              "set DATABASE_URL to use another database)", style_func=plain)
+            self.stderr.write(f"Database: embedded PostgreSQL {url}", self.style.HTTP_INFO)  # the URL alone: copyable
+            self.stderr.write(f"  (embedded development server, data in {conf.embedded_data_dir()}; ledger "
+                              f"{ledger.display_name()}; set DATABASE_URL to use another database)", style_func=plain)
         else:
-            self.stderr.write(f"Database: {target.describe()}", self.style.HTTP_INFO)
+            self.stderr.write(f"Database: {target.describe()}, ledger {ledger.display_name()}", self.style.HTTP_INFO)
 
     def fail(self, message: str, code: int = 1):
         raise CommandError(message, returncode=code)

@@ -7,6 +7,7 @@ this migration only lets ``makemigrations --check`` see the model as known.
 
 from django.db import migrations, models
 
+import dbmigrations.ledger
 import dbmigrations.models
 
 
@@ -32,7 +33,7 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'applied SQL migration',
                 'verbose_name_plural': 'applied SQL migrations',
-                'db_table': 'schema_migrations',
+                'db_table': dbmigrations.ledger.table(),  # schema-qualified, like the model's
                 'managed': False,
             },
         ),

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from django.core.management.base import CommandError
 
 from dbmigrations import annotations, loader
+from dbmigrations.exceptions import Interrupted
 from dbmigrations.management.base import SqlCommand
 from dbmigrations.scratch import server_params
 from dbmigrations.verify import verify
@@ -35,7 +36,7 @@ class Command(SqlCommand):
         with sigterm_as_interrupt():
             try:
                 report = verify(server_params(options["database"]), migrations, seeds, progress=self.progress)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, Interrupted):  # Interrupted: Ctrl-C inside a file, named by the executor
                 raise CommandError("interrupted; the scratch database was dropped", returncode=INTERRUPTED) from None
         if self.json:
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
