@@ -84,6 +84,19 @@ def pg_server(tmp_path_factory) -> Server:
     return Server(str(server.get_postmaster_info().socket_dir), "", "postgres", "")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fast_password_hashing():
+    """In-process logins hash with MD5 (Django's advice for tests): PBKDF2 costs ~0.3 s of CPU per hash.
+
+    What the tests check is who may see and change what, not the hash; ``manage`` subprocesses
+    (``createsuperuser``) keep the project's real hashers.
+    """
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(pg_server, request):
     """Point Django's default alias (and so pytest-django's test database) at the test server."""

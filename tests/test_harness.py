@@ -43,10 +43,10 @@ def role(pg_server, pool):
     with pg_server.connect() as admin:
         admin.execute(f'CREATE ROLE "{name}" LOGIN')
     yield name
+    if pool.name is not None:  # the databases the pool replaced are gone, and with them what the role owned
+        with pg_server.connect(pool.name) as connection:
+            connection.execute(f'DROP OWNED BY "{name}"')
     with pg_server.connect() as admin:
-        for database in [r[0] for r in admin.execute("SELECT datname FROM pg_database WHERE datname LIKE 't\\_%'")]:
-            with pg_server.connect(database) as connection:
-                connection.execute(f'DROP OWNED BY "{name}"')
         admin.execute(f'DROP ROLE IF EXISTS "{name}"')
 
 
