@@ -81,7 +81,7 @@ def test_lint_findings_are_annotated_with_their_severity(call, tmp_path):
     write_files(tmp_path / "migrations", {"001_t.sql": "CREATE TABLE t (id int);\n"})
     env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
     result = call("lint_sql_migrations", "--no-squawk", migrations=tmp_path / "migrations",
-                    seeds=tmp_path / "seeds", env=env)
+                  seeds=tmp_path / "seeds", env=env)
     assert result.returncode == 1, result.output
     lines = result.stdout.splitlines()
     assert ("::error file=migrations/001_t.sql,line=1,col=1,title=L005 non-idempotent-create"

@@ -161,7 +161,7 @@ def test_real_environment_key_beats_dotenv_key_by_precedence(manage, tmp_path, d
 
 def test_connection_failure_names_source_and_hides_password(call, tmp_path):
     result = call("apply_sql_migrations", database_url="postgresql://app:Sup3rSecret@127.0.0.1:1/bestrong",
-                    migrations=tmp_path)
+                  migrations=tmp_path)
     assert result.returncode == 2
     assert "Sup3rSecret" not in result.output
     assert "postgresql://app:***@127.0.0.1:1/bestrong" in result.output

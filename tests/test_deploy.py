@@ -25,7 +25,7 @@ def test_preview_skips_unless_enabled(call, database):
     assert "SQL_MIGRATIONS_ON_PREVIEW=1" in skipped.stdout
     assert database.tables() == set()
     enabled = call("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS,
-                     env={"VERCEL": "1", "VERCEL_ENV": "preview", "SQL_MIGRATIONS_ON_PREVIEW": "1"})
+                   env={"VERCEL": "1", "VERCEL_ENV": "preview", "SQL_MIGRATIONS_ON_PREVIEW": "1"})
     assert enabled.returncode == 0, enabled.output
     assert database.versions() == ["001", "002", "003", "004", "005"]
 
@@ -33,7 +33,7 @@ def test_preview_skips_unless_enabled(call, database):
 def test_pooled_only_url_warns_and_still_applies(call, database):
     pooled = database.url + ("&" if "?" in database.url else "?") + "pgbouncer=true&connection_limit=1"
     result = call("apply_sql_migrations", "--vercel", migrations=SHIPPED_MIGRATIONS, database_url=None,
-                    env={"POSTGRES_URL": pooled})
+                  env={"POSTGRES_URL": pooled})
     assert result.returncode == 0, result.output
     assert "WARNING: POSTGRES_URL points at a connection pooler" in result.stderr
     assert "POSTGRES_URL_NON_POOLING" in result.stderr
@@ -45,7 +45,7 @@ def test_concurrently_through_a_pooler_is_refused(call, database, migrations_dir
                                  "002_i.sql": migration("002_i", "CREATE INDEX CONCURRENTLY i ON t (x);", wrap=False)})
     pooled = database.url + ("&" if "?" in database.url else "?") + "pgbouncer=true"
     result = call("apply_sql_migrations", "--vercel", migrations=migrations_dir, database_url=None,
-                    env={"POSTGRES_PRISMA_URL": pooled})
+                  env={"POSTGRES_PRISMA_URL": pooled})
     assert result.returncode == 2
     assert "002_i must run outside a transaction" in result.stderr
     assert database.versions() == []

@@ -140,7 +140,7 @@ def test_invalid_migration_file_with_migrate_refuses_before_dropping(call, datab
 def test_seed_in_a_non_development_environment_refuses_before_dropping(call, database):
     populate(call, database)
     result = call("reset_db", "--no-input", "--seed", migrations=SHIPPED_MIGRATIONS, seeds=SHIPPED_SEEDS,
-                    env={"NODE_ENV": "staging"})
+                  env={"NODE_ENV": "staging"})
     assert result.returncode == 2
     assert "NODE_ENV=staging" in result.stderr
     assert database.versions() == SHIPPED

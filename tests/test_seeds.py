@@ -260,7 +260,7 @@ def test_guard_refuses_before_connecting(call, listener, tmp_path, env, args, re
 def test_guard_at_a_dead_port(call, tmp_path):
     seeds = write_files(tmp_path / "seeds" / "development", {"001_a.sql": seed("001_a", log("a"))}).parent
     result = call("seed_dev", seeds=seeds, env={"NODE_ENV": "production"},
-                    database_url="postgresql://u:secret@127.0.0.1:1/x")
+                  database_url="postgresql://u:secret@127.0.0.1:1/x")
     assert result.returncode == 2
     assert "seed_dev refused in production (NODE_ENV=production)" in result.stderr
     assert "secret" not in result.output and "cannot connect" not in result.output
