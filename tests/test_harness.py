@@ -4,7 +4,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.conftest import DatabasePool
+from tests.conftest import DatabasePool, migration, write_files
 
 # What a brand-new database looks like from inside (compared before and after each scenario).
 LOOK = {
@@ -154,3 +154,37 @@ def test_the_database_fixture_hands_out_an_empty_database(database):
     assert database.tables() == set()
     assert database.query("SELECT count(*) FROM pg_class WHERE oid >= 16384") == [(0,)]
     database.query("CREATE TABLE leftover (id int)")  # the next test of the worker must not see it
+
+
+# --- call mirrors manage: the same exit code and the same output, in-process -------------------
+
+
+def _scenario_failed_file(migrations_dir):
+    write_files(migrations_dir, {"001_bad.sql": migration("001_bad", "CREATE TABLE t (id int);\nSELECT * FROM nope;")})
+    return ("apply_sql_migrations",), {"migrations": migrations_dir}
+
+
+def _scenario_refused_in_production(migrations_dir):
+    seeds = write_files(migrations_dir.parent / "seeds" / "development", {"001_a.sql": "SELECT 1;\n"}).parent
+    return ("seed_dev",), {"seeds": seeds, "env": {"NODE_ENV": "Production"}}
+
+
+def _scenario_system_check_error(migrations_dir):
+    write_files(migrations_dir, {"001_Bad.sql": "SELECT 1;\n"})
+    return ("check",), {"migrations": migrations_dir}
+
+
+def _scenario_bad_url(migrations_dir):
+    return ("sql_migration_status",), {"migrations": migrations_dir,
+                                       "database_url": "postgresql://app:S3cret@127.0.0.1:1/db"}
+
+
+@pytest.mark.parametrize("scenario", [_scenario_failed_file, _scenario_refused_in_production,
+                                      _scenario_system_check_error, _scenario_bad_url],
+                         ids=lambda f: f.__name__.removeprefix("_scenario_"))
+def test_call_gives_what_manage_gives(manage, call, migrations_dir, scenario):
+    args, options = scenario(migrations_dir)
+    process, in_process = manage(*args, **options), call(*args, **options)
+    assert process.returncode != 0
+    assert (in_process.returncode, in_process.stdout, in_process.stderr) == (
+        process.returncode, process.stdout, process.stderr)
