@@ -183,10 +183,10 @@ STYLE_ONLY = ("-- Migration: 003_create_c\n-- Description: c without a Created h
               "BEGIN;\n\nCREATE TABLE c (id int);\n\nCOMMIT;\n")
 
 
-def test_lint_findings_are_warnings(manage, dirs):
+def test_lint_findings_are_warnings(call, dirs):
     migrations, seeds = dirs
     write_files(migrations, {"003_create_c.sql": STYLE_ONLY})
-    result = manage("check", migrations=migrations, seeds=seeds)
+    result = call("check", migrations=migrations, seeds=seeds)
     assert result.returncode == 0, result.output
     assert "003_create_c.sql:1:1: (dbmigrations.W102) " in result.stderr
     assert "003_create_c.sql:6:1: (dbmigrations.W105) CREATE TABLE c without IF NOT EXISTS" in result.stderr
@@ -211,32 +211,32 @@ def test_migrate_and_createsuperuser_run_despite_a_style_finding(manage, dirs, d
     assert database.versions() == ["001", "002", "003"]
 
 
-def test_invalid_name_is_still_an_error_beside_a_style_warning(manage, dirs):
+def test_invalid_name_is_still_an_error_beside_a_style_warning(call, dirs):
     migrations, seeds = dirs
     write_files(migrations, {"003_create_c.sql": STYLE_ONLY, "004_AddD.sql": "SELECT 1;\n"})
-    result = manage("check", migrations=migrations, seeds=seeds)
+    result = call("check", migrations=migrations, seeds=seeds)
     assert result.returncode == 1
     assert "SystemCheckError" in result.stderr
     assert "004_AddD.sql: (dbmigrations.E001)" in result.stderr
     assert "003_create_c.sql:6:1: (dbmigrations.W105)" in result.stderr
 
 
-def test_unwritten_scaffold_is_a_warning_the_runner_still_refuses(manage, dirs):
+def test_unwritten_scaffold_is_a_warning_the_runner_still_refuses(call, dirs):
     migrations, seeds = dirs
-    assert manage("new_sql_migration", "add_things", "--down", migrations=migrations).returncode == 0
-    result = manage("check", migrations=migrations, seeds=seeds)
+    assert call("new_sql_migration", "add_things", "--down", migrations=migrations).returncode == 0
+    result = call("check", migrations=migrations, seeds=seeds)
     assert result.returncode == 0, result.output
     assert "003_add_things.sql: (dbmigrations.W006) empty file" in result.stderr
     assert "003_add_things.down.sql: (dbmigrations.W006) empty file" in result.stderr
     assert "(dbmigrations.E" not in result.output
-    refused = manage("apply_sql_migrations", migrations=migrations)
+    refused = call("apply_sql_migrations", migrations=migrations)
     assert refused.returncode == 2 and "003_add_things.sql" in refused.output
 
 
-def test_an_empty_seed_is_a_warning(manage, dirs):
+def test_an_empty_seed_is_a_warning(call, dirs):
     migrations, seeds = dirs
     write_files(seeds / "development", {"002_later.sql": "-- to do\n"})
-    result = manage("check", migrations=migrations, seeds=seeds)
+    result = call("check", migrations=migrations, seeds=seeds)
     assert result.returncode == 0, result.output
     assert "002_later.sql: (dbmigrations.W006)" in result.stderr
 
