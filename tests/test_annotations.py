@@ -35,13 +35,13 @@ def test_enabled_only_when_github_actions_is_true(value, expected):
     assert annotations.enabled({} if value is None else {"GITHUB_ACTIONS": value}) is expected
 
 
-def test_failed_migration_is_annotated_on_its_line(manage, database, tmp_path):
+def test_failed_migration_is_annotated_on_its_line(call, database, tmp_path):
     write_files(tmp_path / "migrations", {
         "001_ok.sql": migration("001_ok", "CREATE TABLE ok_t (id int);"),
         "002_broken.sql": migration("002_broken", "CREATE TABLE broken_t (id int);\nSELECT * FROM no_such_table;"),
     })
     env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
-    result = manage("apply_sql_migrations", migrations=tmp_path / "migrations", env=env)
+    result = call("apply_sql_migrations", migrations=tmp_path / "migrations", env=env)
     assert result.returncode == 1, result.output
     expected = ('::error file=migrations/002_broken.sql,line=9,col=15,title=SQL failed (002_broken.sql)'
                 '::ERROR 42P01: relation "no_such_table" does not exist')
@@ -52,14 +52,14 @@ def test_failed_migration_is_annotated_on_its_line(manage, database, tmp_path):
     assert database.versions() == ["001"]
 
 
-def test_invalid_files_are_annotated_one_line_each(manage, database, tmp_path):
+def test_invalid_files_are_annotated_one_line_each(call, database, tmp_path):
     write_files(tmp_path / "migrations", {
         "001_ok.sql": migration("001_ok", "CREATE TABLE ok_t (id int);"),
         "002_typo.sql": migration("002_typo", "CREATE TABLE t (id int);\nCREAT TABLE u (id int);"),
         "003_Bad.sql": migration("003_Bad", "CREATE TABLE v (id int);"),
     })
     env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
-    result = manage("apply_sql_migrations", migrations=tmp_path / "migrations", env=env)
+    result = call("apply_sql_migrations", migrations=tmp_path / "migrations", env=env)
     assert result.returncode == 2, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
     assert len(lines) == 2, result.stdout
@@ -70,18 +70,18 @@ def test_invalid_files_are_annotated_one_line_each(manage, database, tmp_path):
     assert database.versions() == []
 
 
-def test_no_annotations_outside_github_actions(manage, tmp_path):
+def test_no_annotations_outside_github_actions(call, tmp_path):
     write_files(tmp_path / "migrations", {"001_broken.sql": migration("001_broken", "SELECT * FROM nope;")})
-    result = manage("apply_sql_migrations", migrations=tmp_path / "migrations")
+    result = call("apply_sql_migrations", migrations=tmp_path / "migrations")
     assert result.returncode == 1
     assert "::error" not in result.output
 
 
-def test_lint_findings_are_annotated_with_their_severity(manage, tmp_path):
+def test_lint_findings_are_annotated_with_their_severity(call, tmp_path):
     write_files(tmp_path / "migrations", {"001_t.sql": "CREATE TABLE t (id int);\n"})
     env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
-    result = manage("lint_sql_migrations", "--no-squawk", migrations=tmp_path / "migrations",
-                    seeds=tmp_path / "seeds", env=env)
+    result = call("lint_sql_migrations", "--no-squawk", migrations=tmp_path / "migrations",
+                  seeds=tmp_path / "seeds", env=env)
     assert result.returncode == 1, result.output
     lines = result.stdout.splitlines()
     assert ("::error file=migrations/001_t.sql,line=1,col=1,title=L005 non-idempotent-create"
@@ -89,10 +89,10 @@ def test_lint_findings_are_annotated_with_their_severity(manage, tmp_path):
     assert sum(line.startswith("::error ") for line in lines) == 5  # one per finding, after its text line
 
 
-def test_verify_findings_are_annotated_on_the_failing_line(manage, tmp_path):
+def test_verify_findings_are_annotated_on_the_failing_line(call, tmp_path):
     write_files(tmp_path / "migrations", {"001_t.sql": migration("001_t", "CREATE TABLE t (id int);")})
     env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
-    result = manage("verify_sql_migrations", "--skip-seeds", migrations=tmp_path / "migrations", env=env)
+    result = call("verify_sql_migrations", "--skip-seeds", migrations=tmp_path / "migrations", env=env)
     assert result.returncode == 1, result.output
     annotations_ = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
     assert len(annotations_) == 1, result.stdout

@@ -24,8 +24,8 @@ def test_numeric_order_and_version_as_written(call, database, migrations_dir):
     assert all(" OK (" in line and " ms)" in line for line in lines)
 
 
-def test_shipped_migrations_apply_then_second_run_skips(manage, database):
-    first = manage("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS)
+def test_shipped_migrations_apply_then_second_run_skips(call, database):
+    first = call("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS)
     assert first.returncode == 0, first.output
     assert "Applied 5, skipped 0 already applied, 0 pending." in first.stdout
     rows = database.query("SELECT version, description, checksum, execution_ms, filename FROM schema_migrations "
@@ -33,13 +33,13 @@ def test_shipped_migrations_apply_then_second_run_skips(manage, database):
     assert rows[1][0] == "002"
     assert rows[1][1] == "Creates the workouts table for storing individual workout sessions"
     assert len(rows[1][2]) == 64 and rows[1][3] >= 0 and rows[1][4] == "002_add_workouts_table.sql"
-    second = manage("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS)
+    second = call("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS)
     assert second.returncode == 0
     assert "Applying" not in second.stdout
     assert "Applied 0, skipped 5 already applied, 0 pending." in second.stdout
 
 
-def test_failure_in_third_of_five_rolls_back_that_file_and_stops(manage, database, migrations_dir):
+def test_failure_in_third_of_five_rolls_back_that_file_and_stops(call, database, migrations_dir):
     write_files(migrations_dir, {
         "001_a.sql": migration("001_a", table("a")),
         "002_b.sql": migration("002_b", table("b")),
@@ -48,7 +48,7 @@ def test_failure_in_third_of_five_rolls_back_that_file_and_stops(manage, databas
         "004_d.sql": migration("004_d", table("d")),
         "005_e.sql": migration("005_e", table("e")),
     })
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1, result.output
     assert database.versions() == ["001", "002"]
     assert database.tables() == {"a", "b", "schema_migrations"}
@@ -59,7 +59,7 @@ def test_failure_in_third_of_five_rolls_back_that_file_and_stops(manage, databas
     assert "Applying 004_d" not in result.stdout
     # Fixed, the rerun applies the rest.
     write_files(migrations_dir, {"003_c.sql": migration("003_c", "CREATE TABLE c (id int);\nINSERT INTO c VALUES (1);")})
-    rerun = manage("apply_sql_migrations", migrations=migrations_dir)
+    rerun = call("apply_sql_migrations", migrations=migrations_dir)
     assert rerun.returncode == 0, rerun.output
     assert database.versions() == ["001", "002", "003", "004", "005"]
 
@@ -130,26 +130,26 @@ def test_bom_and_crlf_files_apply_and_match_their_lf_checksum(call, database, mi
     assert "APPLIED" in status.stdout
 
 
-def test_no_transaction_migration_runs_concurrently_and_says_not_atomic(manage, database, migrations_dir):
+def test_no_transaction_migration_runs_concurrently_and_says_not_atomic(call, database, migrations_dir):
     write_files(migrations_dir, {
         "001_t.sql": migration("001_t", "CREATE TABLE big (id int, v int);\nINSERT INTO big SELECT g, g FROM generate_series(1, 100) g;"),
         "002_idx.sql": migration("002_idx", "CREATE INDEX CONCURRENTLY IF NOT EXISTS big_v ON big (v);", wrap=False),
     })
-    plan = manage("apply_sql_migrations", "--plan", migrations=migrations_dir)
+    plan = call("apply_sql_migrations", "--plan", migrations=migrations_dir)
     assert "002_idx  (NO transaction (not atomic), 1 statement(s))" in plan.stdout
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 0, result.output
     assert "not atomic" in result.stdout
     assert database.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'big_v'::regclass") == [(True,)]
     assert database.versions() == ["001", "002"]
 
 
-def test_failed_concurrent_index_names_the_invalid_index_and_cleanup(manage, database, migrations_dir):
+def test_failed_concurrent_index_names_the_invalid_index_and_cleanup(call, database, migrations_dir):
     write_files(migrations_dir, {
         "001_t.sql": migration("001_t", "CREATE TABLE dup (v int);\nINSERT INTO dup VALUES (1), (1);"),
         "002_idx.sql": migration("002_idx", "CREATE UNIQUE INDEX CONCURRENTLY dup_v ON dup (v);\nCREATE TABLE after_idx (id int);", wrap=False),
     })
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
     assert "statement 1 of 2 failed; 1 did not run" in result.stderr
     assert "INVALID index dup_v" in result.stderr
@@ -158,9 +158,9 @@ def test_failed_concurrent_index_names_the_invalid_index_and_cleanup(manage, dat
     assert "after_idx" not in database.tables()
 
 
-def test_wrapped_file_with_concurrently_is_refused(manage, database, migrations_dir):
+def test_wrapped_file_with_concurrently_is_refused(call, database, migrations_dir):
     write_files(migrations_dir, {"001_idx.sql": migration("001_idx", "CREATE INDEX CONCURRENTLY i ON t (x);")})
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 2
     assert "CREATE INDEX CONCURRENTLY cannot run inside a transaction block" in result.stderr
     assert "001_idx.sql:8:1" in result.stderr
@@ -182,18 +182,18 @@ def test_wrapped_file_with_concurrently_is_refused(manage, database, migrations_
     ({"001_a.sql": "-- Migration: 001_a\nBEGIN;\n-- nothing yet\nCOMMIT;\n"}, "001_a.sql: empty file"),
     ({"001_a.sql": "COPY t FROM STDIN;"}, "COPY … FROM STDIN needs psql"),
 ])
-def test_invalid_files_are_refused_before_touching_the_database(manage, database, migrations_dir, files, message):
+def test_invalid_files_are_refused_before_touching_the_database(call, database, migrations_dir, files, message):
     write_files(migrations_dir, {"000_ok.sql": migration("000_ok", table("should_not_exist")), **files})
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 2, result.output
     assert message in result.stderr
     assert database.tables() == set()  # not even the ledger
 
 
-def test_all_problems_are_listed_at_once(manage, migrations_dir):
+def test_all_problems_are_listed_at_once(call, migrations_dir):
     write_files(migrations_dir, {"4_x.sql": "SELECT 1;", "002_b.sql": "SELEC 1;", "003_c.down.sql": "SELECT 1;",
                                  "README.md": "not sql", ".gitkeep": ""})
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 2
     assert "3 invalid SQL file problems" in result.stderr
     for name in ("4_x.sql", "002_b.sql", "003_c.down.sql"):
@@ -201,20 +201,20 @@ def test_all_problems_are_listed_at_once(manage, migrations_dir):
     assert "README.md" not in result.stderr
 
 
-def test_drift_is_refused_and_repair_records_new_checksum(manage, database, migrations_dir):
+def test_drift_is_refused_and_repair_records_new_checksum(call, database, migrations_dir):
     write_files(migrations_dir, {"001_a.sql": migration("001_a", table("a"))})
-    assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     write_files(migrations_dir, {"001_a.sql": migration("001_a", table("a") + "\n-- edited"),
                                  "002_b.sql": migration("002_b", table("b"))})
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 2
     assert "001_a.sql" in result.stderr and "never edit an applied migration: add a new one" in result.stderr.lower()
     assert "b" not in database.tables()
-    status = manage("sql_migration_status", "--check", migrations=migrations_dir)
+    status = call("sql_migration_status", "--check", migrations=migrations_dir)
     assert status.returncode == 1 and "MODIFIED" in status.stdout
-    repair = manage("repair_sql_migrations", migrations=migrations_dir)
+    repair = call("repair_sql_migrations", migrations=migrations_dir)
     assert repair.returncode == 0 and "Recorded new checksum of 001_a" in repair.stdout
-    assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     assert database.versions() == ["001", "002"]
 
 
@@ -229,9 +229,9 @@ def test_repair_forget_missing(call, database, migrations_dir):
     assert database.versions() == ["001"]
 
 
-def test_plan_changes_nothing_not_even_the_ledger(manage, database, migrations_dir):
+def test_plan_changes_nothing_not_even_the_ledger(call, database, migrations_dir):
     write_files(migrations_dir, {"001_a.sql": migration("001_a", table("a") + "\n" + table("a2"))})
-    result = manage("apply_sql_migrations", "--plan", migrations=migrations_dir)
+    result = call("apply_sql_migrations", "--plan", migrations=migrations_dir)
     assert result.returncode == 0
     assert "Would apply 1 migration(s):" in result.stdout
     assert "001_a  (one transaction, 2 statement(s))" in result.stdout
@@ -281,13 +281,13 @@ def test_a_ledger_created_by_the_specs_ddl_keeps_working(call, database, migrati
     assert "a" not in database.tables()  # 001 was already applied by the old runner
 
 
-def test_lock_timeout_while_another_runner_holds_the_lock(manage, database, migrations_dir):
+def test_lock_timeout_while_another_runner_holds_the_lock(call, database, migrations_dir):
     from dbmigrations.executor import LOCK_KEY
 
     write_files(migrations_dir, {"001_a.sql": migration("001_a", table("a"))})
     with database.connect() as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        result = manage("apply_sql_migrations", "--lock-timeout", "1", migrations=migrations_dir)
+        result = call("apply_sql_migrations", "--lock-timeout", "1", migrations=migrations_dir)
     assert result.returncode == 2, result.output
     assert "gave up waiting for the migration lock after 1 s" in result.stderr
     assert "a" not in database.tables()
@@ -305,8 +305,8 @@ def test_bad_option_values_are_one_line_errors(manage, database, migrations_dir,
     assert database.tables() == set()
 
 
-def test_duplicate_version_with_a_down_file_is_one_problem_not_an_orphan(manage, migrations_dir):
+def test_duplicate_version_with_a_down_file_is_one_problem_not_an_orphan(call, migrations_dir):
     write_files(migrations_dir, {"001_a.sql": "SELECT 1;", "0001_b.sql": "SELECT 2;", "001_a.down.sql": "SELECT 3;"})
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 2
     assert "duplicate version 1" in result.stderr and "without its up file" not in result.stderr

@@ -1,7 +1,8 @@
 """``manage.py check``: SQL file errors always; ledger warnings with ``--database``.
 
-Each scenario writes its own migration and seed directories and runs ``manage.py``
-as a subprocess (exit code and output, as a developer sees them).
+Each scenario writes its own migration and seed directories and runs ``check`` as
+``manage.py`` runs it (exit code and output, as a developer sees them): in-process
+(``call``), and as a real process for the shipped files and Django's ``migrate``.
 """
 from __future__ import annotations
 
@@ -44,10 +45,10 @@ def test_shipped_files_have_no_issues(manage):
     ("seeds", {"002_index.sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON a (id);\n"}, "dbmigrations.E009",
      ["002_index.sql:1:1"]),
 ])
-def test_each_file_error(manage, dirs, where, files, check_id, named):
+def test_each_file_error(call, dirs, where, files, check_id, named):
     migrations, seeds = dirs
     write_files(migrations if where == "migrations" else seeds / "development", files)
-    result = manage("check", migrations=migrations, seeds=seeds)
+    result = call("check", migrations=migrations, seeds=seeds)
     assert result.returncode == 1, result.output
     assert f"({check_id})" in result.stderr
     for name in named:
@@ -56,26 +57,26 @@ def test_each_file_error(manage, dirs, where, files, check_id, named):
     assert result.stderr.count("HINT: ") == result.stderr.count("(dbmigrations.")  # every message has a hint
 
 
-def test_every_problem_is_reported_in_one_run(manage, dirs):
+def test_every_problem_is_reported_in_one_run(call, dirs):
     migrations, seeds = dirs
     write_files(migrations, {"003_Bad.sql": "SELECT 1;\n", "004_broken.sql": "SELEC 1;\n", "009_x.down.sql": "x"})
-    result = manage("check", migrations=migrations, seeds=seeds)
+    result = call("check", migrations=migrations, seeds=seeds)
     assert result.returncode == 1
     for expected in ("003_Bad.sql: (dbmigrations.E001)", "004_broken.sql:1:1: (dbmigrations.E004)",
                      "009_x.down.sql: (dbmigrations.E003)"):
         assert expected in result.stderr
 
 
-def test_without_database_option_the_database_is_not_read(manage, dirs):
+def test_without_database_option_the_database_is_not_read(call, dirs):
     migrations, seeds = dirs
-    result = manage("check", migrations=migrations, seeds=seeds, database_url="postgresql://u:pw@127.0.0.1:1/nowhere")
+    result = call("check", migrations=migrations, seeds=seeds, database_url="postgresql://u:pw@127.0.0.1:1/nowhere")
     assert result.returncode == 0, result.output
     assert "no issues" in result.output and "W00" not in result.output
 
 
-def test_pending_migrations_warn_with_database(manage, dirs, database):
+def test_pending_migrations_warn_with_database(call, dirs, database):
     migrations, seeds = dirs
-    result = manage("check", "--database", "default", migrations=migrations, seeds=seeds)
+    result = call("check", "--database", "default", migrations=migrations, seeds=seeds)
     assert result.returncode == 0, result.output
     assert "(dbmigrations.W001) You have 2 unapplied SQL migration(s) in database 'default': " \
            "001_create_a, 002_create_b." in result.stderr
@@ -83,22 +84,22 @@ def test_pending_migrations_warn_with_database(manage, dirs, database):
     assert "schema_migrations" not in database.tables()  # a check never creates the ledger
 
 
-def test_up_to_date_database_has_no_issues(manage, dirs, database):
+def test_up_to_date_database_has_no_issues(call, dirs, database):
     migrations, seeds = dirs
-    assert manage("apply_sql_migrations", migrations=migrations).returncode == 0
-    result = manage("check", "--database", "default", migrations=migrations, seeds=seeds)
+    assert call("apply_sql_migrations", migrations=migrations).returncode == 0
+    result = call("check", "--database", "default", migrations=migrations, seeds=seeds)
     assert result.returncode == 0, result.output
     assert "System check identified no issues" in result.output
 
 
-def test_checksum_drift_and_missing_files_warn(manage, dirs, database):
+def test_checksum_drift_and_missing_files_warn(call, dirs, database):
     migrations, seeds = dirs
     write_files(migrations, {"003_create_c.sql": migration("003_create_c", "CREATE TABLE IF NOT EXISTS c (id int);")})
-    assert manage("apply_sql_migrations", migrations=migrations).returncode == 0
+    assert call("apply_sql_migrations", migrations=migrations).returncode == 0
     (migrations / "001_create_a.sql").write_text(CREATE_A.replace("(id int)", "(id bigint)"), encoding="utf-8")
     (migrations / "003_create_c.sql").unlink()
     write_files(migrations, {"004_create_d.sql": migration("004_create_d", "CREATE TABLE IF NOT EXISTS d (id int);")})
-    result = manage("check", "--database", "default", migrations=migrations, seeds=seeds)
+    result = call("check", "--database", "default", migrations=migrations, seeds=seeds)
     assert result.returncode == 0, result.output
     assert "001_create_a.sql: (dbmigrations.W002) applied to database 'default' but changed on disk" in result.stderr
     assert "repair_sql_migrations" in result.stderr
@@ -109,22 +110,22 @@ def test_checksum_drift_and_missing_files_warn(manage, dirs, database):
     assert database.versions() == ["001", "002", "003"]  # nothing changed
 
 
-def test_unreachable_database_is_a_warning_not_a_crash(manage, dirs):
+def test_unreachable_database_is_a_warning_not_a_crash(call, dirs):
     migrations, seeds = dirs
     url = "postgresql://alice:s3cret-pw@127.0.0.1:1/nowhere"
-    result = manage("check", "--database", "default", migrations=migrations, seeds=seeds, database_url=url)
+    result = call("check", "--database", "default", migrations=migrations, seeds=seeds, database_url=url)
     assert result.returncode == 0, result.output
     assert "(dbmigrations.W004) cannot read the SQL migration ledger of database 'default'" in result.stderr
     assert "127.0.0.1" in result.stderr
     assert "s3cret-pw" not in result.output and "Traceback" not in result.output
 
 
-def test_unreadable_ledger_is_a_warning_not_a_crash(manage, dirs, database):
+def test_unreadable_ledger_is_a_warning_not_a_crash(call, dirs, database):
     migrations, seeds = dirs
     database.query("CREATE VIEW schema_migrations AS SELECT (1 / 0)::text AS version, now()::timestamp AS applied_at, "
                    "NULL::text AS checksum, NULL::text AS description, NULL::int AS execution_ms, "
                    "NULL::text AS filename, NULL::text AS applied_by")
-    result = manage("check", "--database", "default", migrations=migrations, seeds=seeds)
+    result = call("check", "--database", "default", migrations=migrations, seeds=seeds)
     assert result.returncode == 0, result.output
     assert "(dbmigrations.W004) cannot read the SQL migration ledger of database 'default': division by zero" \
         in result.stderr
@@ -135,10 +136,10 @@ def test_unreadable_ledger_is_a_warning_not_a_crash(manage, dirs, database):
     ({"003_Bad.sql": "SELECT 1;\n"}, "003_Bad.sql: (dbmigrations.E001)"),
     ({"003_broken.sql": "SELEC 1;\n"}, "003_broken.sql:1:1: (dbmigrations.E004)"),
 ])
-def test_invalid_files_with_database_report_errors_only(manage, dirs, files, expected):
+def test_invalid_files_with_database_report_errors_only(call, dirs, files, expected):
     migrations, seeds = dirs
     write_files(migrations, files)
-    result = manage("check", "--database", "default", migrations=migrations, seeds=seeds)
+    result = call("check", "--database", "default", migrations=migrations, seeds=seeds)
     assert result.returncode == 1
     assert expected in result.stderr
     assert "W00" not in result.stderr  # a plan of invalid files would be wrong: errors first
@@ -152,8 +153,8 @@ def test_django_migrate_runs_the_database_checks(manage, dirs, database):
     assert "schema_migrations" not in database.tables() and "auth_user" in database.tables()
 
 
-def test_makemigrations_check_reports_no_changes(manage):
-    result = manage("makemigrations", "--check", "--dry-run")
+def test_makemigrations_check_reports_no_changes(call):
+    result = call("makemigrations", "--check", "--dry-run")
     assert result.returncode == 0, result.output
     assert "No changes detected" in result.stdout
 
@@ -182,10 +183,10 @@ STYLE_ONLY = ("-- Migration: 003_create_c\n-- Description: c without a Created h
               "BEGIN;\n\nCREATE TABLE c (id int);\n\nCOMMIT;\n")
 
 
-def test_lint_findings_are_warnings(manage, dirs):
+def test_lint_findings_are_warnings(call, dirs):
     migrations, seeds = dirs
     write_files(migrations, {"003_create_c.sql": STYLE_ONLY})
-    result = manage("check", migrations=migrations, seeds=seeds)
+    result = call("check", migrations=migrations, seeds=seeds)
     assert result.returncode == 0, result.output
     assert "003_create_c.sql:1:1: (dbmigrations.W102) " in result.stderr
     assert "003_create_c.sql:6:1: (dbmigrations.W105) CREATE TABLE c without IF NOT EXISTS" in result.stderr
@@ -210,32 +211,32 @@ def test_migrate_and_createsuperuser_run_despite_a_style_finding(manage, dirs, d
     assert database.versions() == ["001", "002", "003"]
 
 
-def test_invalid_name_is_still_an_error_beside_a_style_warning(manage, dirs):
+def test_invalid_name_is_still_an_error_beside_a_style_warning(call, dirs):
     migrations, seeds = dirs
     write_files(migrations, {"003_create_c.sql": STYLE_ONLY, "004_AddD.sql": "SELECT 1;\n"})
-    result = manage("check", migrations=migrations, seeds=seeds)
+    result = call("check", migrations=migrations, seeds=seeds)
     assert result.returncode == 1
     assert "SystemCheckError" in result.stderr
     assert "004_AddD.sql: (dbmigrations.E001)" in result.stderr
     assert "003_create_c.sql:6:1: (dbmigrations.W105)" in result.stderr
 
 
-def test_unwritten_scaffold_is_a_warning_the_runner_still_refuses(manage, dirs):
+def test_unwritten_scaffold_is_a_warning_the_runner_still_refuses(call, dirs):
     migrations, seeds = dirs
-    assert manage("new_sql_migration", "add_things", "--down", migrations=migrations).returncode == 0
-    result = manage("check", migrations=migrations, seeds=seeds)
+    assert call("new_sql_migration", "add_things", "--down", migrations=migrations).returncode == 0
+    result = call("check", migrations=migrations, seeds=seeds)
     assert result.returncode == 0, result.output
     assert "003_add_things.sql: (dbmigrations.W006) empty file" in result.stderr
     assert "003_add_things.down.sql: (dbmigrations.W006) empty file" in result.stderr
     assert "(dbmigrations.E" not in result.output
-    refused = manage("apply_sql_migrations", migrations=migrations)
+    refused = call("apply_sql_migrations", migrations=migrations)
     assert refused.returncode == 2 and "003_add_things.sql" in refused.output
 
 
-def test_an_empty_seed_is_a_warning(manage, dirs):
+def test_an_empty_seed_is_a_warning(call, dirs):
     migrations, seeds = dirs
     write_files(seeds / "development", {"002_later.sql": "-- to do\n"})
-    result = manage("check", migrations=migrations, seeds=seeds)
+    result = call("check", migrations=migrations, seeds=seeds)
     assert result.returncode == 0, result.output
     assert "002_later.sql: (dbmigrations.W006)" in result.stderr
 

@@ -161,21 +161,21 @@ def test_real_environment_key_beats_dotenv_key_by_precedence(manage, tmp_path, d
     assert "(from DATABASE_URL_UNPOOLED)" in result.stderr
 
 
-def test_connection_failure_names_source_and_hides_password(manage, tmp_path):
-    result = manage("apply_sql_migrations", database_url="postgresql://app:Sup3rSecret@127.0.0.1:1/bestrong",
-                    migrations=tmp_path)
+def test_connection_failure_names_source_and_hides_password(call, tmp_path):
+    result = call("apply_sql_migrations", database_url="postgresql://app:Sup3rSecret@127.0.0.1:1/bestrong",
+                  migrations=tmp_path)
     assert result.returncode == 2
     assert "Sup3rSecret" not in result.output
     assert "postgresql://app:***@127.0.0.1:1/bestrong" in result.output
     assert "cannot connect" in result.stderr
 
 
-def test_production_without_database_refuses(manage, tmp_path):
+def test_production_without_database_refuses(call, tmp_path):
     for env in ({"NODE_ENV": "production"}, {"VERCEL_ENV": "production"}):
-        result = manage("apply_sql_migrations", database_url=None, env=env, migrations=tmp_path)
+        result = call("apply_sql_migrations", database_url=None, env=env, migrations=tmp_path)
         assert result.returncode == 2, result.output
         assert "embedded development database refused in production" in result.stderr
         assert not (tmp_path / "embedded-pgdata").exists()
-    result = manage("apply_sql_migrations", database_url=None, env={"VERCEL": "1"}, migrations=tmp_path)
+    result = call("apply_sql_migrations", database_url=None, env={"VERCEL": "1"}, migrations=tmp_path)
     assert result.returncode == 2
     assert "deploy mode needs an explicitly configured database" in result.stderr

@@ -63,15 +63,15 @@ ALTERATIONS = {
 
 
 @pytest.fixture
-def rich(manage, database, migrations_dir):
+def rich(call, database, migrations_dir):
     write_files(migrations_dir, RICH)
-    applied = manage("apply_sql_migrations", migrations=migrations_dir)
+    applied = call("apply_sql_migrations", migrations=migrations_dir)
     assert applied.returncode == 0, applied.output
     return migrations_dir
 
 
-def test_a_database_built_by_the_runner_has_no_drift(manage, rich):
-    result = manage("check_sql_schema", migrations=rich)
+def test_a_database_built_by_the_runner_has_no_drift(call, rich):
+    result = call("check_sql_schema", migrations=rich)
     assert result.returncode == 0, result.output
     assert "2 applied migration(s) rebuilt on the same server: the database matches them." in result.stdout
 
@@ -84,22 +84,22 @@ def test_the_shipped_migrations_have_no_drift(manage, database):
 
 
 @pytest.mark.skipif(shutil.which("psql") is None, reason="needs psql (Debian's postgresql-client)")
-def test_a_database_built_by_psql_from_the_same_files_has_no_drift(manage, database, migrations_dir):
+def test_a_database_built_by_psql_from_the_same_files_has_no_drift(call, database, migrations_dir):
     write_files(migrations_dir, RICH)
     for name in sorted(RICH):
         proc = subprocess.run(["psql", database.url, "-v", "ON_ERROR_STOP=1", "-q", "-f", str(migrations_dir / name)],
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
-    assert manage("apply_sql_migrations", "--fake", migrations=migrations_dir).returncode == 0  # adopt the ledger
-    result = manage("check_sql_schema", migrations=migrations_dir)
+    assert call("apply_sql_migrations", "--fake", migrations=migrations_dir).returncode == 0  # adopt the ledger
+    result = call("check_sql_schema", migrations=migrations_dir)
     assert result.returncode == 0, result.output
 
 
 @pytest.mark.parametrize("alteration", sorted(ALTERATIONS))
-def test_each_hand_made_change_is_reported(manage, database, rich, alteration):
+def test_each_hand_made_change_is_reported(call, database, rich, alteration):
     statement, expected = ALTERATIONS[alteration]
     database.query(statement)
-    result = manage("check_sql_schema", migrations=rich)
+    result = call("check_sql_schema", migrations=rich)
     assert result.returncode == 1, result.output
     lines = [line.strip() for line in result.stdout.splitlines() if ": " in line and not line.startswith(" " * 4)]
     reported = [line for line in lines if line.split(": ")[1].split()[0] in ("missing", "extra", "differs")]
@@ -107,9 +107,9 @@ def test_each_hand_made_change_is_reported(manage, database, rich, alteration):
     assert "1 difference(s)" in result.stdout
 
 
-def test_json_report(manage, database, rich):
+def test_json_report(call, database, rich):
     database.query("CREATE INDEX hotfix_idx ON notes(id)")
-    result = manage("check_sql_schema", "--json", migrations=rich)
+    result = call("check_sql_schema", "--json", migrations=rich)
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["ok"] is False and report["applied_versions"] == ["001", "002"]
@@ -117,9 +117,9 @@ def test_json_report(manage, database, rich):
                                       "actual": "CREATE INDEX hotfix_idx ON public.notes USING btree (id)"}]
 
 
-def test_a_missing_file_cannot_be_checked(manage, database, rich):
+def test_a_missing_file_cannot_be_checked(call, database, rich):
     (rich / "002_notes.sql").unlink()
-    result = manage("check_sql_schema", migrations=rich)
+    result = call("check_sql_schema", migrations=rich)
     assert result.returncode == 2
     assert "002" in result.stderr and "missing" in result.stderr
 

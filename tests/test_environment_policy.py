@@ -91,9 +91,9 @@ def test_folder_defaults_empty_values_and_relative_paths(no_folder_settings, mon
     assert conf.embedded_data_dir() == Path("/srv/pgdata")
 
 
-def test_empty_migrations_dir_variable_means_the_default_folder(manage, database):
+def test_empty_migrations_dir_variable_means_the_default_folder(call, database):
     """SQL_MIGRATIONS_DIR="" used to mean the working directory: a deploy applied nothing and passed."""
-    result = manage("apply_sql_migrations", env={"SQL_MIGRATIONS_DIR": ""})
+    result = call("apply_sql_migrations", env={"SQL_MIGRATIONS_DIR": ""})
     assert result.returncode == 0, result.output
     assert "Applied 5" in result.stdout
     assert database.versions() == SHIPPED
@@ -114,8 +114,8 @@ def test_relative_migrations_dir_is_relative_to_the_project_not_the_working_dire
     assert "decoy" not in database.tables()
 
 
-def test_a_missing_folder_is_named_by_its_absolute_path(manage, tmp_path):
-    result = manage("sql_migration_status", env={"SQL_MIGRATIONS_DIR": "no_such_folder"})
+def test_a_missing_folder_is_named_by_its_absolute_path(call, tmp_path):
+    result = call("sql_migration_status", env={"SQL_MIGRATIONS_DIR": "no_such_folder"})
     assert result.returncode == 2, result.output
     assert str(ROOT / "no_such_folder") in result.stderr
 
@@ -141,10 +141,10 @@ REFUSING_COMMANDS = {
 
 
 @pytest.mark.parametrize("env, cause", PRODUCTION_SPELLINGS[:3])
-def test_every_spelling_of_production_refuses_the_same_way(manage, call, database, env, cause):
+def test_every_spelling_of_production_refuses_the_same_way(call, database, env, cause):
     before = populate(call, database)
     for subject, args in REFUSING_COMMANDS.items():
-        result = manage(*args, migrations=SHIPPED_MIGRATIONS, seeds=SHIPPED_SEEDS, env=env)
+        result = call(*args, migrations=SHIPPED_MIGRATIONS, seeds=SHIPPED_SEEDS, env=env)
         assert result.returncode == 2, (args, result.output)
         message = result.stderr.strip().splitlines()[-1]
         assert message.startswith(f"CommandError: {subject} refused in production ({cause}): "), message
@@ -163,8 +163,8 @@ def embedded_dir(tmp_path):
 
 
 @pytest.mark.parametrize("env, cause", PRODUCTION_SPELLINGS[:3])
-def test_every_spelling_of_production_refuses_the_embedded_default(manage, embedded_dir, env, cause):
-    result = manage("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS, database_url=None, env=env)
+def test_every_spelling_of_production_refuses_the_embedded_default(call, embedded_dir, env, cause):
+    result = call("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS, database_url=None, env=env)
     assert result.returncode == 2, result.output
     message = result.stderr.strip().splitlines()[-1]
     assert message.startswith(f"CommandError: embedded development database refused in production ({cause}): ")
@@ -172,10 +172,10 @@ def test_every_spelling_of_production_refuses_the_embedded_default(manage, embed
     assert not embedded_dir.exists()
 
 
-def test_rollback_in_production_runs_with_allow_production(manage, call, database):
+def test_rollback_in_production_runs_with_allow_production(call, database):
     populate(call, database)
-    result = manage("rollback_sql_migrations", "--allow-production", migrations=SHIPPED_MIGRATIONS,
-                    env={"NODE_ENV": "PRODUCTION"})
+    result = call("rollback_sql_migrations", "--allow-production", migrations=SHIPPED_MIGRATIONS,
+                  env={"NODE_ENV": "PRODUCTION"})
     assert result.returncode == 0, result.output
     assert database.versions() == SHIPPED[:4]
 

@@ -6,9 +6,9 @@ DEFERRED = """CREATE TABLE IF NOT EXISTS d (v int, CONSTRAINT d_v_key UNIQUE (v)
 INSERT INTO d VALUES (1), (1);"""
 
 
-def test_deferred_constraint_failing_at_commit_is_a_failure_not_a_concurrent_apply(manage, database, migrations_dir):
+def test_deferred_constraint_failing_at_commit_is_a_failure_not_a_concurrent_apply(call, database, migrations_dir):
     write_files(migrations_dir, {"001_deferred.sql": migration("001_deferred", DEFERRED)})
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1, result.output
     assert "concurrently" not in result.output
     assert "Applying 001_deferred … FAILED" in result.stdout
@@ -18,35 +18,35 @@ def test_deferred_constraint_failing_at_commit_is_a_failure_not_a_concurrent_app
     assert database.tables() == {"schema_migrations"} and database.versions() == []
 
 
-def test_deferred_constraint_in_a_down_file(manage, database, migrations_dir):
+def test_deferred_constraint_in_a_down_file(call, database, migrations_dir):
     write_files(migrations_dir, {
         "001_t.sql": migration("001_t", "CREATE TABLE IF NOT EXISTS d (v int, CONSTRAINT d_v_key UNIQUE (v) "
                                         "DEFERRABLE INITIALLY DEFERRED);"),
         "001_t.down.sql": migration("001_t", "INSERT INTO d VALUES (1), (1);\nDROP TABLE IF EXISTS e;"),
     })
-    assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
-    result = manage("rollback_sql_migrations", migrations=migrations_dir)
+    assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    result = call("rollback_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1, result.output
     assert "001_t.down.sql:9:1: ERROR 23505" in result.stderr and "Traceback" not in result.stderr
     assert database.versions() == ["001"] and database.query("SELECT count(*) FROM d") == [(0,)]
 
 
-def test_a_migration_that_ends_its_own_session_is_one_line_exit_1(manage, database, migrations_dir):
+def test_a_migration_that_ends_its_own_session_is_one_line_exit_1(call, database, migrations_dir):
     write_files(migrations_dir, {"001_kill.sql": migration("001_kill", "CREATE TABLE IF NOT EXISTS k (id int);\n"
                                                                     "SELECT pg_terminate_backend(pg_backend_pid());")})
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1, result.output
     assert "Traceback" not in result.stderr
     assert "terminating connection" in result.stderr or "database error" in result.stderr
     assert database.versions() == [] and "k" not in database.tables()
 
 
-def test_servers_own_lock_timeout_while_another_runner_holds_the_lock(manage, database, migrations_dir):
+def test_servers_own_lock_timeout_while_another_runner_holds_the_lock(call, database, migrations_dir):
     write_files(migrations_dir, {"001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);")})
     url = database.url + ("&" if "?" in database.url else "?") + "options=-c%20lock_timeout%3D300"
     with database.connect() as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        result = manage("apply_sql_migrations", migrations=migrations_dir, database_url=url)
+        result = call("apply_sql_migrations", migrations=migrations_dir, database_url=url)
     assert result.returncode == 2, result.output
     assert "gave up waiting for the migration lock (the server's lock_timeout)" in result.stderr
     assert "Traceback" not in result.stderr and "a" not in database.tables()
@@ -94,18 +94,18 @@ def test_reset_prompt_names_the_server_reached(manage, database):
     assert "keep" in database.tables()
 
 
-def test_a_missing_migrations_folder_is_refused_not_a_green_no_op(manage, database, tmp_path):
-    result = manage("apply_sql_migrations", migrations=tmp_path / "migratoins")
+def test_a_missing_migrations_folder_is_refused_not_a_green_no_op(call, database, tmp_path):
+    result = call("apply_sql_migrations", migrations=tmp_path / "migratoins")
     assert result.returncode == 2
     assert f"the migrations folder {tmp_path / 'migratoins'} does not exist (SQL_MIGRATIONS_DIR)" in result.stderr
     assert database.tables() == set()
 
 
-def test_failed_rollback_step_closes_its_progress_line(manage, database, migrations_dir):
+def test_failed_rollback_step_closes_its_progress_line(call, database, migrations_dir):
     write_files(migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE IF NOT EXISTS t (id int);"),
                                  "001_t.down.sql": migration("001_t", "DROP TABLE nosuch;")})
-    assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
-    result = manage("rollback_sql_migrations", migrations=migrations_dir)
+    assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    result = call("rollback_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
     assert "Rolling back 001_t … FAILED" in result.stdout
     assert "001_t.down.sql:8:1: ERROR 42P01" in result.stderr

@@ -20,20 +20,20 @@ def schema(database):
         return snapshot.take(Session(connection))
 
 
-def populate(manage, database):
-    result = manage("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS)
+def populate(call, database):
+    result = call("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS)
     assert result.returncode == 0, result.output
     database.query("INSERT INTO admin_users (email, password_hash) VALUES ('a@example.com', 'x')")
 
 
-def test_reset_populated_database_restores_a_new_databases_schema_then_reapply(manage, database):
+def test_reset_populated_database_restores_a_new_databases_schema_then_reapply(call, database):
     fresh = database.query(PUBLIC)
-    populate(manage, database)
+    populate(call, database)
     full = schema(database)
     database.query("CREATE VIEW admin_emails AS SELECT email FROM admin_users")  # not from a migration
     database.query("GRANT CREATE ON SCHEMA public TO PUBLIC")  # a privilege a new database does not have
 
-    result = manage("reset_db", "--no-input")
+    result = call("reset_db", "--no-input")
     assert result.returncode == 0, result.output
     assert "dropped 7 table(s) and the record of 5 applied migration(s)" in result.stdout
     assert "`python manage.py migrate` to recreate them" in result.stdout
@@ -44,15 +44,15 @@ def test_reset_populated_database_restores_a_new_databases_schema_then_reapply(m
                           "WHERE n.nspname = 'public'") == [(0,)]
     assert database.query(PUBLIC) == fresh
 
-    again = manage("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS)
+    again = call("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS)
     assert again.returncode == 0, again.output
     assert "Applied 5, skipped 0 already applied" in again.stdout
     assert database.versions() == SHIPPED
     assert snapshot.differences(full, schema(database)) == []  # the view is gone, all else as before
 
 
-def test_reset_migrate_seed_after_typing_yes(manage, database):
-    populate(manage, database)
+def test_reset_migrate_seed_after_typing_yes(manage, call, database):
+    populate(call, database)
     result = manage("reset_db", "--seed", migrations=SHIPPED_MIGRATIONS, seeds=SHIPPED_SEEDS, input="yes\n")
     assert result.returncode == 0, result.output
     assert f"drops every table and all data in the public schema of {mask_url(database.url)}" in result.stdout
@@ -66,8 +66,8 @@ def test_reset_migrate_seed_after_typing_yes(manage, database):
 
 
 @pytest.mark.parametrize("answer", ["no\n", "\n", "y\n"])
-def test_anything_but_yes_cancels(manage, database, answer):
-    populate(manage, database)
+def test_anything_but_yes_cancels(manage, call, database, answer):
+    populate(call, database)
     result = manage("reset_db", input=answer)
     assert result.returncode == 0, result.output
     assert "Reset cancelled." in result.stdout
@@ -75,8 +75,8 @@ def test_anything_but_yes_cancels(manage, database, answer):
     assert database.query("SELECT count(*) FROM admin_users") == [(1,)]
 
 
-def test_closed_stdin_refuses(manage, database):
-    populate(manage, database)
+def test_closed_stdin_refuses(manage, call, database):
+    populate(call, database)
     result = manage("reset_db", input="")
     assert result.returncode == 2
     assert "no answer to the confirmation" in result.stderr and "--no-input" in result.stderr
@@ -89,9 +89,9 @@ def test_closed_stdin_refuses(manage, database):
     {"DATABASE_URL": None, "POSTGRES_HOST": "db.example.com", "POSTGRES_USER": "u", "POSTGRES_PASSWORD": "pw",
      "POSTGRES_DATABASE": "x"},
 ])
-def test_remote_host_is_refused_before_connecting_and_the_password_never_shown(manage, env):
+def test_remote_host_is_refused_before_connecting_and_the_password_never_shown(call, env):
     # db.example.com does not answer: a connection attempt would fail differently (or hang).
-    result = manage("reset_db", "--no-input", database_url=None, env=env)
+    result = call("reset_db", "--no-input", database_url=None, env=env)
     assert result.returncode == 2, result.output
     assert "is not on this machine" in result.stderr and "--allow-remote" in result.stderr
     assert "u:***@" in result.stderr
@@ -99,10 +99,10 @@ def test_remote_host_is_refused_before_connecting_and_the_password_never_shown(m
     assert "Database:" not in result.stderr  # never got as far as connecting
 
 
-def test_production_is_refused_even_local_and_with_allow_remote(manage, database):
-    populate(manage, database)
+def test_production_is_refused_even_local_and_with_allow_remote(call, database):
+    populate(call, database)
     for env in ({"NODE_ENV": "production"}, {"VERCEL_ENV": "production"}):
-        result = manage("reset_db", "--no-input", "--allow-remote", env=env)
+        result = call("reset_db", "--no-input", "--allow-remote", env=env)
         assert result.returncode == 2
         assert "never runs in production" in result.stderr
     assert database.versions() == SHIPPED
@@ -127,20 +127,20 @@ def test_embedded_server_counts_as_local():
     assert is_local(embedded_target())
 
 
-def test_invalid_migration_file_with_migrate_refuses_before_dropping(manage, database, migrations_dir):
-    populate(manage, database)
+def test_invalid_migration_file_with_migrate_refuses_before_dropping(call, database, migrations_dir):
+    populate(call, database)
     shipped = {p.name: p.read_text() for p in SHIPPED_MIGRATIONS.iterdir()}
     write_files(migrations_dir, {**shipped, "006_broken.sql": migration("006_broken", "CREATE TABLE (;")})
-    result = manage("reset_db", "--no-input", "--migrate", migrations=migrations_dir)
+    result = call("reset_db", "--no-input", "--migrate", migrations=migrations_dir)
     assert result.returncode == 2
     assert "006_broken.sql:8:14: syntax error" in result.stderr
     assert database.versions() == SHIPPED
 
 
-def test_seed_in_a_non_development_environment_refuses_before_dropping(manage, database):
-    populate(manage, database)
-    result = manage("reset_db", "--no-input", "--seed", migrations=SHIPPED_MIGRATIONS, seeds=SHIPPED_SEEDS,
-                    env={"NODE_ENV": "staging"})
+def test_seed_in_a_non_development_environment_refuses_before_dropping(call, database):
+    populate(call, database)
+    result = call("reset_db", "--no-input", "--seed", migrations=SHIPPED_MIGRATIONS, seeds=SHIPPED_SEEDS,
+                  env={"NODE_ENV": "staging"})
     assert result.returncode == 2
     assert "NODE_ENV=staging" in result.stderr
     assert database.versions() == SHIPPED
@@ -165,23 +165,23 @@ def as_role(database, role):
     return database.server.url(database.name, user=role, password=role)
 
 
-def test_database_owner_without_superuser_can_reset(manage, pg_server, database, role):
+def test_database_owner_without_superuser_can_reset(call, pg_server, database, role):
     """The hosted case (Neon, Vercel Postgres): the login owns the database but is no superuser."""
     fresh = database.query(PUBLIC)
     with pg_server.connect() as admin:
         admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database.name),
                                                                       sql.Identifier(role)))
     url = as_role(database, role)
-    assert manage("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS, database_url=url).returncode == 0
-    result = manage("reset_db", "--no-input", "--migrate", migrations=SHIPPED_MIGRATIONS, database_url=url)
+    assert call("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS, database_url=url).returncode == 0
+    result = call("reset_db", "--no-input", "--migrate", migrations=SHIPPED_MIGRATIONS, database_url=url)
     assert result.returncode == 0, result.output
     assert database.versions() == SHIPPED
     assert database.query(PUBLIC) == fresh
 
 
-def test_a_login_that_does_not_own_the_schema_fails_and_nothing_changes(manage, database, role):
-    populate(manage, database)
-    result = manage("reset_db", "--no-input", database_url=as_role(database, role))
+def test_a_login_that_does_not_own_the_schema_fails_and_nothing_changes(call, database, role):
+    populate(call, database)
+    result = call("reset_db", "--no-input", database_url=as_role(database, role))
     assert result.returncode == 1
     assert "reset_db failed, nothing was changed: ERROR 42501" in result.stderr
     assert "owner of the database" in result.stderr

@@ -167,20 +167,20 @@ def test_plan_reports_the_same_refusals(call, database, tmp_path):
 
 
 @pytest.mark.parametrize("variable", ["NODE_ENV", "VERCEL_ENV"])
-def test_production_is_refused_unless_allowed(manage, call, database, variable):
+def test_production_is_refused_unless_allowed(call, database, variable):
     apply(call, SHIPPED_MIGRATIONS)
-    refused = manage("rollback_sql_migrations", migrations=SHIPPED_MIGRATIONS, env={variable: "production"})
+    refused = call("rollback_sql_migrations", migrations=SHIPPED_MIGRATIONS, env={variable: "production"})
     assert refused.returncode == 2
     assert "rollback refused in production" in refused.stderr
     assert "new forward migration" in refused.stderr
     assert database.versions() == SHIPPED
 
-    plan = manage("rollback_sql_migrations", "--plan", migrations=SHIPPED_MIGRATIONS, env={variable: "production"})
+    plan = call("rollback_sql_migrations", "--plan", migrations=SHIPPED_MIGRATIONS, env={variable: "production"})
     assert plan.returncode == 0, plan.output
     assert "005_add_index_to_questionnaires.down.sql" in plan.stdout
 
-    allowed = manage("rollback_sql_migrations", "--allow-production", migrations=SHIPPED_MIGRATIONS,
-                     env={variable: "production"})
+    allowed = call("rollback_sql_migrations", "--allow-production", migrations=SHIPPED_MIGRATIONS,
+                   env={variable: "production"})
     assert allowed.returncode == 0, allowed.output
     assert database.versions() == SHIPPED[:4]
 

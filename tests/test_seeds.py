@@ -156,12 +156,12 @@ def test_no_seeds_is_not_an_error(call, database, project):
       "002_index.sql": seed("002_index", "CREATE INDEX CONCURRENTLY i ON seed_log (name);", wrap=False)},
      "002_index.sql:5:1", "each seed file runs in one transaction"),
 ])
-def test_invalid_seed_files_refused_before_running_any(manage, database, tmp_path, files, where, message):
+def test_invalid_seed_files_refused_before_running_any(call, database, tmp_path, files, where, message):
     migrations = write_files(tmp_path / "migrations", {"001_seed_log.sql": LOG_TABLE})
-    assert manage("apply_sql_migrations", migrations=migrations).returncode == 0
+    assert call("apply_sql_migrations", migrations=migrations).returncode == 0
     seeds = tmp_path / "seeds"
     write_files(seeds / "development", files)
-    result = manage("seed_dev", migrations=migrations, seeds=seeds)
+    result = call("seed_dev", migrations=migrations, seeds=seeds)
     assert result.returncode == 2, result.output
     assert where in result.stderr and message in result.stderr
     assert logged(database) == []
@@ -170,9 +170,9 @@ def test_invalid_seed_files_refused_before_running_any(manage, database, tmp_pat
 # --- failure ----------------------------------------------------------------------------------
 
 
-def test_failure_rolls_back_the_file_and_stops(manage, database, tmp_path):
+def test_failure_rolls_back_the_file_and_stops(call, database, tmp_path):
     migrations = write_files(tmp_path / "migrations", {"001_seed_log.sql": LOG_TABLE})
-    assert manage("apply_sql_migrations", migrations=migrations).returncode == 0
+    assert call("apply_sql_migrations", migrations=migrations).returncode == 0
     seeds = tmp_path / "seeds"
     write_files(seeds / "development", {
         "001_first.sql": seed("001_first", log("first")),
@@ -181,7 +181,7 @@ def test_failure_rolls_back_the_file_and_stops(manage, database, tmp_path):
                                              "INSERT INTO seed_log (name) VALUES ('first');"),
         "003_later.sql": seed("003_later", log("later")),
     })
-    result = manage("seed_dev", migrations=migrations, seeds=seeds)
+    result = call("seed_dev", migrations=migrations, seeds=seeds)
     assert result.returncode == 1, result.output
     assert "002_broken.sql:8:1: ERROR 23505: duplicate key value violates unique constraint" in result.stderr
     assert "DETAIL: Key (name)=(first) already exists." in result.stderr
@@ -247,9 +247,9 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("env, args, reason", REFUSED)
-def test_guard_refuses_before_connecting(manage, listener, tmp_path, env, args, reason):
+def test_guard_refuses_before_connecting(call, listener, tmp_path, env, args, reason):
     seeds = write_files(tmp_path / "seeds" / "development", {"001_a.sql": seed("001_a", log("a"))}).parent
-    result = manage("seed_dev", *args, seeds=seeds, env=env, database_url=listener.url())
+    result = call("seed_dev", *args, seeds=seeds, env=env, database_url=listener.url())
     assert result.returncode == 2, result.output
     assert "seed_dev refused" in result.stderr and reason in result.stderr
     assert "Nothing was changed" in result.stderr
@@ -257,19 +257,19 @@ def test_guard_refuses_before_connecting(manage, listener, tmp_path, env, args, 
     assert "secret" not in result.output and "connect" not in result.output
 
 
-def test_guard_at_a_dead_port(manage, tmp_path):
+def test_guard_at_a_dead_port(call, tmp_path):
     seeds = write_files(tmp_path / "seeds" / "development", {"001_a.sql": seed("001_a", log("a"))}).parent
-    result = manage("seed_dev", seeds=seeds, env={"NODE_ENV": "production"},
-                    database_url="postgresql://u:secret@127.0.0.1:1/x")
+    result = call("seed_dev", seeds=seeds, env={"NODE_ENV": "production"},
+                  database_url="postgresql://u:secret@127.0.0.1:1/x")
     assert result.returncode == 2
     assert "seed_dev refused in production (NODE_ENV=production)" in result.stderr
     assert "secret" not in result.output and "cannot connect" not in result.output
 
 
-def test_the_probe_sees_a_connection_when_not_guarded(manage, listener, tmp_path):
+def test_the_probe_sees_a_connection_when_not_guarded(call, listener, tmp_path):
     """Control for the guard tests: without the guard, the command does reach the port."""
     seeds = write_files(tmp_path / "seeds" / "development", {"001_a.sql": seed("001_a", log("a"))}).parent
-    result = manage("seed_dev", seeds=seeds, env={"NODE_ENV": "development"}, database_url=listener.url())
+    result = call("seed_dev", seeds=seeds, env={"NODE_ENV": "development"}, database_url=listener.url())
     assert result.returncode == 2
     assert listener.accepted >= 1
     assert "cannot connect" in result.stderr and "secret" not in result.output
@@ -284,11 +284,11 @@ def test_the_probe_sees_a_connection_when_not_guarded(manage, listener, tmp_path
     ({"NODE_ENV": "staging"}, ["--allow-env", "staging"]),
     ({"VERCEL_ENV": "preview", "NODE_ENV": "staging"}, ["--allow-env", "staging", "--allow-env", "preview"]),
 ])
-def test_development_environments_run(manage, database, tmp_path, env, args):
+def test_development_environments_run(call, database, tmp_path, env, args):
     migrations = write_files(tmp_path / "migrations", {"001_seed_log.sql": LOG_TABLE})
-    assert manage("apply_sql_migrations", migrations=migrations).returncode == 0
+    assert call("apply_sql_migrations", migrations=migrations).returncode == 0
     seeds = write_files(tmp_path / "seeds" / "development", {"001_a.sql": seed("001_a", log("a"))}).parent
-    result = manage("seed_dev", *args, migrations=migrations, seeds=seeds, env=env)
+    result = call("seed_dev", *args, migrations=migrations, seeds=seeds, env=env)
     assert result.returncode == 0, result.output
     assert logged(database) == ["a"]
 
@@ -313,8 +313,8 @@ def test_pending_migrations_refused(call, database, tmp_path):
     assert logged(database) == ["a"]
 
 
-def test_never_migrated_database_refused(manage, database):
-    result = manage("seed_dev", migrations=SHIPPED_MIGRATIONS, seeds=SHIPPED_SEEDS)
+def test_never_migrated_database_refused(call, database):
+    result = call("seed_dev", migrations=SHIPPED_MIGRATIONS, seeds=SHIPPED_SEEDS)
     assert result.returncode == 2, result.output
     assert "5 migration(s) pending (001_initial_schema," in result.stderr
     assert "relation" not in result.output
@@ -324,8 +324,8 @@ def test_never_migrated_database_refused(manage, database):
 # --- --plan -----------------------------------------------------------------------------------
 
 
-def test_plan_lists_without_connecting(manage, listener):
-    result = manage("seed_dev", "--plan", seeds=SHIPPED_SEEDS, database_url=listener.url())
+def test_plan_lists_without_connecting(call, listener):
+    result = call("seed_dev", "--plan", seeds=SHIPPED_SEEDS, database_url=listener.url())
     assert result.returncode == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Would run 2 development seed(s) from ")

@@ -188,10 +188,10 @@ def test_the_spec_build_line_works_in_the_monorepo_from_scratch(turbo, database,
     assert installed.returncode != 0  # a deploy does not carry the embedded server's binaries
 
 
-def test_a_preview_without_database_variables_skips_with_exit_0(manage, database, migrations_dir):
+def test_a_preview_without_database_variables_skips_with_exit_0(call, database, migrations_dir):
     write_files(migrations_dir, {"001_a.sql": migration("001_a", "CREATE TABLE a (id int);")})
-    result = manage("apply_sql_migrations", migrations=migrations_dir, database_url=None,
-                    env={"VERCEL": "1", "VERCEL_ENV": "preview"})
+    result = call("apply_sql_migrations", migrations=migrations_dir, database_url=None,
+                  env={"VERCEL": "1", "VERCEL_ENV": "preview"})
     assert result.returncode == 0, result.output
     assert "Preview deployment" in result.stdout and "SQL_MIGRATIONS_ON_PREVIEW" in result.stdout
     assert database.tables() == set()

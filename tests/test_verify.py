@@ -92,9 +92,9 @@ def test_create_table_without_if_not_exists_fails_second_run(call, pg_server, mi
     assert by_name(report)["003_fine"]["idempotent"] is True and report["stopped"] is None
 
 
-def test_text_report_names_file_line_and_error(manage, pg_server, migrations_dir):
+def test_text_report_names_file_line_and_error(call, pg_server, migrations_dir):
     write_files(migrations_dir, {"001_plain.sql": migration("001_plain", "CREATE TABLE plain (id int);")})
-    result = manage("verify_sql_migrations", "--skip-seeds", migrations=migrations_dir)
+    result = call("verify_sql_migrations", "--skip-seeds", migrations=migrations_dir)
     assert result.returncode == 1, result.output
     assert re.search(r"001_plain\s+idempotent: NO, reversible: no down file", result.stdout), result.stdout
     assert re.search(r"second run failed: \S*001_plain\.sql:8:1: ERROR 42P07: relation \"plain\" already exists",
@@ -157,13 +157,13 @@ def test_failing_down_file_reported_with_line(call, pg_server, migrations_dir):
     assert (finding["failure"]["line"], finding["failure"]["sqlstate"]) == (8, "42P01")
 
 
-def test_failing_first_apply_stops_and_still_drops(manage, pg_server, migrations_dir):
+def test_failing_first_apply_stops_and_still_drops(call, pg_server, migrations_dir):
     write_files(migrations_dir, {
         "001_base.sql": BASE,
         "002_broken.sql": migration("002_broken", "CREATE TABLE IF NOT EXISTS child (base_id int REFERENCES nope(id));"),
         "003_later.sql": migration("003_later", "CREATE TABLE IF NOT EXISTS later (id int);"),
     })
-    result = manage("verify_sql_migrations", migrations=migrations_dir, seeds=migrations_dir.parent / "none")
+    result = call("verify_sql_migrations", migrations=migrations_dir, seeds=migrations_dir.parent / "none")
     assert result.returncode == 1, result.output
     assert re.search(r"002_broken\s+FAILED", result.stdout)
     assert re.search(r"first run failed: \S*002_broken\.sql:8:\d+: ERROR 42P01: relation \"nope\" does not exist",
@@ -210,15 +210,15 @@ def test_non_transactional_migration_and_extra_schema(call, pg_server, migration
     assert finding["differences"] == ["schema app added"]
 
 
-def test_invalid_files_refused_before_creating_anything(manage, migrations_dir):
+def test_invalid_files_refused_before_creating_anything(call, migrations_dir):
     write_files(migrations_dir, {"001_Bad.sql": BASE})
-    result = manage("verify_sql_migrations", migrations=migrations_dir)
+    result = call("verify_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 2
     assert "001_Bad.sql: invalid file name" in result.stderr
     assert "Scratch database" not in result.output
 
 
-def test_role_without_createdb_is_refused(manage, database, pg_server, migrations_dir):
+def test_role_without_createdb_is_refused(call, database, pg_server, migrations_dir):
     write_files(migrations_dir, {"001_base.sql": BASE})
     role, password = f"nocreatedb_{uuid.uuid4().hex[:8]}", "s3cret-Pw"
     with pg_server.connect() as admin:
@@ -226,7 +226,7 @@ def test_role_without_createdb_is_refused(manage, database, pg_server, migration
             sql.Identifier(role), sql.Literal(password)))
     try:
         url = dataclasses.replace(pg_server, user=role, password=password).url(database.name)
-        result = manage("verify_sql_migrations", migrations=migrations_dir, database_url=url)
+        result = call("verify_sql_migrations", migrations=migrations_dir, database_url=url)
     finally:
         with pg_server.connect() as admin:
             admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
@@ -304,14 +304,14 @@ def test_seed_failing_on_second_run(call, pg_server, migrations_dir, tmp_path):
     assert finding["failure"]["path"].endswith("001_plain_insert.sql")
 
 
-def test_seed_failing_on_first_run_stops_the_seeds(manage, pg_server, migrations_dir, tmp_path):
+def test_seed_failing_on_first_run_stops_the_seeds(call, pg_server, migrations_dir, tmp_path):
     write_files(migrations_dir, {"001_base.sql": BASE})
     seeds = write_files(tmp_path / "seeds" / "development", {
         "001_ok.sql": "INSERT INTO base (id, a) VALUES (1, 1) ON CONFLICT (id) DO NOTHING;\n",
         "002_typo.sql": "-- Seed: 002_typo\n\nINSERT INTO bsae (a) VALUES (2);\n",
         "003_never.sql": "INSERT INTO base (id, a) VALUES (3, 3) ON CONFLICT (id) DO NOTHING;\n",
     }).parent
-    result = manage("verify_sql_migrations", migrations=migrations_dir, seeds=seeds)
+    result = call("verify_sql_migrations", migrations=migrations_dir, seeds=seeds)
     assert result.returncode == 1, result.output
     assert re.search(r"001_ok\s+rows changed: first run 1, second run -\n", result.stdout), result.stdout
     assert re.search(r"002_typo\s+rows changed: first run -, second run -\n\s+first run failed: \S*002_typo\.sql:3:13: "

@@ -117,15 +117,15 @@ def test_rollback_of_a_replaced_version_is_refused(call, database, branch_switch
     assert "tmp" in database.tables() and database.versions() == ["001", "002"]
 
 
-def test_replaced_is_a_system_check_warning(manage, database, tmp_path):
+def test_replaced_is_a_system_check_warning(call, database, tmp_path):
     migrations = write_files(tmp_path / "m", {
         "001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);"),
         "002_tmp_table.sql": migration("002_tmp_table", "CREATE TABLE IF NOT EXISTS tmp (id int);")})
-    assert manage("apply_sql_migrations", migrations=migrations).returncode == 0
+    assert call("apply_sql_migrations", migrations=migrations).returncode == 0
     (migrations / "002_tmp_table.sql").unlink()
     write_files(migrations, {
         "002_add_client_tags.sql": migration("002_add_client_tags", "CREATE TABLE IF NOT EXISTS client_tags (id int);")})
-    result = manage("check", "--database", "default", migrations=migrations, seeds=tmp_path / "seeds")
+    result = call("check", "--database", "default", migrations=migrations, seeds=tmp_path / "seeds")
     assert result.returncode == 0, result.output
     assert "002_add_client_tags.sql: (dbmigrations.W005)" in result.stderr
     assert "002_tmp_table.sql" in result.stderr and "repair_sql_migrations" not in result.stderr.split("W005")[1] \
@@ -175,12 +175,12 @@ def test_a_ledger_from_before_the_fake_column_is_read_and_upgraded(call, databas
         ("001", False), ("002", True)]
 
 
-def test_schema_check_refuses_to_build_from_a_file_that_never_ran(manage, database, migrations_dir):
+def test_schema_check_refuses_to_build_from_a_file_that_never_ran(call, database, migrations_dir):
     write_files(migrations_dir, {"001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);"),
                                  "002_tmp_table.sql": migration("002_tmp_table", "CREATE TABLE IF NOT EXISTS tmp (id int);")})
-    assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     (migrations_dir / "002_tmp_table.sql").unlink()
     write_files(migrations_dir, {"002_add_client_tags.sql": TAGS})
-    result = manage("check_sql_schema", migrations=migrations_dir)
+    result = call("check_sql_schema", migrations=migrations_dir)
     assert result.returncode == 2, result.output
     assert "002_tmp_table.sql" in result.stderr and "002_add_client_tags.sql" in result.stderr
