@@ -1,8 +1,8 @@
 """The ``schema_migrations`` table: the only module that knows its SQL.
 
-The table is the spec's, created if missing. Four extra columns (execution time,
-file name, who applied it, and ``fake``: recorded without running the file's SQL)
-are added with ``ADD COLUMN IF NOT EXISTS``, so a table created by the spec's own
+The table is the spec's, created if missing. Five extra columns (execution time,
+file name, who applied it, ``fake``: recorded without running the file's SQL, and
+``attempts``: runs until it committed) are added with ``ADD COLUMN IF NOT EXISTS``, so a table created by the spec's own
 DDL, or by an older version of this tool, keeps working. ``applied_at`` is written
 from the server's clock, in UTC.
 """
@@ -31,8 +31,10 @@ CREATE_STATEMENTS = (
     f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS applied_by TEXT",
     # A constant default: no table rewrite (PostgreSQL 11+); rows recorded before it ran their SQL.
     f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS fake BOOLEAN NOT NULL DEFAULT false",
+    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS attempts INTEGER",
 )
-COLUMNS = ("version", "applied_at", "checksum", "description", "execution_ms", "filename", "applied_by", "fake")
+COLUMNS = ("version", "applied_at", "checksum", "description", "execution_ms", "filename", "applied_by", "fake",
+           "attempts")
 SELECT_ROWS = f"SELECT {', '.join(COLUMNS)} FROM {TABLE}"
 MISSING_TABLE_OR_COLUMN = (errors.UndefinedTable, errors.UndefinedColumn)
 
@@ -50,6 +52,8 @@ class LedgerRow:
     applied_by: str | None = None
     #: Recorded without running the file's SQL (``--fake``, ``--adopt-replaced``).
     fake: bool = False
+    #: How many times the migration's transaction ran until it committed (DDL lock timeouts retry it).
+    attempts: int | None = None
 
     @property
     def number(self) -> int:
@@ -92,8 +96,9 @@ def ensure_table(session: Session, *, lock_timeout: float | None = None) -> None
     run_locked(session, list(CREATE_STATEMENTS), lock_timeout=lock_timeout)
 
 
-def record_applied(transaction: Transaction, file, *, applied_by: str) -> None:
-    """Join the migration's ``transaction``: its row is inserted before the file runs, its time set after.
+def record_applied(transaction: Transaction, file, *, applied_by: str, attempts: int = 1) -> None:
+    """Join the migration's ``transaction``: its row is inserted before the file runs, its time (and
+    which attempt this is) set after.
 
     A concurrent runner that already applied the version makes the INSERT fail with a
     unique violation, before any statement of the file runs.
@@ -105,8 +110,8 @@ def record_applied(transaction: Transaction, file, *, applied_by: str) -> None:
         "SELECT set_config('dbmigrations.started_at', clock_timestamp()::text, true)",
     ]
     transaction.after.append(
-        f"UPDATE {TABLE} SET execution_ms = round(extract(epoch FROM clock_timestamp() - {started}) * 1000) "
-        f"WHERE version = {_literal(file.version)}"
+        f"UPDATE {TABLE} SET execution_ms = round(extract(epoch FROM clock_timestamp() - {started}) * 1000), "
+        f"attempts = {int(attempts)} WHERE version = {_literal(file.version)}"
     )
 
 

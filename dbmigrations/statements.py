@@ -14,6 +14,7 @@ from functools import cached_property
 from pglast import ast, parse_sql
 from pglast.enums import TransactionStmtKind
 from pglast.parser import ParseError
+from pglast.visitors import referenced_relations
 
 # Savepoints are harmless inside the one transaction we run a file in.
 _SAVEPOINT_KINDS = {
@@ -62,6 +63,11 @@ class Statement:
                 found = self.sql.find(arg.arg.sval)
                 return self.start + found if found >= 0 else None
         return None
+
+    @property
+    def relations(self) -> list[str]:
+        """The tables and views the statement names, as written (``public.accounts``), sorted."""
+        return sorted(referenced_relations(self.node))
 
 
 @dataclass(frozen=True)
