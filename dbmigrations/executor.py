@@ -193,7 +193,7 @@ class MigrationExecutor:
         self.pooled = pooled
         self.progress = progress or quiet
         # DDL lock waits are bounded and retried (lockwait); lock_timeout bounds only the migration lock.
-        self.retries = LockRetries(session, lock_policy or LockPolicy.resolve(), self.progress)
+        self.retries = LockRetries(session, lock_policy or LockPolicy.resolve(), self.progress, pooled=pooled)
 
     def apply(self, files: list[SqlFile], *, target: int | None = None, fake: bool = False,
               strict_order: bool = False) -> ApplyResult:
@@ -289,7 +289,7 @@ class MigrationExecutor:
         file = entry.file
         transaction = self._locked_transaction()
         ledger.record_applied(transaction, file, applied_by=who, attempts=attempt.number)
-        transaction.before += attempt.statements
+        attempt.join(transaction)
         try:
             run = run_file(self.session, file.source.script, str(file.path), transaction)
         except BatchError as error:
@@ -315,7 +315,7 @@ class MigrationExecutor:
         down = entry.file.down
         transaction = self._locked_transaction()
         ledger.record_unapplied(transaction, entry.row.version)
-        transaction.before += attempt.statements
+        attempt.join(transaction)
         try:
             run = run_file(self.session, down.script, str(down.path), transaction, commit=False)
         except BatchError as error:

@@ -27,7 +27,8 @@ from . import conf
 from .blockers import Blocker, LockSample, Watcher, holders
 from .events import Event, Progress
 from .exceptions import LockRetriesExhausted, MigrationFailed
-from .runner import FileRun
+from .locks import LOCK_KEY
+from .runner import FileRun, Transaction
 from .session import Session
 from .statements import Script
 
@@ -65,10 +66,16 @@ class LockPolicy:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One run of a migration's transaction: its number and the runner's statements to put before the file."""
+    """One run of a migration's transaction: its number and the runner's statements around the file."""
 
     number: int
-    statements: list[str]
+    before: list[str]
+    after: list[str] = dataclasses.field(default_factory=list)
+
+    def join(self, transaction: Transaction) -> None:
+        """Add the attempt's statements to the migration's ``transaction`` (after the runner's own before)."""
+        transaction.before += self.before
+        transaction.after += self.after
 
     def finish(self, run: FileRun) -> FileRun:
         """``run`` with the migration lock's wait taken out of its time, and the attempt count."""
@@ -121,10 +128,15 @@ class MigrationLockWait:
 class LockRetries:
     """Runs a migration's transaction until it commits, retrying it after DDL lock timeouts."""
 
-    def __init__(self, session: Session, policy: LockPolicy, progress: Progress):
+    def __init__(self, session: Session, policy: LockPolicy, progress: Progress, *, pooled: bool = False):
         self.session = session
         self.policy = policy
         self.progress = progress
+        # Between attempts the migration lock is kept (session-level), so that concurrent deploys wait for
+        # it harmlessly instead of queueing their own ALTER in turn: the application gets the pause. A
+        # transaction pooler cannot keep a session-level lock: there other deploys may take their turn.
+        self.keep_lock = not pooled
+        self.holding = False
 
     def run(self, name: str, script: Script, attempt: Callable[[Attempt], T]) -> T:
         """Call ``attempt`` (one transaction of ``script``) until it does not time out on a lock.
@@ -135,15 +147,19 @@ class LockRetries:
         watcher = Watcher(self.session, lambda seconds, sample: self.progress(
             Event.LOCK_WAIT, MigrationLockWait(name, seconds, sample.blockers)))
         began = time.monotonic()
+        self.holding = succeeded = False
         try:
             for number in itertools.count(1):
                 watch, thread = watcher.watch()
                 try:
-                    return attempt(Attempt(number, self.policy.statements()))
+                    result = attempt(self._attempt(number))
+                    self.holding, succeeded = False, True
+                    return result
                 except MigrationFailed as error:
                     if error.failure.sqlstate != LOCK_NOT_AVAILABLE:
                         raise
                     failed = error.failure
+                    self.holding = self.keep_lock  # the file's statements ran after the runner's: it took the lock
                 finally:
                     watch.done.set()
                     thread.join()
@@ -159,7 +175,28 @@ class LockRetries:
                 time.sleep(delay)
         finally:
             watcher.close()
+            if self.keep_lock and not succeeded:
+                self._release()
         raise AssertionError("unreachable")
+
+    def _attempt(self, number: int) -> Attempt:
+        before = self.policy.statements()
+        if not self.keep_lock:
+            return Attempt(number, before)
+        # Inside the transaction the migration lock is already ours: this only makes it outlive a rollback.
+        take = [] if self.holding else [f"SELECT pg_advisory_lock({LOCK_KEY})"]
+        return Attempt(number, take + before, [f"SELECT pg_advisory_unlock({LOCK_KEY})"])
+
+    def _release(self) -> None:
+        """Release the migration lock kept by a failed attempt (given up, or failed otherwise), if it is held."""
+        self.holding = False
+        try:
+            self.session.fetch(
+                "SELECT pg_advisory_unlock(%s) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1",
+                (LOCK_KEY, LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF))
+        except psycopg.Error:
+            pass  # a lost connection took the lock with it
 
     def _holders(self, script: Script, line: int) -> LockSample | None:
         """Who holds a lock on the tables of the statement at ``line`` (the migration no longer waits)."""

@@ -154,16 +154,21 @@ def test_the_wait_for_another_runner_is_shown_and_not_counted_as_the_migrations_
     assert manage("apply_sql_migrations", "--target", "1", migrations=migrations_dir).returncode == 0
     with psycopg.connect(accounts.url, autocommit=True, application_name="other-deploy") as other:
         other.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        threading.Timer(2.5, other.execute, ("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))).start()
-        result = manage("apply_sql_migrations", migrations=migrations_dir)
+        runner = start_apply(accounts, migrations_dir)
+        wait_for(lambda: accounts.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"),
+                 what="the runner to wait for the migration lock")
+        time.sleep(2.5)
+        other.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        out, err = runner.communicate(timeout=60)
         pid = other.info.backend_pid
 
-    assert result.returncode == 0, result.output
-    assert f"002_add_note: waiting 1 s for the migration lock, held by pid {pid} " in result.stdout
-    assert "(other-deploy)" in result.stdout
-    done = next(line for line in result.stdout.splitlines() if line.startswith("Applying 002_add_note") and "OK" in line)
+    assert runner.returncode == 0, out + err
+    assert f"002_add_note: waiting 1 s for the migration lock, held by pid {pid} " in out
+    assert "(other-deploy)" in out
+    done = next(line for line in out.splitlines() if line.startswith("Applying 002_add_note") and "OK" in line)
     elapsed = int(done.split("OK (")[1].split(" ms")[0])
-    assert elapsed < 1000 and "waited 2." in done
+    waited = float(done.split("waited ")[1].split(" s")[0])
+    assert elapsed < 1000 and waited >= 2.5, done
 
 
 def test_rollback_is_bounded_and_retried_too(accounts, reader, manage, migrations_dir):
@@ -178,3 +183,29 @@ def test_rollback_is_bounded_and_retried_too(accounts, reader, manage, migration
     assert result.returncode == 1, result.output
     assert f"pid {reader.info.backend_pid} " in result.output
     assert accounts.versions() == ["001", "002"] and "note" in columns(accounts)
+
+
+def migration_lock_holders(database) -> list[int]:
+    return [r[0] for r in database.query(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s",
+        (LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF))]
+
+
+def test_between_attempts_the_runner_keeps_the_migration_lock_and_releases_it_when_it_gives_up(
+        accounts, reader, manage, migrations_dir):
+    # Other deploys then wait for the migration lock instead of queueing their own ALTER in the pause.
+    assert manage("apply_sql_migrations", "--target", "1", migrations=migrations_dir).returncode == 0
+    reader.execute("SELECT count(*) FROM accounts")
+    runner = start_apply(accounts, migrations_dir, "--ddl-lock-timeout", "0.2", "--lock-retry-budget", "4")
+    wait_for(lambda: alter_waiting(accounts), what="the ALTER to wait")
+    held = []
+    while runner.poll() is None and len(held) < 40:
+        held.append(migration_lock_holders(accounts))
+        time.sleep(0.05)
+    out, err = runner.communicate(timeout=60)
+
+    assert runner.returncode == 1, out + err
+    assert out.count("not granted in 0.2 s") >= 2
+    assert all(len(pids) == 1 for pids in held), held
+    assert migration_lock_holders(accounts) == []
+    assert accounts.versions() == ["001"]
