@@ -28,6 +28,7 @@ from .blockers import Blocker, LockSample, Watcher, holders
 from .events import Event, Progress
 from .exceptions import LockRetriesExhausted, MigrationFailed
 from .locks import LOCK_KEY
+from .measure import LOCKS_TAKEN
 from .runner import FileRun, Transaction
 from .session import Session
 from .statements import Script
@@ -44,6 +45,8 @@ class LockPolicy:
 
     timeout: float = conf.DEFAULT_DDL_LOCK_TIMEOUT
     budget: float = conf.DEFAULT_LOCK_RETRY_BUDGET
+    #: Also report the table locks each migration holds before its COMMIT (verify: see :mod:`dbmigrations.measure`).
+    measure_locks: bool = False
 
     @classmethod
     def resolve(cls, timeout: float | None = None, budget: float | None = None) -> LockPolicy:
@@ -181,11 +184,12 @@ class LockRetries:
 
     def _attempt(self, number: int) -> Attempt:
         before = self.policy.statements()
+        after = [LOCKS_TAKEN] if self.policy.measure_locks else []
         if not self.keep_lock:
-            return Attempt(number, before)
+            return Attempt(number, before, after)
         # Inside the transaction the migration lock is already ours: this only makes it outlive a rollback.
         take = [] if self.holding else [f"SELECT pg_advisory_lock({LOCK_KEY})"]
-        return Attempt(number, take + before, [f"SELECT pg_advisory_unlock({LOCK_KEY})"])
+        return Attempt(number, take + before, [*after, f"SELECT pg_advisory_unlock({LOCK_KEY})"])
 
     def _release(self) -> None:
         """Release the migration lock kept by a failed attempt (given up, or failed otherwise), if it is held."""
