@@ -138,7 +138,8 @@ def test_application_queries_wait_at_most_about_the_lock_timeout(accounts, reade
     try:
         wait_for(lambda: alter_waiting(accounts), what="the ALTER to wait")
         # Without the bound, this query would queue behind the ALTER until the reader ends (never, here).
-        with psycopg.connect(accounts.url, autocommit=True) as application:
+        # (statement_timeout: so that without the bound the test fails instead of hanging)
+        with psycopg.connect(accounts.url, autocommit=True, options="-c statement_timeout=8000") as application:
             began = time.monotonic()
             assert application.execute("SELECT count(*) FROM accounts").fetchone() == (100,)
             stalled = time.monotonic() - began
