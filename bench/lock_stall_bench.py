@@ -172,7 +172,7 @@ def main() -> None:
     version = admin.info.server_version
     admin.close()
 
-    timeout = args.ddl_lock_timeout if args.ddl_lock_timeout is not None else 2.0
+    timeout = args.ddl_lock_timeout if args.ddl_lock_timeout is not None else 1.0
     print(f"PostgreSQL {version}, {args.rows} rows, {args.rate} queries/s (8 clients), reader holds "
           f"{args.hold:g} s after the ALTER first waits, runner's lock_timeout {timeout:g} s")
     print(f"{'phase':<12} {'worst query':>11} {'vs psql':>8} {'from schedule':>13} {'late > 0.5 s':>14} "

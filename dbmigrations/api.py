@@ -94,7 +94,7 @@ def apply_migrations(
     ``strict_order`` refuses pending files older than the newest applied one; ``lock_timeout``
     (seconds) bounds the wait for another runner's lock. ``ddl_lock_timeout`` bounds each
     statement's wait for a table lock and ``lock_retry_budget`` how long a migration is retried
-    after such timeouts (default: the settings, 2 s and 300 s). Files are validated before connecting.
+    after such timeouts (default: the settings, 1 s and 300 s). Files are validated before connecting.
     """
     files = migration_files(migrations_dir)
     policy = LockPolicy.resolve(ddl_lock_timeout, lock_retry_budget)

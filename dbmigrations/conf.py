@@ -116,12 +116,12 @@ def migrations_on_preview(environ: Mapping[str, str] | None = None) -> bool:
     return variable("SQL_MIGRATIONS_ON_PREVIEW", environ) == "1"
 
 
-DEFAULT_DDL_LOCK_TIMEOUT = 2.0
+DEFAULT_DDL_LOCK_TIMEOUT = 1.0
 DEFAULT_LOCK_RETRY_BUDGET = 300.0
 
 
 def ddl_lock_timeout() -> float:
-    """``SQL_MIGRATIONS_DDL_LOCK_TIMEOUT`` seconds (default 2): the longest a migration's statement waits
+    """``SQL_MIGRATIONS_DDL_LOCK_TIMEOUT`` seconds (default 1): the longest a migration's statement waits
     for a table lock before its transaction is rolled back and retried; 0 = the server's own lock_timeout."""
     return _seconds("SQL_MIGRATIONS_DDL_LOCK_TIMEOUT", DEFAULT_DDL_LOCK_TIMEOUT)
 

@@ -99,7 +99,7 @@ class LockRetry:
     elapsed: float
 
     def describe(self) -> str:
-        """``002_add_note: lock on public.accounts (ACCESS EXCLUSIVE) not granted in 2.0 s (blocked by …); retry 2 in 0.6 s``."""
+        """``002_add_note: lock on public.accounts (ACCESS EXCLUSIVE) not granted in 1.0 s (blocked by …); retry 2 in 0.6 s``."""
         what = self.lock.describe() if self.lock else "a lock"
         within = f"in {self.timeout:.1f} s" if self.timeout else "within lock_timeout"
         text = f"{self.name}: {what} not granted {within} ({self.blocked_by()})"

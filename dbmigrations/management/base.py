@@ -110,7 +110,7 @@ class SqlCommand(BaseCommand):
     def add_lock_wait_arguments(self, parser):
         parser.add_argument("--ddl-lock-timeout", type=seconds_or_zero, metavar="SECONDS",
                             help="Longest wait of a migration's statement for a table lock before its transaction is "
-                                 "rolled back and retried (default: SQL_MIGRATIONS_DDL_LOCK_TIMEOUT or 2; 0 = the "
+                                 "rolled back and retried (default: SQL_MIGRATIONS_DDL_LOCK_TIMEOUT or 1; 0 = the "
                                  "server's lock_timeout). A file's own SET lock_timeout wins.")
         parser.add_argument("--lock-retry-budget", type=seconds_or_zero, metavar="SECONDS",
                             help="How long to keep retrying after table-lock timeouts before failing (exit 1) "
