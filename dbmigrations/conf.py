@@ -134,7 +134,8 @@ def lock_retry_budget() -> float:
 
 def _seconds(name: str, default: float) -> float:
     """A number of seconds ≥ 0 from the Django setting ``name``, else the environment; empty = unset."""
-    value = str(getattr(settings, name, None) or "").strip() or (os.environ.get(name) or "").strip()
+    setting = getattr(settings, name, None)
+    value = ("" if setting is None else str(setting).strip()) or (os.environ.get(name) or "").strip()
     if not value:
         return default
     try:

@@ -7,7 +7,7 @@ as the ALTER waits. Every transactional migration therefore runs with a short
 own ``SET lock_timeout`` wins). When a statement of the file times out (SQLSTATE
 55P03) the transaction, atomic and so safe to run again, is rolled back and run
 again after a backoff with jitter, within a total budget; each timeout names the
-sessions in the way (:mod:`dbmigrations.blockers`). The wait for the runner's own
+sessions in the way (:mod:`dbmigrations.blockers`, :mod:`dbmigrations.lockwatch`). The wait for the runner's own
 migration lock is a separate limit (``--lock-timeout``); it is shown while it
 lasts and not counted in the migration's time.
 """
@@ -24,10 +24,11 @@ from typing import TypeVar
 import psycopg
 
 from . import conf
-from .blockers import Blocker, LockSample, Watcher, holders
+from .blockers import Blocker, LockSample, holders
 from .events import Event, Progress
 from .exceptions import LockRetriesExhausted, MigrationFailed
 from .locks import LOCK_KEY
+from .lockwatch import Watcher
 from .measure import LOCKS_TAKEN
 from .runner import FileRun, Transaction
 from .session import Session

@@ -210,3 +210,19 @@ def test_between_attempts_the_runner_keeps_the_migration_lock_and_releases_it_wh
     assert all(len(pids) == 1 for pids in held), held
     assert migration_lock_holders(accounts) == []
     assert accounts.versions() == ["001"]
+
+
+def test_settings_read_when_called_zero_is_a_value_and_empty_is_unset(settings, monkeypatch):
+    from dbmigrations import conf
+
+    monkeypatch.delenv("SQL_MIGRATIONS_DDL_LOCK_TIMEOUT", raising=False)
+    settings.SQL_MIGRATIONS_DDL_LOCK_TIMEOUT = 0
+    assert conf.ddl_lock_timeout() == 0
+    settings.SQL_MIGRATIONS_DDL_LOCK_TIMEOUT = ""
+    monkeypatch.setenv("SQL_MIGRATIONS_DDL_LOCK_TIMEOUT", " ")
+    assert conf.ddl_lock_timeout() == conf.DEFAULT_DDL_LOCK_TIMEOUT
+    monkeypatch.setenv("SQL_MIGRATIONS_DDL_LOCK_TIMEOUT", "2.5")
+    assert conf.ddl_lock_timeout() == 2.5
+    monkeypatch.setenv("SQL_MIGRATIONS_LOCK_RETRY_BUDGET", "-1")
+    with pytest.raises(Exception, match="SQL_MIGRATIONS_LOCK_RETRY_BUDGET='-1' is not a number of seconds"):
+        conf.lock_retry_budget()
