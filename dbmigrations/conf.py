@@ -135,7 +135,7 @@ def lock_retry_budget() -> float:
 def _seconds(name: str, default: float) -> float:
     """A number of seconds ≥ 0 from the Django setting ``name``, else the environment; empty = unset."""
     setting = getattr(settings, name, None)
-    value = ("" if setting is None else str(setting).strip()) or (os.environ.get(name) or "").strip()
+    value = ("" if setting is None else str(setting).strip()) or variable(name)
     if not value:
         return default
     try:

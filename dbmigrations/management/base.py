@@ -42,7 +42,8 @@ def seconds(value: str) -> float:
 
 EXIT_CODES = """exit codes:
   0  done, or nothing to do
-  1  a SQL file failed on the server (rolled back), or --check found something
+  1  a SQL file failed on the server (rolled back), a table lock was not granted
+     within the retry budget (rolled back, blockers named), or --check found something
   2  refused before changing anything: configuration, connection, invalid files,
      checksum drift, lock timeout, production guard"""
 ENVIRONMENT = """environment (also read from .env at the project root; the real environment wins):
@@ -51,6 +52,9 @@ ENVIRONMENT = """environment (also read from .env at the project root; the real 
                        the database: the first one set wins; none set: the embedded server
   SQL_MIGRATIONS_DIR   the migrations folder (default: migrations/ of the project)
   SQL_SEEDS_DIR        the seeds folder (default: seeds/ of the project)
+  SQL_MIGRATIONS_DDL_LOCK_TIMEOUT, SQL_MIGRATIONS_LOCK_RETRY_BUDGET
+                       seconds a migration's statement may wait for a table lock (default 1), and
+                       how long a migration is retried after such timeouts (default 300)
   NODE_ENV, VERCEL_ENV, VERCEL
                        production (NODE_ENV or VERCEL_ENV = production) and the deploy mode (VERCEL=1)"""
 

@@ -10,7 +10,8 @@ from dbmigrations.executor import check_plan
 
 class Command(SqlCommand):
     help = "Apply pending SQL migrations from SQL_MIGRATIONS_DIR, each in one transaction with its ledger row."
-    examples = ('', '--plan', '--target 004', '--vercel            # deploy mode (VERCEL=1 implies it)', '--lock-timeout 30')
+    examples = ('', '--plan', '--target 004', '--vercel            # deploy mode (VERCEL=1 implies it)', '--lock-timeout 30',
+                '--ddl-lock-timeout 5 --lock-retry-budget 1800   # a table that always has long readers')
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
