@@ -26,7 +26,7 @@ from .models import SchemaMigration, version_order
 OK, MODIFIED, MISSING, REPLACED, INVALID, UNKNOWN = "ok", "modified", "missing", "replaced", "invalid", "unknown"
 ROW_STATES = {plan.State.APPLIED: OK, plan.State.MODIFIED: MODIFIED, plan.State.MISSING: MISSING,
               plan.State.REPLACED: REPLACED, plan.State.INVALID: INVALID}
-RUNNER_COLUMNS = ("execution_ms", "filename", "applied_by", "fake")
+RUNNER_COLUMNS = ("execution_ms", "filename", "applied_by", "fake", "attempts")
 
 
 @dataclass

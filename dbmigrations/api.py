@@ -8,7 +8,9 @@ Django must be set up (``django.setup()``, or any code running under
 pass ``progress(event, payload)`` to follow along.
 
 Events: ``("database", DatabaseTarget)`` just before connecting, then, while
-applying, ``("start", Entry)`` and ``("done", Outcome)`` per migration.
+applying, ``("start", Entry)`` and ``("done", Outcome)`` per migration, with
+``("lock_wait", MigrationLockWait)`` while waiting for another runner and
+``("lock_retry", LockRetry)`` after each table-lock timeout (see :mod:`dbmigrations.lockwait`).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from .discovery import SqlFile
 from .events import Progress, quiet
 from .exceptions import ConfigurationError, DatabaseUnavailable
 from .executor import ApplyResult, MigrationExecutor, Outcome
+from .lockwait import LockPolicy
 from .plan import Entry, State
 from .session import Session
 
@@ -81,18 +84,23 @@ def apply_migrations(
     fake: bool = False,
     strict_order: bool = False,
     lock_timeout: float | None = None,
+    ddl_lock_timeout: float | None = None,
+    lock_retry_budget: float | None = None,
     progress: Progress | None = None,
 ) -> ApplyResult:
     """Apply the pending migrations to ``database``, each in one transaction with its ledger row.
 
     ``target`` stops after that version (``3`` or ``"003"``); ``fake`` records without running;
     ``strict_order`` refuses pending files older than the newest applied one; ``lock_timeout``
-    (seconds) bounds the wait for another runner's lock. Files are validated before connecting.
+    (seconds) bounds the wait for another runner's lock. ``ddl_lock_timeout`` bounds each
+    statement's wait for a table lock and ``lock_retry_budget`` how long a migration is retried
+    after such timeouts (default: the settings, 1 s and 300 s). Files are validated before connecting.
     """
     files = migration_files(migrations_dir)
+    policy = LockPolicy.resolve(ddl_lock_timeout, lock_retry_budget)
     session = connect(database, progress=progress)
     executor = MigrationExecutor(session, lock_timeout=lock_timeout, pooled=database_target(database).pooled,
-                                 progress=progress)
+                                 progress=progress, lock_policy=policy)
     return executor.apply(files, target=int(target) if target is not None else None, fake=fake,
                           strict_order=strict_order)
 

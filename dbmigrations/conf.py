@@ -20,7 +20,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .exceptions import ProductionGuard
+from .exceptions import ConfigurationError, ProductionGuard
 
 PRODUCTION_VARIABLES = ("NODE_ENV", "VERCEL_ENV")
 FOLDER_DEFAULTS = {"SQL_MIGRATIONS_DIR": "migrations", "SQL_SEEDS_DIR": "seeds", "SQL_EMBEDDED_PGDATA": ".pgdata"}
@@ -125,3 +125,34 @@ def is_preview(environ: Mapping[str, str] | None = None) -> bool:
 def migrations_on_preview(environ: Mapping[str, str] | None = None) -> bool:
     """``SQL_MIGRATIONS_ON_PREVIEW=1``: apply migrations on preview deployments too."""
     return variable("SQL_MIGRATIONS_ON_PREVIEW", environ) == "1"
+
+
+DEFAULT_DDL_LOCK_TIMEOUT = 1.0
+DEFAULT_LOCK_RETRY_BUDGET = 300.0
+
+
+def ddl_lock_timeout() -> float:
+    """``SQL_MIGRATIONS_DDL_LOCK_TIMEOUT`` seconds (default 1): the longest a migration's statement waits
+    for a table lock before its transaction is rolled back and retried; 0 = the server's own lock_timeout."""
+    return _seconds("SQL_MIGRATIONS_DDL_LOCK_TIMEOUT", DEFAULT_DDL_LOCK_TIMEOUT)
+
+
+def lock_retry_budget() -> float:
+    """``SQL_MIGRATIONS_LOCK_RETRY_BUDGET`` seconds (default 300): how long a migration keeps retrying after
+    DDL lock timeouts before it fails naming the blockers; 0 = no retry."""
+    return _seconds("SQL_MIGRATIONS_LOCK_RETRY_BUDGET", DEFAULT_LOCK_RETRY_BUDGET)
+
+
+def _seconds(name: str, default: float) -> float:
+    """A number of seconds ≥ 0 from the Django setting ``name``, else the environment; empty = unset."""
+    setting = getattr(settings, name, None)
+    value = ("" if setting is None else str(setting).strip()) or variable(name)
+    if not value:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 <= number < float("inf"):
+        raise ConfigurationError(f"{name}={value!r} is not a number of seconds (0 or more)")
+    return number

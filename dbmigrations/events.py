@@ -18,6 +18,9 @@ class Event(str, Enum):
     FAILED = "failed"  # a seed failed: its SqlFile (the error is raised right after)
     MIGRATION = "migration"  # verify checked a migration: its MigrationCheck
     SEED = "seed"  # verify checked a seed: its SeedCheck
+    # still waiting for the migration lock (every few seconds, from a watcher thread): a lockwait.MigrationLockWait
+    LOCK_WAIT = "lock_wait"
+    LOCK_RETRY = "lock_retry"  # a statement's table lock timed out; rolled back, retried or given up: a lockwait.LockRetry
 
 
 Progress = Callable[[Event, object], None]

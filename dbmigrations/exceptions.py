@@ -192,3 +192,7 @@ class StatementFailure:
         if self.note:
             out.append(f"  {self.note}")
         return "\n".join(out)
+
+
+class LockRetriesExhausted(MigrationFailed):
+    """A statement kept timing out on a table lock until the retry budget ran out; nothing was changed."""

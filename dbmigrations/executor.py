@@ -31,6 +31,7 @@ from .exceptions import (
     UnknownVersion,
     RunnerStatementFailed,
 )
+from .lockwait import Attempt, LockPolicy, LockRetries
 from .locks import LOCK_KEY, lock_statements, raise_for_lock, session_lock  # noqa: F401  (LOCK_KEY: for tools)
 from .runner import FileRun, Transaction, finish, run_file, run_file_without_transaction, runner_failure
 from .session import BatchError, Session
@@ -188,11 +189,13 @@ class MigrationExecutor:
     """Applies and unapplies migrations on one session, reporting through ``progress``."""
 
     def __init__(self, session: Session, *, lock_timeout: float | None = None, pooled: bool = False,
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, lock_policy: LockPolicy | None = None):
         self.session = session
         self.lock_timeout = lock_timeout
         self.pooled = pooled
         self.progress = progress or quiet
+        # DDL lock waits are bounded and retried (lockwait); lock_timeout bounds only the migration lock.
+        self.retries = LockRetries(session, lock_policy or LockPolicy.resolve(), self.progress, pooled=pooled)
 
     def apply(self, files: list[SqlFile], *, target: int | None = None, fake: bool = False,
               strict_order: bool = False) -> ApplyResult:
@@ -281,9 +284,14 @@ class MigrationExecutor:
         return Transaction(before=lock_statements(self.lock_timeout))
 
     def _apply_in_transaction(self, entry: plan.Entry, who: str) -> Outcome:
+        return self.retries.run(entry.name, entry.file.source.script,
+                                lambda attempt: self._apply_attempt(entry, who, attempt))
+
+    def _apply_attempt(self, entry: plan.Entry, who: str, attempt: Attempt) -> Outcome:
         file = entry.file
         transaction = self._locked_transaction()
-        ledger.record_applied(transaction, file, applied_by=who)
+        ledger.record_applied(transaction, file, applied_by=who, attempts=attempt.number)
+        attempt.join(transaction)
         try:
             run = run_file(self.session, file.source.script, str(file.path), transaction)
         except KeyboardInterrupt:
@@ -293,7 +301,7 @@ class MigrationExecutor:
             if isinstance(error.error, errors.UniqueViolation):
                 return Outcome(entry, skipped_concurrently=True)
             raise runner_failure(error, str(file.path)) from None
-        return Outcome(entry, run)
+        return Outcome(entry, attempt.finish(run))
 
     def _interrupted(self, path: str, version: str, *, applying: bool) -> Interrupted:
         """Ctrl-C during a file's transaction: say, from the ledger, what became of it.
@@ -323,9 +331,13 @@ class MigrationExecutor:
         return Outcome(entry, run)
 
     def _unapply_in_transaction(self, entry: plan.Entry) -> Outcome:
+        return self.retries.run(entry.name, entry.file.down.script, lambda attempt: self._unapply_attempt(entry, attempt))
+
+    def _unapply_attempt(self, entry: plan.Entry, attempt: Attempt) -> Outcome:
         down = entry.file.down
         transaction = self._locked_transaction()
         ledger.record_unapplied(transaction, entry.row.version)
+        attempt.join(transaction)
         try:
             run = run_file(self.session, down.script, str(down.path), transaction, commit=False)
         except KeyboardInterrupt:
@@ -343,7 +355,7 @@ class MigrationExecutor:
             raise NotReversible(f"{entry.name}: the ledger holds {found} rows for version {entry.row.version}; "
                                 "nothing was changed")
         finish(self.session, commit=True, script=down.script, path=str(down.path))
-        return Outcome(entry, run)
+        return Outcome(entry, attempt.finish(run))
 
     def _unapply_without_transaction(self, entry: plan.Entry) -> Outcome:
         down = entry.file.down

@@ -1,8 +1,8 @@
 """The ``schema_migrations`` table: the only module that knows its SQL.
 
-The table is the spec's, created if missing. Four extra columns (execution time,
-file name, who applied it, and ``fake``: recorded without running the file's SQL)
-are added with ``ADD COLUMN IF NOT EXISTS``, so a table created by the spec's own
+The table is the spec's, created if missing. Five extra columns (execution time,
+file name, who applied it, ``fake``: recorded without running the file's SQL, and
+``attempts``: runs until it committed) are added with ``ADD COLUMN IF NOT EXISTS``, so a table created by the spec's own
 DDL, or by an older version of this tool, keeps working. ``applied_at`` is written
 from the server's clock, in UTC.
 
@@ -24,7 +24,8 @@ from .runner import FILE_CHECK_FAILED, Transaction
 from .session import Part, Session, run_batch
 
 NAME = "schema_migrations"
-COLUMNS = ("version", "applied_at", "checksum", "description", "execution_ms", "filename", "applied_by", "fake")
+COLUMNS = ("version", "applied_at", "checksum", "description", "execution_ms", "filename", "applied_by", "fake",
+           "attempts")
 MISSING_TABLE_OR_COLUMN = (errors.UndefinedTable, errors.UndefinedColumn)
 
 
@@ -65,6 +66,7 @@ def create_statements() -> list[str]:
         f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS applied_by TEXT",
         # A constant default: no table rewrite (PostgreSQL 11+); rows recorded before it ran their SQL.
         f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS fake BOOLEAN NOT NULL DEFAULT false",
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS attempts INTEGER",
     ]
 
 
@@ -92,6 +94,8 @@ class LedgerRow:
     applied_by: str | None = None
     #: Recorded without running the file's SQL (``--fake``, ``--adopt-replaced``).
     fake: bool = False
+    #: How many times the migration's transaction ran until it committed (DDL lock timeouts retry it).
+    attempts: int | None = None
 
     @property
     def number(self) -> int:
@@ -132,8 +136,9 @@ def ensure_table(session: Session, *, lock_timeout: float | None = None) -> None
     run_locked(session, create_statements(), lock_timeout=lock_timeout)
 
 
-def record_applied(transaction: Transaction, file, *, applied_by: str) -> None:
-    """Join the migration's ``transaction``: its row is inserted before the file runs, checked and timed after.
+def record_applied(transaction: Transaction, file, *, applied_by: str, attempts: int = 1) -> None:
+    """Join the migration's ``transaction``: its row is inserted before the file runs, checked, timed and
+    given its attempt number after.
 
     A concurrent runner that already applied the version makes the INSERT fail with a
     unique violation, before any statement of the file runs. Until the file has run, the
@@ -145,7 +150,8 @@ def record_applied(transaction: Transaction, file, *, applied_by: str) -> None:
     transaction.before.append(_insert(file, applied_by, execution_ms=f"({_digest(file.version)})"))
     transaction.after.append(
         f"DO $ledger_check$ BEGIN UPDATE {table()} SET execution_ms = "
-        f"round(extract(epoch FROM (clock_timestamp() AT TIME ZONE 'UTC') - applied_at) * 1000) "
+        f"round(extract(epoch FROM (clock_timestamp() AT TIME ZONE 'UTC') - applied_at) * 1000), "
+        f"attempts = {int(attempts)} "
         f"WHERE version = {version} AND checksum = {_literal(file.checksum)} "
         f"AND filename = {_literal(file.path.name)} AND NOT fake AND execution_ms = ({_digest(file.version)}); "
         f"IF NOT FOUND THEN RAISE EXCEPTION USING ERRCODE = '{FILE_CHECK_FAILED}', MESSAGE = {_literal(_changed())};"

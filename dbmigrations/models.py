@@ -35,6 +35,7 @@ class SchemaMigration(models.Model):
     filename = models.TextField(null=True)
     applied_by = models.TextField(null=True)
     fake = models.BooleanField("recorded without running its SQL", default=False)
+    attempts = models.IntegerField("attempts (runs until it committed)", null=True)
 
     class Meta:
         managed = False

@@ -48,6 +48,12 @@ class FileRun:
     statements: int
     #: Command tags of the runner's own statements (BEGIN, lock, ledger, …), in order.
     runner_tags: list[str] = field(default_factory=list)
+    #: The first value each of the runner's own statements returned (None for most), in order.
+    runner_values: list[str | None] = field(default_factory=list)
+    #: Time spent waiting for the migration lock before the file ran (not in ``elapsed_ms``).
+    waited_ms: int = 0
+    #: How many times the file ran until it committed (a DDL lock timeout rolls back and retries).
+    attempts: int = 1
 
 
 def client_check_statements(session: Session) -> list[str]:
@@ -97,7 +103,8 @@ def run_file(session: Session, script: Script, path: str, transaction: Transacti
         if error.part == 2:
             raise runner_failure(error, path) from None
         raise
-    return FileRun(result.rows(1), result.elapsed_ms, True, len(body.statements), result.tags[0] + result.tags[2])
+    return FileRun(result.rows(1), result.elapsed_ms, True, len(body.statements), result.tags[0] + result.tags[2],
+                   result.values[0] + result.values[2])
 
 
 def finish(session: Session, *, commit: bool, script: Script | None = None, path: str | None = None) -> None:

@@ -29,10 +29,11 @@ class Part:
 
 @dataclass
 class BatchResult:
-    """Command tags of every statement of a batch, per part."""
+    """Command tags of every statement of a batch, per part, and the first value each returned (or None)."""
 
     tags: list[list[str]] = field(default_factory=list)
     elapsed_ms: int = 0
+    values: list[list[str | None]] = field(default_factory=list)
 
     def rows(self, part: int) -> int:
         """Rows inserted/updated/deleted by a part (sum of its command tags)."""
@@ -146,7 +147,7 @@ class Session:
                 results = self.connection.wait(generators.execute(pgconn))
             except psycopg.OperationalError as error:
                 raise ConnectionLost(error) from None
-        outcome = BatchResult([[] for _ in parts], round((time.perf_counter() - began) * 1000))
+        outcome = BatchResult([[] for _ in parts], round((time.perf_counter() - began) * 1000), [[] for _ in parts])
         for n, result in enumerate(results):
             if result.status == pq.ExecStatus.FATAL_ERROR:
                 error = errors.error_from_result(result, encoding=self.connection.info.encoding)
@@ -157,6 +158,8 @@ class Session:
                 raise BatchError(error, part, index, offset)
             part, _ = owners[n]
             outcome.tags[part].append((result.command_status or b"").decode())
+            value = result.get_value(0, 0) if result.ntuples and result.nfields else None
+            outcome.values[part].append(value.decode() if value is not None else None)
         return outcome
 
     def rollback_if_needed(self) -> None:

@@ -110,6 +110,20 @@ class Statement:
         return self.fields.get("idxname") if self.kind == "IndexStmt" else None
 
     @property
+    def relations(self) -> list[str]:
+        """The tables and views the statement names, as written (``public.accounts``), sorted."""
+        names, stack = set(), [self.fields]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, dict):
+                if "relname" in item and "relpersistence" in item:  # a RangeVar
+                    names.add(".".join(p for p in (item.get("schemaname"), item["relname"]) if p))
+                stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+        return sorted(names)
+
+    @property
     def is_copy_from_stdin(self) -> bool:
         """``COPY … FROM STDIN`` needs a client feeding data (psql's \\copy), not a SQL file."""
         return self.kind == "CopyStmt" and bool(self.fields.get("is_from")) and not self.fields.get("filename")

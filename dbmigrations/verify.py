@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import snapshot
+from . import measure, snapshot
 from .discovery import SqlFile, SqlSource
 from .events import Event, Progress, quiet
 from .exceptions import MigrationFailed, StatementFailure
 from .executor import MigrationExecutor
+from .lockwait import LockPolicy
 from .runner import FileRun, run_file, run_file_without_transaction
 from .scratch import scratch_database
 from .session import Session
@@ -49,6 +50,15 @@ class MigrationCheck:
     idempotent: bool | None = None
     reversible: bool | None = None
     findings: list[Finding] = field(default_factory=list)
+    #: Table locks held at the end of its first run (None: not measured, it runs outside a transaction).
+    locks: list[measure.TakenLock] | None = None
+    #: Tables and indexes that existed before and were rewritten (relfilenode changed).
+    rewritten: list[str] = field(default_factory=list)
+
+    @property
+    def blocking_locks(self) -> list[measure.TakenLock]:
+        """ACCESS EXCLUSIVE locks on tables that existed before: they block the application while held."""
+        return [lock for lock in self.locks or () if lock.blocks_existing_table]
 
     @property
     def ok(self) -> bool:
@@ -122,12 +132,16 @@ def check_migration(session: Session, files: list[SqlFile], file: SqlFile) -> Mi
     """Apply ``file`` (through the ledger), run it again, and cycle down → up if it has a down file."""
     check = MigrationCheck(file.name, str(file.path), file.down is not None)
     before = snapshot.take_all(session)
+    stored = measure.storage(session)
     try:
-        MigrationExecutor(session).apply(files, target=file.number)
+        result = MigrationExecutor(session, lock_policy=LockPolicy(measure_locks=True)).apply(files, target=file.number)
     except MigrationFailed as error:
         check.findings.append(Finding(FIRST_RUN_FAILED, failure=error.failure))
         return check
     check.applied = True
+    run = next((o.run for o in result.outcomes if o.entry.name == file.name), None)
+    check.locks = measure.locks_taken(run, stored)
+    check.rewritten = measure.rewritten(stored, measure.storage(session))
     applied, counts = snapshot.take_all(session), snapshot.row_counts(session)
     found = _run_and_compare(session, file.source, applied, "second run failed", "second run changed the schema")
     changed = [] if found else snapshot.count_differences(counts, snapshot.row_counts(session))

@@ -9,6 +9,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from io import StringIO
+from pathlib import Path
+
+import pytest
 
 from dbmigrations.locks import LOCK_KEY
 from tests.conftest import ROOT, clean_env, migration, write_files
@@ -36,6 +40,35 @@ def stderr_lines(result) -> list[str]:
 
 
 # --- 1. The ledger is addressed by its schema, never found through search_path --------------------
+
+
+@pytest.fixture
+def own_alias(database, settings, django_db_blocker):
+    """A Django alias of the test's database whose connection outlives a command (the API caller's own)."""
+    from django.db import connections
+
+    alias = f"test_{database.name}"
+    connections.settings[alias] = {
+        **connections.settings["default"], "ENGINE": "django.db.backends.postgresql", "NAME": database.name,
+        "USER": database.server.user, "PASSWORD": database.server.password, "HOST": database.server.host,
+        "PORT": database.server.port, "OPTIONS": {}, "SOURCE": "TEST_DATABASE_URL", "POOLED": False, "TEST": {},
+    }
+    connections.settings[alias].pop("CONFIG_ERROR", None)
+
+    def run(name, migrations):
+        from django.core.management import call_command
+
+        settings.SQL_MIGRATIONS_DIR = Path(migrations)
+        out, err = StringIO(), StringIO()
+        call_command(name, database=alias, stdout=out, stderr=err, no_color=True)
+        return out.getvalue()
+
+    with django_db_blocker.unblock():
+        yield alias, run
+        connections[alias].close()
+    del connections[alias]
+    del connections.settings[alias]
+
 
 def test_a_url_search_path_does_not_move_the_ledger(manage, database, migrations_dir):
     database.query("CREATE SCHEMA other")
@@ -69,18 +102,17 @@ def test_a_schema_migrations_earlier_in_a_database_search_path_is_not_the_ledger
     assert status.returncode == 0, status.output
 
 
-def test_a_temp_table_named_schema_migrations_is_not_the_ledger(call, database, migrations_dir):
+def test_a_temp_table_named_schema_migrations_is_not_the_ledger(own_alias, database, migrations_dir):
     from django.db import connections
 
+    alias, run = own_alias
     write_files(migrations_dir, {"001_real.sql": migration("001_real", "CREATE TABLE IF NOT EXISTS real (id int);")})
-    connection = connections[f"test_{database.name}"]
+    connection = connections[alias]
     with connection.cursor() as cursor:  # the session the command will use has a TEMP table of that name
         cursor.execute("CREATE TEMP TABLE schema_migrations (version VARCHAR(255) PRIMARY KEY, applied_at TIMESTAMP,"
                        " checksum VARCHAR(64), description TEXT)")
         cursor.execute("INSERT INTO schema_migrations (version) VALUES ('001')")
-    result = call("apply_sql_migrations", migrations=migrations_dir)
-    assert result.returncode == 0, result.output
-    assert "Applied 1, skipped 0 already applied" in result.stdout
+    assert "Applied 1, skipped 0 already applied" in run("apply_sql_migrations", migrations_dir)
     assert "real" in database.tables() and ledger_versions(database) == ["001"]
     with connection.cursor() as cursor:  # the caller's own temporary table is left alone
         cursor.execute("SELECT version FROM pg_temp.schema_migrations")
@@ -164,18 +196,18 @@ def test_temp_tables_of_one_migration_do_not_reach_the_next(manage, database, mi
     assert ledger_versions(database) == ["001", "002"]
 
 
-def test_the_callers_session_is_restored_after_the_run(call, database, migrations_dir):
+def test_the_callers_session_is_restored_after_the_run(own_alias, database, migrations_dir):
     from django.db import connections
 
+    alias, run = own_alias
     # The server's default differs from Django's UTC, so Django sets TimeZone when it connects.
     database.query(f'ALTER DATABASE "{database.name}" SET TimeZone = \'Asia/Tokyo\'')
     write_files(migrations_dir, {
         "001_reset.sql": migration("001_reset", "RESET ALL;\nCREATE TABLE IF NOT EXISTS b (id int);"),
         "002_tz.sql": migration("002_tz", "SET TIME ZONE 'America/New_York';\nCREATE TABLE IF NOT EXISTS a (id int);"),
     })
-    result = call("apply_sql_migrations", migrations=migrations_dir)
-    assert result.returncode == 0, result.output
-    with connections[f"test_{database.name}"].cursor() as cursor:
+    assert "Applied 2" in run("apply_sql_migrations", migrations_dir)
+    with connections[alias].cursor() as cursor:
         cursor.execute("SHOW TimeZone")  # set by Django when it connected
         assert cursor.fetchone()[0] == "UTC"
 

@@ -13,6 +13,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from .. import annotations, api, conf, embedded, ledger
 from ..database import DatabaseTarget, scrub
 from ..exceptions import DbMigrationsError
+from ..lockwait import LockPolicy
 from ..session import BatchError, ConnectionLost, Session
 
 
@@ -46,7 +47,8 @@ def seconds(value: str) -> float:
 
 EXIT_CODES = """exit codes:
   0  done, or nothing to do
-  1  a SQL file failed on the server (rolled back), or --check found something
+  1  a SQL file failed on the server (rolled back), a table lock was not granted
+     within the retry budget (rolled back, blockers named), or --check found something
   2  refused before changing anything: configuration, connection, invalid files,
      checksum drift, lock timeout, production guard"""
 ENVIRONMENT = """environment (also read from .env at the project root; the real environment wins):
@@ -55,6 +57,9 @@ ENVIRONMENT = """environment (also read from .env at the project root; the real 
                        the database: the first one set wins; none set: the embedded server
   SQL_MIGRATIONS_DIR   the migrations folder (default: migrations/ of the project)
   SQL_SEEDS_DIR        the seeds folder (default: seeds/ of the project)
+  SQL_MIGRATIONS_DDL_LOCK_TIMEOUT, SQL_MIGRATIONS_LOCK_RETRY_BUDGET
+                       seconds a migration's statement may wait for a table lock (default 1), and
+                       how long a migration is retried after such timeouts (default 300)
   NODE_ENV, VERCEL_ENV, VERCEL
                        production (NODE_ENV or VERCEL_ENV = production) and the deploy mode (VERCEL=1)"""
 
@@ -69,6 +74,16 @@ def tool_version() -> str:
         return metadata.version("bestrong-dbmigrations")
     except metadata.PackageNotFoundError:
         return "unknown (not installed)"
+
+
+def seconds_or_zero(value: str) -> float:
+    """argparse type of ``--ddl-lock-timeout``/``--lock-retry-budget``: seconds, 0 or more."""
+    try:
+        if float(value) == 0:
+            return 0.0
+    except ValueError:
+        pass
+    return seconds(value)
 
 
 class SqlCommand(BaseCommand):
@@ -101,6 +116,39 @@ class SqlCommand(BaseCommand):
         parser.add_argument("--lock-timeout", type=seconds, metavar="SECONDS",
                             help="Give up (exit 2) after waiting this long for another runner's migration lock.")
 
+    def add_lock_wait_arguments(self, parser):
+        parser.add_argument("--ddl-lock-timeout", type=seconds_or_zero, metavar="SECONDS",
+                            help="Longest wait of a migration's statement for a table lock before its transaction is "
+                                 "rolled back and retried (default: SQL_MIGRATIONS_DDL_LOCK_TIMEOUT or 1; 0 = the "
+                                 "server's lock_timeout). A file's own SET lock_timeout wins.")
+        parser.add_argument("--lock-retry-budget", type=seconds_or_zero, metavar="SECONDS",
+                            help="How long to keep retrying after table-lock timeouts before failing (exit 1) "
+                                 "naming the blockers (default: SQL_MIGRATIONS_LOCK_RETRY_BUDGET or 300; 0 = no retry).")
+
+    def lock_policy(self, options) -> LockPolicy:
+        """The DDL lock bound and retry budget of ``--ddl-lock-timeout``/``--lock-retry-budget`` or the settings."""
+        return LockPolicy.resolve(options["ddl_lock_timeout"], options["lock_retry_budget"])
+
+    def run_notes(self, run) -> str:
+        """``, attempt 3, waited 4.2 s for the migration lock`` after a file's time, when they apply."""
+        notes = "" if run.atomic else ", not atomic: ran outside a transaction"
+        if run.attempts > 1:
+            notes += f", attempt {run.attempts}"
+        if run.waited_ms >= 1000:
+            notes += f", waited {run.waited_ms / 1000:.1f} s for the migration lock"
+        return notes
+
+    def report_lock(self, event: str, payload) -> None:
+        """Render ``lock_wait``/``lock_retry`` events on their own line, then reopen the progress line."""
+        if self.verbosity < 1:
+            return
+        reopen = getattr(self, "open_line", False) and getattr(self, "open_text", "")
+        if reopen:
+            self.stdout.write("")
+        self.stdout.write("  " + payload.describe(), self.style.WARNING)
+        if reopen:
+            self.start_line(reopen)
+
     def execute(self, *args, **options):
         self.verbosity = options.get("verbosity", 1)
         try:
@@ -127,7 +175,7 @@ class SqlCommand(BaseCommand):
         """Begin a progress line ("Applying x … ") that :meth:`end_line` (or a failure) completes."""
         self.stdout.write(text, ending="")
         self.stdout.flush()
-        self.open_line = True
+        self.open_line, self.open_text = True, text
 
     def end_line(self, text: str) -> None:
         self.stdout.write(text)

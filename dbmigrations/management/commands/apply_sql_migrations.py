@@ -10,7 +10,8 @@ from dbmigrations.executor import check_plan
 
 class Command(SqlCommand):
     help = "Apply pending SQL migrations from SQL_MIGRATIONS_DIR, each in one transaction with its ledger row."
-    examples = ('', '--plan', '--target 004', '--vercel            # deploy mode (VERCEL=1 implies it)', '--lock-timeout 30')
+    examples = ('', '--plan', '--target 004', '--vercel            # deploy mode (VERCEL=1 implies it)', '--lock-timeout 30',
+                '--ddl-lock-timeout 5 --lock-retry-budget 1800   # a table that always has long readers')
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -20,6 +21,7 @@ class Command(SqlCommand):
         parser.add_argument("--strict-order", action="store_true",
                             help="Refuse pending migrations older than the newest applied one.")
         self.add_lock_timeout_argument(parser)
+        self.add_lock_wait_arguments(parser)
         parser.add_argument("--vercel", action="store_true",
                             help="Deploy mode (implied by VERCEL=1): explicit database only, plain output.")
 
@@ -38,7 +40,8 @@ class Command(SqlCommand):
             return self.show_plan(api.migration_status(options["database"], progress=self.progress), options, target)
         result = api.apply_migrations(
             options["database"], target=target, fake=options["fake"], strict_order=options["strict_order"],
-            lock_timeout=options["lock_timeout"], progress=self.progress,
+            lock_timeout=options["lock_timeout"], ddl_lock_timeout=options["ddl_lock_timeout"],
+            lock_retry_budget=options["lock_retry_budget"], progress=self.progress,
         )
         for entry in result.out_of_order:
             self.stderr.write(self.style.WARNING(
@@ -55,6 +58,8 @@ class Command(SqlCommand):
     def progress(self, event, payload):
         if event == "database":
             return self.announce_database(event, payload)
+        if event in ("lock_wait", "lock_retry"):
+            return self.report_lock(event, payload)
         if self.verbosity < 1:
             return
         if event == "start":
@@ -66,8 +71,7 @@ class Command(SqlCommand):
             self.end_line(self.style.WARNING("skipped (applied concurrently by another runner)"))
         else:
             run = outcome.run
-            note = "" if run.atomic else ", not atomic: ran outside a transaction"
-            self.end_line(self.style.SUCCESS("OK") + f" ({run.elapsed_ms} ms{note})")
+            self.end_line(self.style.SUCCESS("OK") + f" ({run.elapsed_ms} ms{self.run_notes(run)})")
             if self.verbosity >= 2:
                 self.stdout.write(f"  {run.statements} statement(s), {run.rows} row(s) changed")
 

@@ -16,6 +16,7 @@ class Command(SqlCommand):
                            help="Roll back every migration applied after VERSION (VERSION stays applied; 0 = all).")
         parser.add_argument("--plan", action="store_true", help="Print what would run; change nothing.")
         self.add_lock_timeout_argument(parser)
+        self.add_lock_wait_arguments(parser)
         parser.add_argument("--allow-production", action="store_true",
                             help="Roll back even in production (NODE_ENV or VERCEL_ENV = production, any case).")
         parser.add_argument("--allow-modified", action="store_true",
@@ -31,7 +32,8 @@ class Command(SqlCommand):
                                       "the change; pass --allow-production to roll back anyway.")
         files = loader.migration_files()  # only the down files that will run are parsed
         executor = MigrationExecutor(self.connect(options["database"]), lock_timeout=options["lock_timeout"],
-                                     pooled=self.target(options["database"]).pooled, progress=self.progress)
+                                     pooled=self.target(options["database"]).pooled, progress=self.progress,
+                                     lock_policy=self.lock_policy(options))
         which = {"steps": options["steps"], "to": options["to"], "allow_modified": options["allow_modified"]}
         if options["plan"]:
             chosen = executor.rollback_plan(files, **which)
@@ -49,6 +51,8 @@ class Command(SqlCommand):
         self.stdout.write(self.style.SUCCESS(summary) if result.rolled_back else summary)
 
     def progress(self, event, payload):
+        if event in ("lock_wait", "lock_retry"):
+            return self.report_lock(event, payload)
         if self.verbosity < 1:
             return
         if event == "start":
@@ -56,5 +60,4 @@ class Command(SqlCommand):
         if payload.skipped_concurrently:
             self.end_line(self.style.WARNING("skipped (rolled back concurrently by another runner)"))
         else:
-            note = "" if payload.run.atomic else ", not atomic: ran outside a transaction"
-            self.end_line(self.style.SUCCESS("OK") + f" ({payload.run.elapsed_ms} ms{note})")
+            self.end_line(self.style.SUCCESS("OK") + f" ({payload.run.elapsed_ms} ms{self.run_notes(payload.run)})")

@@ -65,6 +65,8 @@ class Command(SqlCommand):
             verdict = f"rows changed: first run {runs[0]}, second run {runs[1]}"
         line = f"  {payload.name:<{self.width}}  {verdict}"
         self.stdout.write(self.style.SUCCESS(line) if payload.ok else self.style.ERROR(line))
+        if event == "migration":
+            self.show_locks(payload)
         for finding in payload.findings:
             for text in finding.lines():
                 self.stdout.write("      " + text.replace("\n", "\n      "))
@@ -73,6 +75,19 @@ class Command(SqlCommand):
                 text = f"{finding.check}: ERROR {f.sqlstate}: {f.message}" if f else "\n".join(finding.lines())
                 annotations.annotate(self.stdout, f.path if f else payload.path, f and f.line, f and f.column, text,
                                      title=f"verify: {finding.check}")
+
+    def show_locks(self, check):
+        """The locks a migration took on tables that existed before it, and what it rewrote."""
+        existing = [lock for lock in check.locks or () if lock.existed]
+        if existing:
+            self.stdout.write("      locks: " + ", ".join(lock.describe() for lock in existing))
+        for lock in check.blocking_locks:
+            self.stdout.write(self.style.WARNING(
+                f"      {lock.relation}: ACCESS EXCLUSIVE on an existing table: every read and write of it waits "
+                "until the migration commits"))
+        if check.rewritten:
+            self.stdout.write(self.style.WARNING(
+                "      rewrote: " + ", ".join(check.rewritten) + " (the whole table or index is copied under its lock)"))
 
 
 @contextmanager
