@@ -11,6 +11,7 @@ CONCURRENTLY, …) runs statement by statement; the caller holds the session loc
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -83,7 +84,9 @@ def run_file(session: Session, script: Script, path: str, transaction: Transacti
     # runner's statements after it nor the next file); RESET ALL also ends the runner's own client check.
     restore = (*session.restore_statements(), *client_check_statements(session))
     parts = [
-        Part((script.begin, *client_check_statements(session), *transaction.before)),
+        # The comment names the file in pg_stat_activity, whose query text a DBA sees cut at 1 kB.
+        Part((f"/* dbmigrations: {os.path.basename(path)} */ {script.begin}", *client_check_statements(session),
+              *transaction.before)),
         body,
         Part((*restore, *transaction.after, *(["COMMIT"] if commit else []))),
     ]

@@ -38,7 +38,7 @@ def test_kill_9_during_a_migration_leaves_nothing_and_rerun_is_clean(database, m
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        sleeping = database.query("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE %s",
+        sleeping = database.query("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND (query LIKE %s OR wait_event = 'PgSleep')",
                                   (database.name, "%pg_sleep(30)%"))
         if sleeping[0][0]:
             break
@@ -50,7 +50,7 @@ def test_kill_9_during_a_migration_leaves_nothing_and_rerun_is_clean(database, m
     # The server notices the dead client (client_connection_check_interval) and rolls back.
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and database.query(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE %s",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND (query LIKE %s OR wait_event = 'PgSleep')",
             (database.name, "%pg_sleep(30)%"))[0][0]:
         time.sleep(0.1)
     assert database.versions() == ["001"]

@@ -29,7 +29,7 @@ def wait_for_query(database, pattern: str, timeout: float = 30) -> int:
     """The backend pid running a query LIKE ``pattern`` in the test's database, once it runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = database.query("SELECT pid FROM pg_stat_activity WHERE datname = %s AND query LIKE %s "
+        rows = database.query("SELECT pid FROM pg_stat_activity WHERE datname = %s AND (query LIKE %s OR wait_event = 'PgSleep') "
                               "AND pid <> pg_backend_pid()", (database.name, pattern))
         if rows:
             return rows[0][0]

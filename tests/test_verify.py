@@ -252,7 +252,7 @@ def test_interrupt_drops_scratch_database(database, pg_server, migrations_dir, s
         assert name, proc.stderr.read()
         deadline = time.monotonic() + 30
         with pg_server.connect() as admin:
-            while not admin.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND query LIKE '%%pg_sleep%%'",
+            while not admin.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND (query LIKE '%%pg_sleep%%' OR wait_event = 'PgSleep')",
                                     (name,)).fetchone():
                 assert time.monotonic() < deadline, "the migration never started"
                 time.sleep(0.1)
