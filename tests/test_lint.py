@@ -350,3 +350,19 @@ def test_system_check_reports_lint_findings_as_warnings(settings, tmp_path):
     err = StringIO()
     call_command("check", "--tag", "dbmigrations", stdout=StringIO(), stderr=err)  # a warning: no SystemCheckError
     assert "001_x.sql:8:1: (dbmigrations.W106) DROP TABLE t without IF EXISTS" in err.getvalue()
+
+
+def test_a_migration_in_the_specs_own_style_lints_clean(manage, tmp_path):
+    """SERIAL, INTEGER, VARCHAR, TIMESTAMP and no SET lock_timeout: the project's .squawk.toml says why."""
+    write_files(tmp_path / "migrations", {"001_add_goals.sql": migration("001_add_goals", """
+CREATE TABLE IF NOT EXISTS goals (
+  id SERIAL PRIMARY KEY,
+  client_id INTEGER NOT NULL,
+  title VARCHAR(255) NOT NULL,
+  created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
+);
+CREATE INDEX IF NOT EXISTS idx_goals_client_id ON goals(client_id);
+""")})
+    result = manage("lint_sql_migrations", migrations=tmp_path / "migrations", seeds=tmp_path / "seeds")
+    assert result.returncode == 0, result.output
+    assert "1 file: 0 errors, 0 warnings (0 suppressed)" in result.stdout

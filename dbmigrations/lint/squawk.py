@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .. import conf
 from ..exceptions import ConfigurationError
 from .registry import ERROR, WARNING
 from .report import Finding
@@ -29,6 +30,11 @@ def binary() -> str:
     if not found:
         raise ConfigurationError("squawk is not installed: pip install squawk-cli (or lint with --no-squawk)")
     return found
+
+
+def config_file() -> Path:
+    """The project's squawk configuration: ``<BASE_DIR>/.squawk.toml`` (the rules it turns off, and why)."""
+    return conf.base_dir() / ".squawk.toml"
 
 
 def pg_version_text(server_version: int) -> str:
@@ -51,6 +57,8 @@ class Run:
                        "--assume-in-transaction" if assume else "--no-assume-in-transaction"]
             if pg_version:
                 command += ["--pg-version", pg_version]
+            if config_file().is_file():
+                command += ["--config", str(config_file())]
             for chunk in _chunks(paths):
                 out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
                 self._jobs.append((subprocess.Popen([*command, *chunk], stdout=out, stderr=err), out, err))
