@@ -69,7 +69,8 @@ def for_error(error: DbMigrationsError) -> Iterable[tuple]:
         extra = [f"{label}: {value}" for label, value in (("DETAIL", f.detail), ("HINT", f.hint)) if value]
         if f.note:
             extra.append(f.note)
-        message = "\n".join([f"ERROR {f.sqlstate}: {f.message}", *extra])
+        code = f" {f.sqlstate}" if f.sqlstate else ""
+        message = "\n".join([f"ERROR{code}: {f.message}", *extra])
         yield f.path, f.line, f.column, message, f"SQL failed ({Path(f.path).name})"
     elif isinstance(error, InvalidFiles):
         for p in error.problems:

@@ -31,7 +31,8 @@ from .session import Session
 
 __all__ = [
     "ApplyResult", "Entry", "Outcome", "State",
-    "apply_migrations", "connect", "database_target", "migration_files", "migration_status", "recorded_versions",
+    "apply_migrations", "connect", "database_target", "migration_files", "migration_plan", "migration_status",
+    "recorded_versions",
 ]
 
 def database_target(database: str = DEFAULT_DB_ALIAS) -> DatabaseTarget:
@@ -61,13 +62,24 @@ def connect(database: str = DEFAULT_DB_ALIAS, *, progress: Progress | None = Non
             f"database {database!r} is inside transaction.atomic(): run migrations outside it "
             "(in tests: use pytest-django's transactional_db, or the dbmigrations pytest plugin)"
         )
+    _ensure_connection(connection, target)
+    return Session(connection.connection, reopen=lambda: _another_session(database, target))
+
+
+def _ensure_connection(connection, target: DatabaseTarget) -> None:
     try:
         connection.ensure_connection()
     except DjangoDatabaseError as error:  # also a bad URL parameter (connect_timeout=abc)
         text = str(error).strip()
         message = scrub(text.splitlines()[0] if text else repr(error), target.password)
         raise DatabaseUnavailable(f"cannot connect to {target.masked_url}: {message}") from None
-    return Session(connection.connection)
+
+
+def _another_session(database: str, target: DatabaseTarget) -> Session:
+    """A second connection of the alias ``database``, set up by Django like the first (role, options)."""
+    wrapper = connections.create_connection(database)
+    _ensure_connection(wrapper, target)
+    return Session(wrapper.connection)
 
 
 def migration_files(migrations_dir: str | os.PathLike | None = None) -> list[SqlFile]:
@@ -105,15 +117,31 @@ def apply_migrations(
                           strict_order=strict_order)
 
 
+def migration_plan(
+    database: str = DEFAULT_DB_ALIAS, migrations_dir: str | os.PathLike | None = None, *,
+    target: int | str | None = None, strict_order: bool = False, progress: Progress | None = None,
+) -> list[Entry]:
+    """The checked list of migrations :func:`apply_migrations` would run, in order; changes nothing.
+
+    Raises what the run would raise before changing anything (drift, invalid SQL, a file
+    that must run outside a transaction through a transaction pooler, …).
+    """
+    files = migration_files(migrations_dir)
+    session = connect(database, progress=progress)
+    executor = MigrationExecutor(session, pooled=database_target(database).pooled)
+    return executor.plan(files, target=int(target) if target is not None else None, strict_order=strict_order)[1]
+
+
 def migration_status(
     database: str = DEFAULT_DB_ALIAS, migrations_dir: str | os.PathLike | None = None, *,
     progress: Progress | None = None,
 ) -> list[Entry]:
-    """One :class:`Entry` per version (applied, pending, modified, replaced, missing) and per invalid file
-    (invalid, with its problems: an invalid file does not hide the others); changes nothing."""
+    """One :class:`Entry` per version (applied, pending, partial, modified, replaced, missing) and per invalid
+    file (invalid, with its problems: an invalid file does not hide the others); changes nothing."""
     files, problems = loader.scan_migrations(migrations_dir)
     session = connect(database, progress=progress)
-    return loader.checked_states(files, problems, ledger.read(session)[0])
+    rows, ran, _complete = ledger.read_all(session)
+    return loader.checked_states(files, problems, rows, progress=ran)
 
 
 def recorded_versions(database: str = DEFAULT_DB_ALIAS, *, timeout: int = 3) -> list[str]:

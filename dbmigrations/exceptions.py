@@ -114,6 +114,10 @@ class LockTimeout(DbMigrationsError):
     """Another runner held the migration lock for longer than --lock-timeout."""
 
 
+class PartialRunChanged(DbMigrationsError):
+    """A file that failed part-way outside a transaction was edited in a statement that already ran."""
+
+
 class NotReversible(DbMigrationsError):
     """A rollback was asked for migrations that cannot be rolled back."""
 
@@ -179,7 +183,8 @@ class StatementFailure:
     note: str | None = None
 
     def render(self) -> str:
-        out = [f"{self.path}:{self.line}:{self.column}: ERROR {self.sqlstate}: {self.message}"]
+        code = f" {self.sqlstate}" if self.sqlstate else ""
+        out = [f"{self.path}:{self.line}:{self.column}: ERROR{code}: {self.message}"]
         if self.detail:
             out.append(f"  DETAIL: {self.detail}")
         if self.hint:

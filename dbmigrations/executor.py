@@ -13,9 +13,10 @@ import getpass
 import socket
 from dataclasses import dataclass, field
 
+import psycopg
 from psycopg import errors
 
-from . import ledger, plan
+from . import ledger, plan, pooler, resume
 from .discovery import SqlFile, validate_scripts, validate_source
 from .events import Event, Progress, quiet
 from .exceptions import (
@@ -28,19 +29,26 @@ from .exceptions import (
     OutOfOrder,
     ReplacedMigration,
     Replacement,
-    UnknownVersion,
     RunnerStatementFailed,
+    UnknownVersion,
 )
 from .lockwait import Attempt, LockPolicy, LockRetries
-from .locks import LOCK_KEY, lock_statements, raise_for_lock, session_lock  # noqa: F401  (LOCK_KEY: for tools)
+from .locks import LOCK_KEY, BUSY, lock_holder, lock_statements, raise_for_lock, with_lock_retries  # noqa: F401
 from .runner import FileRun, Transaction, finish, run_file, run_file_without_transaction, runner_failure
 from .session import BatchError, Session
 
 POOLER_REFUSAL = (
-    "must run outside a transaction (CONCURRENTLY, VACUUM, …), which needs a session-level lock that a "
-    "transaction pooler (PgBouncer, Neon's -pooler host) does not keep. Set DATABASE_URL_UNPOOLED or "
-    "POSTGRES_URL_NON_POOLING to a direct connection."
+    "must run outside a transaction (CONCURRENTLY, VACUUM, …): statement by statement on one server session, "
+    "which a transaction pooler (PgBouncer, Neon's -pooler host, Supabase's port 6543) does not keep: it hands "
+    "each statement to whichever server connection is free, so a SET before a statement lands elsewhere."
 )
+DIRECT = "Set DATABASE_URL_UNPOOLED or POSTGRES_URL_NON_POOLING to a direct connection."
+
+
+def pooler_refusal(names: list[str], why: str | None = None) -> str:
+    """Why files that must run outside a transaction are refused through a transaction pooler."""
+    found = f" This connection goes through one: {why}." if why else ""
+    return f"{', '.join(names)} {POOLER_REFUSAL}{found} Nothing was changed. {DIRECT}"
 
 
 @dataclass
@@ -124,9 +132,12 @@ def check_plan(entries: list[plan.Entry], *, strict_order: bool, pooled: bool, t
             + ", ".join(e.name for e in late)
             + ". Renumber them after the newest applied migration, or run without --strict-order."
         )
+    for entry in todo:
+        if entry.state == plan.State.PARTIAL:
+            resume_point(entry, entry.progress)
     outside = [e.name for e in todo if not e.file.source.script.runs_in_transaction]
     if pooled and outside:
-        raise ConfigurationError("migration(s) " + ", ".join(outside) + " " + POOLER_REFUSAL)
+        raise ConfigurationError("migration(s) " + pooler_refusal(outside))
     return todo
 
 
@@ -139,6 +150,12 @@ def replacements(entries: list[plan.Entry]) -> list[Replacement]:
         found.append(Replacement(entry.version, entry.file.path.name, entry.row.filename, renumbered))
         free = plan.next_version([free])
     return found
+
+
+def resume_point(entry: plan.Entry, done) -> int:
+    """How many leading statements of ``entry``'s file ran in an earlier run (checked unchanged)."""
+    return resume.resume_point(entry.file.source.script.statements, list(done), path=str(entry.file.path),
+                               forget=ledger.forget_progress_sql(entry.file.version))
 
 
 def check_rollback(chosen: list[plan.Entry], *, pooled: bool = False, allow_modified: int | None = None) -> None:
@@ -182,7 +199,7 @@ def check_rollback(chosen: list[plan.Entry], *, pooled: bool = False, allow_modi
         raise InvalidFiles(problems)
     outside = [str(e.file.down.path) for e in chosen if not e.file.down.script.runs_in_transaction]
     if pooled and outside:
-        raise NotReversible("cannot roll back, nothing was changed: " + ", ".join(outside) + " " + POOLER_REFUSAL)
+        raise NotReversible("cannot roll back: " + pooler_refusal(outside))
 
 
 class MigrationExecutor:
@@ -196,13 +213,38 @@ class MigrationExecutor:
         self.progress = progress or quiet
         # DDL lock waits are bounded and retried (lockwait); lock_timeout bounds only the migration lock.
         self.retries = LockRetries(session, lock_policy or LockPolicy.resolve(), self.progress, pooled=pooled)
+        self._pooler: tuple[str | None] | None = None
+
+    def plan(self, files: list[SqlFile], *, target: int | None = None, strict_order: bool = False,
+             fake: bool = False) -> tuple[list[plan.Entry], list[plan.Entry], bool]:
+        """Every entry, the checked pending ones to apply, and whether the ledger is complete; reads only.
+
+        Refuses what :meth:`apply` would refuse, including files that must run outside a
+        transaction when the connection turns out to go through a transaction pooler
+        (unless ``fake``: nothing runs then).
+        """
+        rows, progress, ledger_complete = ledger.read_all(self.session)
+        entries = plan.status(files, rows, progress=progress)
+        todo = check_plan(entries, strict_order=strict_order, pooled=self.pooled and not fake, target=target)
+        if not fake:
+            self.refuse_through_pooler([e.name for e in todo if not e.file.source.script.runs_in_transaction])
+        return entries, todo, ledger_complete
+
+    def refuse_through_pooler(self, outside: list[str], *, error=ConfigurationError, prefix: str = "migration(s) "):
+        """Raise ``error`` (exit 2) if files that must run outside a transaction would go through a
+        transaction pooler, told from the connection's behaviour (asked once, and only for such files)."""
+        if not outside:
+            return
+        if self._pooler is None:
+            self._pooler = (pooler.transaction_pooler(self.session),)
+        why = self._pooler[0]
+        if why:
+            raise error(prefix + pooler_refusal(outside, why))
 
     def apply(self, files: list[SqlFile], *, target: int | None = None, fake: bool = False,
               strict_order: bool = False) -> ApplyResult:
         """Apply pending migrations in numeric order, up to ``target``; stop at the first failure."""
-        rows, ledger_complete = ledger.read(self.session)
-        entries = plan.status(files, rows)
-        todo = check_plan(entries, strict_order=strict_order, pooled=self.pooled, target=target)
+        entries, todo, ledger_complete = self.plan(files, target=target, strict_order=strict_order, fake=fake)
         if todo and not ledger_complete:  # only now: the refusals above leave the database untouched
             ledger.ensure_table(self.session, lock_timeout=self.lock_timeout)
         result = ApplyResult(
@@ -213,7 +255,8 @@ class MigrationExecutor:
         for entry in todo:
             self.progress(Event.START, entry)
             if fake:
-                ledger.record_applied_now(self.session, entry.file, applied_by=who, fake=True)
+                ledger.record_faked(self.session, entry.file, applied_by=who,
+                                    clear_progress=entry.state == plan.State.PARTIAL)
                 outcome = Outcome(entry, faked=True)
             elif entry.file.source.script.runs_in_transaction:
                 outcome = self._apply_in_transaction(entry, who)
@@ -235,6 +278,8 @@ class MigrationExecutor:
         chosen = plan.to_unapply(entries, steps=steps, to=to)
         newest = max((e.number for e in entries if e.row is not None), default=None)
         check_rollback(chosen, pooled=self.pooled, allow_modified=newest if allow_modified else None)
+        outside = [str(e.file.down.path) for e in chosen if not e.file.down.script.runs_in_transaction]
+        self.refuse_through_pooler(outside, error=NotReversible, prefix="cannot roll back: ")
         return chosen
 
     def rollback(self, files: list[SqlFile], *, steps: int | None = None, to: int | None = None,
@@ -280,26 +325,33 @@ class MigrationExecutor:
                            applied_by=applied_by(), lock_timeout=self.lock_timeout)
         return result
 
-    def _locked_transaction(self) -> Transaction:
-        return Transaction(before=lock_statements(self.lock_timeout))
+    def _locked_transaction(self, lock_timeout: float | None) -> Transaction:
+        return Transaction(before=lock_statements(lock_timeout))
 
     def _apply_in_transaction(self, entry: plan.Entry, who: str) -> Outcome:
-        return self.retries.run(entry.name, entry.file.source.script,
-                                lambda attempt: self._apply_attempt(entry, who, attempt))
+        return self.retries.run(entry.name, entry.file.source.script, lambda attempt: with_lock_retries(
+            lambda left: self._apply_attempt(entry, who, attempt, left), self.lock_timeout))
 
-    def _apply_attempt(self, entry: plan.Entry, who: str, attempt: Attempt) -> Outcome:
+    def _apply_attempt(self, entry: plan.Entry, who: str, attempt: Attempt, lock_timeout: float | None) -> Outcome:
         file = entry.file
-        transaction = self._locked_transaction()
-        ledger.record_applied(transaction, file, applied_by=who, attempts=attempt.number)
+        transaction = self._locked_transaction(lock_timeout)
+        partial = entry.state == plan.State.PARTIAL
+        ledger.record_applied(transaction, file, applied_by=who, attempts=attempt.number, clear_progress=partial)
         attempt.join(transaction)
+        script = file.source.script
+        if partial:  # an earlier run outside a transaction did the first statements (the file changed since)
+            start = resume_point(entry, entry.progress)
+            script = dataclasses.replace(script, statements=script.statements[start:])
         try:
-            run = run_file(self.session, file.source.script, str(file.path), transaction)
+            run = run_file(self.session, script, str(file.path), transaction)
         except KeyboardInterrupt:
             raise self._interrupted(str(file.path), file.version, applying=True) from None
         except BatchError as error:
             raise_for_lock(error, self.lock_timeout)
             if isinstance(error.error, errors.UniqueViolation):
                 return Outcome(entry, skipped_concurrently=True)
+            if error.sqlstate == BUSY:
+                raise
             raise runner_failure(error, str(file.path)) from None
         return Outcome(entry, attempt.finish(run))
 
@@ -323,19 +375,32 @@ class MigrationExecutor:
 
     def _apply_without_transaction(self, entry: plan.Entry, who: str) -> Outcome:
         file = entry.file
-        with session_lock(self.session, self.lock_timeout):
+        statements = file.source.script.statements
+        with lock_holder(self.session, self.lock_timeout) as holder:
             if ledger.is_recorded(self.session, file.version):
                 return Outcome(entry, skipped_concurrently=True)
-            run = run_file_without_transaction(self.session, file.source.script, str(file.path))
-            ledger.record_applied_now(self.session, file, applied_by=who, execution_ms=run.elapsed_ms)
+            start = resume_point(entry, ledger.progress(self.session, file.version))  # again: under the lock
+
+            def done(number: int) -> None:
+                ledger.record_progress(self.session, file.version, number, resume.digest(statements[number - 1]),
+                                       create=number == start + 1)
+
+            run = run_file_without_transaction(self.session, file.source.script, str(file.path), start=start,
+                                               done=done)
+            try:
+                ledger.record_applied_and_unlock(holder, file, applied_by=who, execution_ms=run.elapsed_ms,
+                                                 clear_progress=bool(statements))
+            except (BatchError, psycopg.Error) as error:
+                raise lost_lock(error, str(file.path)) from None
         return Outcome(entry, run)
 
     def _unapply_in_transaction(self, entry: plan.Entry) -> Outcome:
-        return self.retries.run(entry.name, entry.file.down.script, lambda attempt: self._unapply_attempt(entry, attempt))
+        return self.retries.run(entry.name, entry.file.down.script, lambda attempt: with_lock_retries(
+            lambda left: self._unapply_attempt(entry, attempt, left), self.lock_timeout))
 
-    def _unapply_attempt(self, entry: plan.Entry, attempt: Attempt) -> Outcome:
+    def _unapply_attempt(self, entry: plan.Entry, attempt: Attempt, lock_timeout: float | None) -> Outcome:
         down = entry.file.down
-        transaction = self._locked_transaction()
+        transaction = self._locked_transaction(lock_timeout)
         ledger.record_unapplied(transaction, entry.row.version)
         attempt.join(transaction)
         try:
@@ -359,7 +424,7 @@ class MigrationExecutor:
 
     def _unapply_without_transaction(self, entry: plan.Entry) -> Outcome:
         down = entry.file.down
-        with session_lock(self.session, self.lock_timeout):
+        with lock_holder(self.session, self.lock_timeout) as holder:
             if not ledger.is_recorded(self.session, entry.row.version):
                 return Outcome(entry, skipped_concurrently=True)
             try:
@@ -368,8 +433,18 @@ class MigrationExecutor:
                 note = (error.failure.note or "").replace(
                     "The migration was not recorded.", "Its ledger row was kept: the migration still counts as applied.")
                 raise MigrationFailed(dataclasses.replace(error.failure, note=note)) from None
-            ledger.record_unapplied_now(self.session, entry.row.version)
+            ledger.record_unapplied_and_unlock(holder, entry.row.version)
         return Outcome(entry, run)
+
+
+def lost_lock(error: Exception, path: str) -> RunnerStatementFailed:
+    """The migration lock's connection failed to record a file that ran outside a transaction."""
+    text = str(getattr(error, "error", error)).strip()
+    return RunnerStatementFailed(
+        f"{path}: its statements ran, but recording it failed on the connection holding the migration lock "
+        f"({text.splitlines()[0] if text else type(error).__name__}), so it was not recorded. Run the "
+        "command again: it skips the statements that ran and records the migration."
+    )
 
 
 def _ledger_rows(run: FileRun, command: str) -> int:

@@ -9,6 +9,11 @@ from the server's clock, in UTC.
 The ledger lives in one fixed schema (``SQL_MIGRATIONS_SCHEMA``, default ``public``) and
 every statement names it: a ``search_path`` (the role's, the URL's, a file's) or a
 TEMP table of the same name never redirects it.
+
+Beside it, ``schema_migrations_progress`` (same schema) holds, for a migration that runs
+outside a transaction and is not recorded yet, each statement that ran (its 1-based
+position and the SHA-256 of its text), so that a rerun resumes after them. The first
+such file creates it; its rows are deleted in the transaction that records the migration.
 """
 from __future__ import annotations
 
@@ -20,10 +25,12 @@ from psycopg import errors, sql
 from . import conf
 from .exceptions import ConfigurationError
 from .locks import run_locked
+from .resume import Done
 from .runner import FILE_CHECK_FAILED, Transaction
 from .session import Part, Session, run_batch
 
 NAME = "schema_migrations"
+PROGRESS_NAME = "schema_migrations_progress"
 COLUMNS = ("version", "applied_at", "checksum", "description", "execution_ms", "filename", "applied_by", "fake",
            "attempts")
 MISSING_TABLE_OR_COLUMN = (errors.UndefinedTable, errors.UndefinedColumn)
@@ -76,9 +83,14 @@ def columns_query() -> tuple[str, tuple]:
             "AND NOT attisdropped", (table(),))
 
 
+def progress_table() -> str:
+    """The progress table's qualified, quoted name, beside the ledger."""
+    return sql.Identifier(schema(), PROGRESS_NAME).as_string(None)
+
+
 def drop_statement() -> str:
-    """DROP of the ledger table (``reset_db``, when the ledger lives outside the schema it recreates)."""
-    return f"DROP TABLE IF EXISTS {table()}"
+    """DROP of the ledger and progress tables (``reset_db``, when they live outside the schema it recreates)."""
+    return f"DROP TABLE IF EXISTS {table()}, {progress_table()}"
 
 
 @dataclass(frozen=True)
@@ -120,15 +132,68 @@ def read(session: Session) -> tuple[list[LedgerRow], bool]:
     An absent table has no rows; a table made by the spec's DDL (without our extra
     columns), or by an older version of this tool, is read with the columns it has.
     """
+    rows, _progress, complete = read_all(session)
+    return rows, complete
+
+
+def read_all(session: Session) -> tuple[list[LedgerRow], list[Done], bool]:
+    """:func:`read`, plus the progress rows of migrations that stopped part-way.
+
+    One round trip, and a second one only when the progress table exists.
+    """
+    progress: list[Done] = []
+    # The rows and whether the progress table exists (one placeholder row when the ledger is empty).
+    state = (f"SELECT {', '.join('m.' + c for c in COLUMNS)}, p.present FROM (SELECT "
+             f"to_regclass({_literal(progress_table())}) IS NOT NULL AS present) p LEFT JOIN {table()} m ON true")
     try:
-        columns, rows, complete = COLUMNS, session.fetch(f"SELECT {', '.join(COLUMNS)} FROM {table()}"), True
+        fetched, columns, complete = session.fetch(state), COLUMNS, True
+        rows = [row[:-1] for row in fetched if row[0] is not None]
+        if fetched and fetched[0][-1]:
+            progress = [Done(*row) for row in session.fetch(_select_progress())]
     except MISSING_TABLE_OR_COLUMN:
         complete = False
         present = {name for (name,) in session.fetch(*columns_query())}
         columns = tuple(c for c in COLUMNS if c in present)
         rows = session.fetch(f"SELECT {', '.join(columns)} FROM {table()}") if present else []
     found = (LedgerRow(**dict(zip(columns, row))) for row in rows)
-    return sorted(found, key=lambda r: (r.number, r.version)), complete
+    return (sorted(found, key=lambda r: (r.number, r.version)), sorted(progress, key=lambda d: (d.version, d.index)),
+            complete)
+
+
+def progress(session: Session, version: str) -> list[Done]:
+    """The statements of ``version`` that ran while it is not recorded (read again under the lock)."""
+    try:
+        rows = session.fetch(_select_progress() + " WHERE version = %s", (version,))
+    except errors.UndefinedTable:  # no file ever ran outside a transaction here
+        return []
+    return sorted((Done(*row) for row in rows), key=lambda d: d.index)
+
+
+def record_progress(session: Session, version: str, index: int, sha256: str, *, create: bool = False) -> None:
+    """Record, in a transaction of its own, that statement ``index`` (1-based) of ``version`` ran;
+    ``create`` the table first if missing (the caller holds the migration lock).
+
+    It runs between the file's statements, on the file's session: a ``SET ROLE`` the file
+    made must not decide who writes it (``SET LOCAL`` ends with this transaction).
+    """
+    create_table = f"""CREATE TABLE IF NOT EXISTS {progress_table()} (
+  version VARCHAR(255) NOT NULL,
+  statement_index INTEGER NOT NULL,
+  statement_sha256 VARCHAR(64) NOT NULL,
+  done_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+  PRIMARY KEY (version, statement_index)
+)"""
+    run_batch(session, [Part(("BEGIN", "SET LOCAL role TO DEFAULT", *([create_table] if create else []),
+                              f"INSERT INTO {progress_table()} (version, statement_index, statement_sha256) VALUES "
+                              f"({_literal(version)}, {int(index)}, {_literal(sha256)}) "
+                              "ON CONFLICT (version, statement_index) DO UPDATE SET statement_sha256 = "
+                              "EXCLUDED.statement_sha256, done_at = EXCLUDED.done_at",
+                              "COMMIT"))])
+
+
+def forget_progress_sql(version: str) -> str:
+    """The statement a human runs to discard the progress of ``version`` (named in error messages)."""
+    return f"DELETE FROM {schema()}.{PROGRESS_NAME} WHERE version = {_literal(version)};"
 
 
 def ensure_table(session: Session, *, lock_timeout: float | None = None) -> None:
@@ -136,7 +201,8 @@ def ensure_table(session: Session, *, lock_timeout: float | None = None) -> None
     run_locked(session, create_statements(), lock_timeout=lock_timeout)
 
 
-def record_applied(transaction: Transaction, file, *, applied_by: str, attempts: int = 1) -> None:
+def record_applied(transaction: Transaction, file, *, applied_by: str, attempts: int = 1,
+                   clear_progress: bool = False) -> None:
     """Join the migration's ``transaction``: its row is inserted before the file runs, checked, timed and
     given its attempt number after.
 
@@ -144,9 +210,12 @@ def record_applied(transaction: Transaction, file, *, applied_by: str, attempts:
     unique violation, before any statement of the file runs. Until the file has run, the
     row's ``execution_ms`` holds a digest of every other ledger row (a place the file's
     ``RESET ALL`` cannot clear); if the file deleted, truncated, inserted or rewrote ledger
-    rows, the check after it raises and the whole transaction rolls back.
+    rows, the check after it raises and the whole transaction rolls back. ``clear_progress``: the
+    file stopped part-way in an earlier run; its progress rows go in the same transaction.
     """
     version = _literal(file.version)
+    if clear_progress:
+        transaction.after.append(_delete_progress(file.version))
     transaction.before.append(_insert(file, applied_by, execution_ms=f"({_digest(file.version)})"))
     transaction.after.append(
         f"DO $ledger_check$ BEGIN UPDATE {table()} SET execution_ms = "
@@ -176,22 +245,29 @@ def changed_message(path: str) -> str:
     return f"{path}: {_changed()}"
 
 
-def record_applied_now(session: Session, file, *, applied_by: str, execution_ms: int | None = None,
-                       fake: bool = False) -> None:
-    """Record a migration in a transaction of its own: after a file that ran outside a transaction
-    (with its client-measured time), or without running it (``--fake``, under the migration lock)."""
-    timing = "NULL" if execution_ms is None else str(int(execution_ms))
-    insert = _insert(file, applied_by, execution_ms=timing, fake=fake)
-    if fake:
-        run_locked(session, [insert + " ON CONFLICT (version) DO NOTHING"])
-    else:
-        # Under the session lock already; the file may have left SET ROLE/search_path behind.
-        run_batch(session, [Part(("BEGIN", *session.restore_statements(), insert, "COMMIT"))])
+def record_faked(session: Session, file, *, applied_by: str, clear_progress: bool = False) -> None:
+    """Record a migration without running it (``--fake``), in a transaction of its own under the migration lock."""
+    statements = [_insert(file, applied_by, fake=True) + " ON CONFLICT (version) DO NOTHING"]
+    if clear_progress:
+        statements.append(_delete_progress(file.version))
+    run_locked(session, statements)
 
 
-def record_unapplied_now(session: Session, version: str) -> None:
-    """Delete a row in a transaction of its own (after a down file that ran outside a transaction)."""
-    run_batch(session, [Part(("BEGIN", _delete(version), "COMMIT"))])
+def record_applied_and_unlock(holder: Session, file, *, applied_by: str, execution_ms: int,
+                              clear_progress: bool) -> None:
+    """Record a file that ran outside a transaction, in the transaction of its lock holder
+    (:func:`dbmigrations.locks.lock_holder`): the row, the end of its progress rows (if it
+    has any) and the release of the lock commit together. A lost holder records nothing."""
+    run_batch(holder, [Part((
+        _insert(file, applied_by, execution_ms=str(int(execution_ms))),
+        *([_delete_progress(file.version)] if clear_progress else []),
+        "COMMIT",
+    ))])
+
+
+def record_unapplied_and_unlock(holder: Session, version: str) -> None:
+    """Delete a row in the transaction of the lock holder, after a down file that ran outside a transaction."""
+    run_batch(holder, [Part((_delete(version), "COMMIT"))])
 
 
 def repair_rows(session: Session, checksums: dict[str, str], forget: list[str], *, adopt: dict | None = None,
@@ -212,7 +288,7 @@ def repair_rows(session: Session, checksums: dict[str, str], forget: list[str], 
 
 
 def is_recorded(session: Session, version: str) -> bool:
-    """Whether ``version`` has a ledger row now (the re-check under the session lock)."""
+    """Whether ``version`` has a ledger row now (the re-check under the migration lock)."""
     return bool(session.fetch(f"SELECT 1 FROM {table()} WHERE version = %s", (version,)))
 
 
@@ -246,3 +322,11 @@ def _changed() -> str:
 
 def _delete(version: str) -> str:
     return f"DELETE FROM {table()} WHERE version = {_literal(version)}"
+
+
+def _delete_progress(version: str) -> str:
+    return f"DELETE FROM {progress_table()} WHERE version = {_literal(version)}"
+
+
+def _select_progress() -> str:
+    return f"SELECT version, statement_index, statement_sha256, done_at FROM {progress_table()}"

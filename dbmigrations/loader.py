@@ -19,6 +19,7 @@ from . import conf, ledger, plan
 from .discovery import SqlFile, discover, scan, validate_source
 from .exceptions import ConfigurationError, InvalidFiles, Problem
 from .ledger import LedgerRow
+from .resume import Done
 from .session import Session
 
 __all__ = ["checked_states", "development_seeds_dir", "migration_files", "migration_states", "migrations_dir",
@@ -90,16 +91,19 @@ def seed_files(directory: str | os.PathLike | None = None) -> list[SqlFile]:
 
 
 def migration_states(session: Session, files: list[SqlFile]) -> list[plan.Entry]:
-    """Each version's state (applied, pending, modified, replaced, missing) against the ledger.
+    """Each version's state (applied, pending, partial, modified, replaced, missing) against the ledger.
 
     Reads only: the ledger is neither created nor altered.
     """
-    return plan.status(files, ledger.read(session)[0])
+    rows, progress, _complete = ledger.read_all(session)
+    return plan.status(files, rows, progress=progress)
 
 
-def checked_states(files: list[SqlFile], problems: list[Problem], rows: list[LedgerRow]) -> list[plan.Entry]:
+def checked_states(files: list[SqlFile], problems: list[Problem], rows: list[LedgerRow], *,
+                   progress: list[Done] = ()) -> list[plan.Entry]:
     """Each version's state, an invalid file as INVALID (from ``problems``, and the SQL of every file not
-    in the ledger: what ``apply_sql_migrations`` would parse and refuse). Applied files are not parsed."""
+    in the ledger: what ``apply_sql_migrations`` would parse and refuse). Applied files are not parsed.
+    ``progress``: the statements that ran of files that stopped part-way (PARTIAL)."""
     recorded = {row.number for row in rows}
     problems, valid = list(problems), []
     for file in files:
@@ -107,4 +111,4 @@ def checked_states(files: list[SqlFile], problems: list[Problem], rows: list[Led
         problems.extend(found)
         if not found:
             valid.append(file)
-    return plan.status(valid, rows, problems)
+    return plan.status(valid, rows, problems, progress=progress)

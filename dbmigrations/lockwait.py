@@ -27,7 +27,7 @@ from . import conf
 from .blockers import Blocker, LockSample, holders
 from .events import Event, Progress
 from .exceptions import LockRetriesExhausted, MigrationFailed
-from .locks import LOCK_KEY
+from .locks import LOCK_KEY, OUTSIDE_KEY
 from .lockwatch import Watcher
 from .measure import LOCKS_TAKEN
 from .runner import FileRun, Transaction
@@ -189,17 +189,21 @@ class LockRetries:
         if not self.keep_lock:
             return Attempt(number, before, after)
         # Inside the transaction the migration lock is already ours: this only makes it outlive a rollback.
-        take = [] if self.holding else [f"SELECT pg_advisory_lock({LOCK_KEY})"]
-        return Attempt(number, take + before, [*after, f"SELECT pg_advisory_unlock({LOCK_KEY})"])
+        # The shared key goes with it, or a file outside a transaction could take its key exclusively
+        # between two attempts and then wait for ours while we wait for it (see locks).
+        take = [] if self.holding else [f"SELECT pg_advisory_lock({LOCK_KEY}), pg_advisory_lock_shared({OUTSIDE_KEY})"]
+        return Attempt(number, take + before, [
+            *after, f"SELECT pg_advisory_unlock({LOCK_KEY}), pg_advisory_unlock_shared({OUTSIDE_KEY})"])
 
     def _release(self) -> None:
         """Release the migration lock kept by a failed attempt (given up, or failed otherwise), if it is held."""
         self.holding = False
         try:
-            self.session.fetch(
-                "SELECT pg_advisory_unlock(%s) FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                "AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1",
-                (LOCK_KEY, LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF))
+            for key, unlock in ((LOCK_KEY, "pg_advisory_unlock"), (OUTSIDE_KEY, "pg_advisory_unlock_shared")):
+                self.session.fetch(
+                    f"SELECT {unlock}(%s) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1",
+                    (key, key >> 32, key & 0xFFFFFFFF))
         except psycopg.Error:
             pass  # a lost connection took the lock with it
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from .discovery import NAME_PATTERN, SqlFile
 from .exceptions import NotReversible, Problem
 from .ledger import LedgerRow
+from .resume import Done, describe, digest
 
 LEADING_DIGITS = re.compile(r"\d+")  # a file name's version, even when the rest of the name is invalid
 
@@ -27,6 +28,8 @@ class State(str, Enum):
     REPLACED = "replaced"
     #: A file the runner refuses (name, encoding, SQL); ``problems`` says why.
     INVALID = "invalid"
+    #: Not recorded, but some of its statements ran (a file outside a transaction that stopped part-way).
+    PARTIAL = "partial"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Entry:
     row: LedgerRow | None
     out_of_order: bool = False
     problems: tuple[Problem, ...] = ()
+    #: PARTIAL: the statements that ran, in order.
+    progress: tuple[Done, ...] = ()
 
     @property
     def version(self) -> str | None:
@@ -83,23 +88,50 @@ class Entry:
             "execution_ms": row.execution_ms if row else None,
             "applied_by": row.applied_by if row else None,
             "has_down": bool(self.file and self.file.down),
+            **({"partial": self.partial_dict()} if self.state == State.PARTIAL else {}),
         }
 
+    def partial_dict(self) -> dict:
+        """PARTIAL: which statements ran (1-based, with their first line) and how many the file has."""
+        statements = self._statements()
+        return {
+            "summary": describe(list(self.progress), len(statements) if statements is not None else None),
+            "statements": len(statements) if statements is not None else None,
+            "ran": [{"index": d.index, "sha256": d.sha256,
+                     "done_at": d.done_at.isoformat() if d.done_at else None,
+                     **_ran_as(statements, d)} for d in self.progress],
+        }
 
-def status(files: list[SqlFile], rows: list[LedgerRow], problems: list[Problem] = ()) -> list[Entry]:
+    def _statements(self):
+        try:
+            return self.file.source.script.statements
+        except Exception:  # the file no longer parses: its problem is reported when it is applied
+            return None
+
+
+def status(files: list[SqlFile], rows: list[LedgerRow], problems: list[Problem] = (), *,
+           progress: list[Done] = ()) -> list[Entry]:
     """Every file, every ledger row and every invalid file (``problems``), by version number.
 
     Versions compare numerically (``002`` and ``0002`` are the same migration).
     ``out_of_order`` marks a pending file older than the newest applied one, and
     an applied row recorded after a higher version. An invalid file keeps the
     ledger row of its version (it is not "missing": it is there, but unusable).
+    A pending file with ``progress`` rows (statements that ran) is PARTIAL.
     """
     by_number = {row.number: row for row in rows}
+    ran: dict[int, list[Done]] = {}
+    for done in progress:
+        if done.version.isdigit():
+            ran.setdefault(int(done.version), []).append(done)
     newest_applied = max((r.number for r in rows), default=-1)
     entries: list[Entry] = []
     for file in files:
         row = by_number.pop(file.number, None)
-        if row is None:
+        if row is None and file.number in ran:
+            entries.append(Entry(file.number, State.PARTIAL, file, None, file.number < newest_applied,
+                                 progress=tuple(sorted(ran[file.number], key=lambda d: d.index))))
+        elif row is None:
             entries.append(Entry(file.number, State.PENDING, file, None, file.number < newest_applied))
         elif _replaced(file, row):
             entries.append(Entry(file.number, State.REPLACED, file, row))
@@ -155,8 +187,9 @@ def _mark_applied_out_of_order(entries: list[Entry]) -> list[Entry]:
 
 
 def pending(entries: list[Entry], *, target: int | None = None) -> list[Entry]:
-    """Pending entries in the order they run, up to and including ``target``."""
-    return [e for e in entries if e.state == State.PENDING and (target is None or e.number <= target)]
+    """Pending (and PARTIAL) entries in the order they run, up to and including ``target``."""
+    return [e for e in entries
+            if e.state in (State.PENDING, State.PARTIAL) and (target is None or e.number <= target)]
 
 
 def drifted(entries: list[Entry]) -> list[Entry]:
@@ -205,3 +238,11 @@ def to_unapply(entries: list[Entry], *, steps: int | None = None, to: int | None
     if applied and count > len(applied):
         raise NotReversible(f"--steps {count}: only {len(applied)} migration(s) are applied; nothing was changed")
     return list(reversed(applied[-count:])) if applied else []
+
+
+def _ran_as(statements, done: Done) -> dict:
+    """The first line of the statement that ran, and whether the file still has it unchanged."""
+    if statements is None or not 0 < done.index <= len(statements):
+        return {"sql": None, "unchanged": False}
+    statement = statements[done.index - 1]
+    return {"sql": statement.sql.splitlines()[0], "unchanged": digest(statement) == done.sha256}

@@ -17,7 +17,7 @@ from psycopg import errors, sql
 from . import conf, ledger
 from .database import DatabaseTarget
 from .exceptions import RemoteDatabase, ResetFailed
-from .locks import lock_statements, raise_for_lock
+from .locks import lock_statements, raise_for_lock, with_lock_retries
 from .session import BatchError, Part, Session, run_batch
 
 SCHEMA = "public"
@@ -110,11 +110,13 @@ def reset_schema(session: Session, *, lock_timeout: float | None = None) -> Rese
         rows = len(ledger.applied(session, create=False))
     except errors.InsufficientPrivilege:
         rows = None
+    recreate = recreate_statements(session)
     # A ledger kept in another schema (SQL_MIGRATIONS_SCHEMA) must go too, or it would claim what was dropped.
     forget = [ledger.drop_statement()] if ledger.schema() != SCHEMA else []
-    statements = ["BEGIN", *lock_statements(lock_timeout), *recreate_statements(session), *forget, "COMMIT"]
     try:
-        run_batch(session, [Part(tuple(statements))])
+        with_lock_retries(
+            lambda left: run_batch(session, [Part(("BEGIN", *lock_statements(left), *recreate, *forget, "COMMIT"))]),
+            lock_timeout)
     except BatchError as error:
         raise_for_lock(error, lock_timeout)
         diag = error.error.diag

@@ -7,17 +7,24 @@ the runner's closing statements, ``COMMIT``. One round trip per file, and either
 everything commits or nothing does. A failure maps back to a line and column.
 
 A file with statements PostgreSQL refuses in a transaction block (CREATE INDEX
-CONCURRENTLY, …) runs statement by statement; the caller holds the session lock.
+CONCURRENTLY, …) runs statement by statement; the caller holds the migration lock
+(:func:`dbmigrations.locks.lock_holder`) and records each statement that ran, so a
+rerun can resume after them. A concurrent index build is checked before and after:
+an INVALID index is dropped, never kept, and never recorded as built.
 """
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psycopg
+
+from . import indexes
 from .exceptions import MigrationFailed, OutcomeUnknown, RunnerStatementFailed, StatementFailure
 from .session import BatchError, ConnectionLost, Part, Session, run_batch
-from .statements import Script
+from .statements import IndexTarget, Script, Statement
 
 #: SQLSTATE of a check the runner makes on the server after a file (e.g. "the file changed the ledger"):
 #: the file is at fault, and the server's message says how.
@@ -55,6 +62,10 @@ class FileRun:
     waited_ms: int = 0
     #: How many times the file ran until it committed (a DDL lock timeout rolls back and retries).
     attempts: int = 1
+    #: Outside a transaction: leading statements skipped because an earlier run did them.
+    resumed_after: int = 0
+    #: What the runner did besides the file's statements (an INVALID index dropped and rebuilt).
+    notes: list[str] = field(default_factory=list)
 
 
 def client_check_statements(session: Session) -> list[str]:
@@ -123,26 +134,119 @@ def finish(session: Session, *, commit: bool, script: Script | None = None, path
         raise commit_failure(error, Part((), script, path)) from None
 
 
-def run_file_without_transaction(session: Session, script: Script, path: str) -> FileRun:
+def run_file_without_transaction(session: Session, script: Script, path: str, *, start: int = 0,
+                                 done: Callable[[int], None] | None = None) -> FileRun:
     """Run a file that cannot run in a transaction, statement by statement (autocommit).
 
-    On failure, the error says which statements ran (and stay committed) and
-    which did not; an INVALID index left by a failed CREATE INDEX CONCURRENTLY is
-    named with the statement that removes it.
+    The first ``start`` statements ran in an earlier run and are skipped (``SET``/``RESET``
+    run again: the session they changed is gone). ``done(n)`` is called after statement
+    ``n`` (1-based) succeeded, to record it. On failure, the error says which statements
+    ran (and stay committed) and which did not, and drops the INVALID index a failed
+    concurrent build left.
     """
     body = Part(tuple(s.sql for s in script.statements), script, path)
-    session.restore_statements()  # the baseline, read before the file's statements change the session
+    restore = session.restore_statements()  # the baseline, read before the file's statements change the session
     began = time.perf_counter()
-    rows = 0
-    for index, sql in enumerate(body.statements):
+    rows, notes = 0, []
+    if client_check_statements(session):  # a dead runner's statement is cancelled, not finished unobserved
+        run_batch(session, [Part(("SELECT set_config('client_connection_check_interval', '1000', false)",))])
+    for index, statement in enumerate(script.statements):
+        if index < start and not statement.sets_session_state:
+            continue
+        build = statement.index if index >= start and statement.index and statement.index.concurrent else None
+        before = _prepare_build(session, build, notes, path, index) if build else None
         try:
-            result = session.batch([Part((sql,), script, path)])
+            result = session.batch([Part((statement.sql,), script, path)])
         except BatchError as error:
             error = BatchError(error.error, 0, index, error.offset)
-            raise failure(error, body, note=_partial_note(session, script, index)) from None
+            note = _partial_note(script, index, start, resumable=done is not None)
+            if build:
+                note += _drop_failed_build(session, build, before)
+            raise failure(error, body, note=note) from None
         rows += result.rows(0)
+        if build:
+            _check_build(session, script, path, index, statement, start, resumable=done is not None)
+        if index >= start and done is not None:
+            done(index + 1)
+    # The file's SET, ROLE, temp tables… (and the client check) reach neither the runner nor the next file.
+    run_batch(session, [Part(("BEGIN", *restore, "COMMIT"))])
     elapsed = round((time.perf_counter() - began) * 1000)
-    return FileRun(rows, elapsed, False, len(body.statements))
+    return FileRun(rows, elapsed, False, len(body.statements), resumed_after=start, notes=notes)
+
+
+def _prepare_build(session: Session, build: IndexTarget, notes: list[str], path: str, index: int) -> indexes.Indexes:
+    """Before a concurrent index build: drop an INVALID index of its name (an interrupted build's)."""
+    found = indexes.lookup(session, build)
+    named = found.named
+    if named is not None and named.on_table and not named.valid:
+        try:
+            indexes.drop(session, named)
+        except BatchError as error:
+            raise RunnerStatementFailed(
+                f"{path}: before statement {index + 1}, dropping the INVALID index {named.name} (left by an "
+                f"interrupted build) failed: ERROR {error.sqlstate}: {_message(error)}. Statement {index + 1} did "
+                f"not run and the migration was not recorded; drop it by hand: "
+                f"DROP INDEX CONCURRENTLY IF EXISTS {named.name};") from None
+        notes.append(f"dropped the INVALID index {named.name} (left by an interrupted build) and built it again")
+        found = indexes.lookup(session, build)
+    return found
+
+
+def _message(error: BatchError) -> str:
+    return (error.error.diag.message_primary or str(error.error)).strip()
+
+
+def _drop_failed_build(session: Session, build: IndexTarget, before: indexes.Indexes) -> str:
+    """After a failed concurrent build: drop the INVALID index it left; the sentence that says so."""
+    known = {i.oid for i in before.found}
+    try:
+        left = [i for i in indexes.lookup(session, build).invalid() if i.oid not in known]
+    except psycopg.Error:  # the session is gone: nothing to look at, nothing to drop
+        return ""
+    said = ""
+    for index in left:
+        statement = f"DROP INDEX CONCURRENTLY IF EXISTS {index.name};"
+        try:
+            indexes.drop(session, index)
+        except BatchError as error:
+            said += (f" It left the INVALID index {index.name}, and dropping it failed ({_message(error)}): "
+                     f"remove it with: {statement}")
+        except psycopg.Error:  # the session is gone
+            said += f" It left the INVALID index {index.name}: remove it with: {statement}"
+        else:
+            said += f" It left the INVALID index {index.name}, which the runner dropped ({statement})."
+    return said
+
+
+def _check_build(session: Session, script: Script, path: str, index: int, statement: Statement, start: int, *,
+                 resumable: bool) -> None:
+    """After a concurrent build that succeeded: the index must exist on its table and be valid.
+
+    ``IF NOT EXISTS`` skips the build when the name is taken (an INVALID index, another
+    table's index, a table): recording the migration then would record what did not run.
+    """
+    build = statement.index
+    if build.name is None:
+        return  # PostgreSQL picked a fresh name: a build that returned without an error is valid
+    named = indexes.lookup(session, build).named
+    if named is not None and named.on_table and named.valid:
+        return
+    if named is not None and named.on_table:
+        try:
+            problem = f"left the index {named.name} INVALID; the runner dropped it ({indexes.drop(session, named)})"
+        except BatchError as error:
+            problem = (f"left the index {named.name} INVALID, and dropping it failed ({_message(error)}): remove it "
+                       f"with: DROP INDEX CONCURRENTLY IF EXISTS {named.name};")
+    elif named is not None:
+        problem = f"built nothing: the name {named.name} belongs to an index of another table"
+    else:
+        problem = f"built nothing: the name {build.name} is taken by another relation in that schema"
+    line, column = script.position(statement.start)
+    raise MigrationFailed(StatementFailure(
+        path=path, line=line, column=column, sqlstate="", source_line=script.line_text(line),
+        message=f"statement {index + 1} returned without an error but {problem}",
+        note=_partial_note(script, index, start, resumable=resumable, ran=True),
+    ))
 
 
 def outcome_unknown(path: str, error: Exception) -> OutcomeUnknown:
@@ -232,23 +336,22 @@ def _do_block_line(context: str | None) -> int | None:
     return found
 
 
-def _partial_note(session: Session, script: Script, failed: int) -> str:
+def _partial_note(script: Script, failed: int, start: int = 0, *, resumable: bool = False,
+                  ran: bool = False) -> str:
+    """What ran and what did not when statement ``failed`` (0-based) of a file outside a transaction failed."""
     total = len(script.statements)
-    done = f"statements 1-{failed} ran and stay committed" if failed else "no statement ran"
+    if failed:
+        earlier = f" ({'1' if start == 1 else f'1-{start}'} in an earlier run)" if start else ""
+        done = ("statement 1 ran and stays committed" if failed == 1
+                else f"statements 1-{failed} ran and stay committed") + earlier
+    else:
+        done = "no statement ran"
+    what = "ran but is not counted as done" if ran else "failed"
     note = (
-        f"Not atomic (runs outside a transaction): {done}; statement {failed + 1} of {total} failed; "
+        f"Not atomic (runs outside a transaction): {done}; statement {failed + 1} of {total} {what}; "
         f"{total - failed - 1} did not run. The migration was not recorded."
     )
-    index_name = script.statements[failed].index_name
-    if index_name:
-        rows = session.fetch(
-            "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE NOT i.indisvalid AND c.relname = %s",
-            (index_name,),
-        )
-        if rows:
-            note += (
-                f" It left the INVALID index {rows[0][0]}; remove it with: "
-                f"DROP INDEX CONCURRENTLY IF EXISTS {rows[0][0]};"
-            )
+    if resumable and failed:
+        note += (f" The statements that ran are recorded: once the file is fixed, a rerun resumes at "
+                 f"statement {failed + 1}.")
     return note

@@ -7,7 +7,7 @@ the failing result names the failing statement, and PostgreSQL's error position
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import psycopg
@@ -83,11 +83,17 @@ DISCARD = ("DISCARD TEMP", "DISCARD SEQUENCES", "CLOSE ALL", "UNLISTEN *")
 
 
 class Session:
-    """A psycopg connection driven with the simple query protocol."""
+    """A psycopg connection driven with the simple query protocol.
 
-    def __init__(self, connection: psycopg.Connection):
+    ``reopen`` opens another connection to the same database, configured the same way
+    (the caller's Django alias); without it, :meth:`open_another` reuses this one's
+    connection parameters.
+    """
+
+    def __init__(self, connection: psycopg.Connection, *, reopen: Callable[[], "Session"] | None = None):
         self.connection = connection
         self._restore: tuple[str, ...] | None = None
+        self.reopen = reopen
 
     def restore_statements(self) -> tuple[str, ...]:
         """Statements that put the whole session back as it was when first asked, inside a transaction.
@@ -107,6 +113,18 @@ class Session:
             self._restore = ("RESET SESSION AUTHORIZATION", "RESET ROLE", "RESET ALL",
                              *([f"SELECT {sets}"] if sets else []), *(d for d in DISCARD if d not in kept))
         return self._restore
+
+    def open_another(self) -> "Session":
+        """A second session on the same database (for the lock of a file that runs outside a
+        transaction, and for telling a transaction pooler apart); close it with :meth:`close`."""
+        if self.reopen is not None:
+            return self.reopen()
+        params = {o.keyword.decode(): o.val.decode() for o in self.connection.pgconn.info if o.val}
+        return Session(psycopg.connect(**params, autocommit=True))
+
+    def close(self) -> None:
+        """Close the connection; an open transaction ends with it (the server rolls it back)."""
+        self.connection.close()
 
     @property
     def server_version(self) -> int:

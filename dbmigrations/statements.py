@@ -73,6 +73,17 @@ class Lines:
 
 
 @dataclass(frozen=True)
+class IndexTarget:
+    """The index a ``CREATE INDEX`` names (``name`` None when PostgreSQL picks it) and its table."""
+
+    name: str | None
+    schema: str | None
+    table: str
+    concurrent: bool
+    if_not_exists: bool
+
+
+@dataclass(frozen=True)
 class Statement:
     """One top-level statement: its text, where it starts in the file, and its parse-tree node.
 
@@ -127,6 +138,20 @@ class Statement:
     def is_copy_from_stdin(self) -> bool:
         """``COPY … FROM STDIN`` needs a client feeding data (psql's \\copy), not a SQL file."""
         return self.kind == "CopyStmt" and bool(self.fields.get("is_from")) and not self.fields.get("filename")
+
+    @property
+    def index(self) -> "IndexTarget | None":
+        """What a ``CREATE INDEX`` builds (None for other statements)."""
+        if self.kind != "IndexStmt":
+            return None
+        relation = self.fields.get("relation") or {}
+        return IndexTarget(self.fields.get("idxname"), relation.get("schemaname"), relation.get("relname", ""),
+                           bool(self.fields.get("concurrent")), bool(self.fields.get("if_not_exists")))
+
+    @property
+    def sets_session_state(self) -> bool:
+        """``SET``/``RESET`` (search_path, role, timeouts): it changes the session, not the database."""
+        return self.kind == "VariableSetStmt"
 
     def do_body_offset(self) -> int | None:
         """Where a ``DO`` block's code starts in the file (its PL/pgSQL line 1), else None."""

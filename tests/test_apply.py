@@ -152,8 +152,8 @@ def test_failed_concurrent_index_names_the_invalid_index_and_cleanup(call, datab
     result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
     assert "statement 1 of 2 failed; 1 did not run" in result.stderr
-    assert "INVALID index dup_v" in result.stderr
-    assert "DROP INDEX CONCURRENTLY IF EXISTS dup_v;" in result.stderr
+    assert "INVALID index public.dup_v" in result.stderr
+    assert "DROP INDEX CONCURRENTLY IF EXISTS public.dup_v;" in result.stderr
     assert database.versions() == ["001"]
     assert "after_idx" not in database.tables()
 

@@ -35,7 +35,8 @@ def test_status_json_and_check(call, database, migrations_dir):
     data = json.loads(result.stdout)
     states = {m["version"]: m["state"] for m in data["migrations"]}
     assert states == {"001": "modified", "002": "missing", "003": "pending", "004": "applied", "005": "pending"}
-    assert data["summary"] == {"applied": 1, "pending": 2, "modified": 1, "missing": 1, "replaced": 0, "invalid": 0}
+    assert data["summary"] == {"applied": 1, "pending": 2, "modified": 1, "missing": 1, "replaced": 0, "invalid": 0,
+                               "partial": 0}
     applied = next(m for m in data["migrations"] if m["version"] == "004")
     assert applied["applied_at"] and applied["checksum"] == applied["applied_checksum"]
     check = call("sql_migration_status", "--check", migrations=migrations_dir)

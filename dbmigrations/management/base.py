@@ -132,6 +132,8 @@ class SqlCommand(BaseCommand):
     def run_notes(self, run) -> str:
         """``, attempt 3, waited 4.2 s for the migration lock`` after a file's time, when they apply."""
         notes = "" if run.atomic else ", not atomic: ran outside a transaction"
+        if run.resumed_after:
+            notes += f", resumed after statement {run.resumed_after} (which an earlier run did)"
         if run.attempts > 1:
             notes += f", attempt {run.attempts}"
         if run.waited_ms >= 1000:

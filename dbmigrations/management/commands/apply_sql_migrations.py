@@ -5,7 +5,6 @@ from django.core.management.color import no_style
 from dbmigrations import api, conf
 from dbmigrations.deploy import deploy_decision
 from dbmigrations.management.base import SqlCommand, version_number
-from dbmigrations.executor import check_plan
 
 
 class Command(SqlCommand):
@@ -37,7 +36,8 @@ class Command(SqlCommand):
                 return
         target = options["target"]
         if options["plan"]:
-            return self.show_plan(api.migration_status(options["database"], progress=self.progress), options, target)
+            return self.show_plan(api.migration_plan(options["database"], target=target,
+                                                     strict_order=options["strict_order"], progress=self.progress))
         result = api.apply_migrations(
             options["database"], target=target, fake=options["fake"], strict_order=options["strict_order"],
             lock_timeout=options["lock_timeout"], ddl_lock_timeout=options["ddl_lock_timeout"],
@@ -72,12 +72,12 @@ class Command(SqlCommand):
         else:
             run = outcome.run
             self.end_line(self.style.SUCCESS("OK") + f" ({run.elapsed_ms} ms{self.run_notes(run)})")
+            for line in run.notes:
+                self.stdout.write(f"  {line}")
             if self.verbosity >= 2:
                 self.stdout.write(f"  {run.statements} statement(s), {run.rows} row(s) changed")
 
-    def show_plan(self, entries, options, target):
-        pooled = self.target(options["database"]).pooled  # the plan refuses what the run would refuse
-        todo = check_plan(entries, strict_order=options["strict_order"], pooled=pooled, target=target)
+    def show_plan(self, todo):
         if not todo:
             self.stdout.write("Nothing to apply: the database is up to date.")
             return
@@ -86,4 +86,5 @@ class Command(SqlCommand):
             script = entry.file.source.script
             mode = "one transaction" if script.runs_in_transaction else "NO transaction (not atomic)"
             late = "  [older than newest applied]" if entry.out_of_order else ""
-            self.stdout.write(f"  {entry.name}  ({mode}, {len(script.statements)} statement(s)){late}")
+            resumes = f", resumes after statement {len(entry.progress)}" if entry.progress else ""
+            self.stdout.write(f"  {entry.name}  ({mode}, {len(script.statements)} statement(s){resumes}){late}")

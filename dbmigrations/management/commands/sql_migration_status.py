@@ -10,16 +10,16 @@ USUAL_STATES = (State.APPLIED, State.PENDING, State.MODIFIED, State.MISSING)
 
 
 class Command(SqlCommand):
-    help = ("List every SQL migration file and ledger row: applied, pending, modified, replaced, missing, "
+    help = ("List every SQL migration file and ledger row: applied, pending, partial, modified, replaced, missing, "
             "invalid.")
-    examples = ('', '--check          # exit 1 when anything is pending, modified, replaced, missing or invalid', '--json')
+    examples = ('', '--check          # exit 1 when anything is not applied (pending, partial, modified, …)', '--json')
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.add_argument("--json", action="store_true", help="Print the status as JSON.")
         parser.add_argument("--check", action="store_true",
-                            help="Exit 1 when anything is pending, modified, replaced, missing or invalid "
-                                 "(for CI gates).")
+                            help="Exit 1 when anything is pending, partial, modified, replaced, missing or "
+                                 "invalid (for CI gates).")
 
     def handle(self, *args, **options):
         announce = None if options["json"] else self.announce_database
@@ -54,8 +54,16 @@ class Command(SqlCommand):
             self.stdout.write(f"{style(f'{state:<9}')} {entry.name:<45} {when}{flag}".rstrip())
             for detail in details:
                 self.stdout.write(f"{'':<10}{detail}")
+            if entry.state == State.PARTIAL:
+                self.render_partial(entry.partial_dict())
         counts = summarize(entries)
         self.stdout.write(", ".join(f"{v} {k}" for k, v in counts.items() if v or State(k) in USUAL_STATES))
+
+    def render_partial(self, partial):
+        self.stdout.write(f"{'':<10}{partial['summary']} before it stopped; a rerun resumes after them:")
+        for done in partial["ran"]:
+            edited = "" if done["unchanged"] else "  (edited since it ran: the rerun refuses)"
+            self.stdout.write(f"{'':<10}{done['index']:>3}  {done['sql'] or '(no longer in the file)'}{edited}")
 
     def where(self, problem):
         text = relative_path(problem.path, conf.base_dir())
