@@ -399,7 +399,7 @@ def test_editing_a_statement_that_already_ran_is_refused(manage, database, migra
     assert result.returncode == 2, result.output
     assert "002_idx.sql: statement 2 already ran (in an earlier run that stopped part-way) and has been edited" \
         in result.stderr
-    assert "DELETE FROM schema_migrations_progress WHERE version = '002';" in result.stderr
+    assert "DELETE FROM public.schema_migrations_progress WHERE version = '002';" in result.stderr
     assert database.query("SELECT id FROM app.runs") == [(1,)]
     status = manage("sql_migration_status", migrations=migrations_dir)
     assert "(edited since it ran: the rerun refuses)" in status.stdout
