@@ -36,7 +36,7 @@ from .statements import Script
 
 LOCK_NOT_AVAILABLE = "55P03"
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0  # seconds before the 2nd attempt, and the most between two attempts
-WAITED = "dbmigrations.waited_ms="
+WAITED = "waited="
 T = TypeVar("T")
 
 
@@ -55,12 +55,17 @@ class LockPolicy:
         return cls(conf.ddl_lock_timeout() if timeout is None else timeout,
                    conf.lock_retry_budget() if budget is None else budget)
 
-    def statements(self) -> list[str]:
-        """The runner's statements right before the file: how long the migration lock took, then the bound."""
-        waited = f"SELECT '{WAITED}' || round(extract(epoch FROM clock_timestamp() - now()) * 1000)::bigint"
-        if not self.timeout:
-            return [waited]
-        return [waited, f"SET LOCAL lock_timeout = '{max(1, round(self.timeout * 1000))}ms'"]
+    def statement(self, *, keep_lock: bool = False) -> str:
+        """The runner's one statement right before the file: how long the migration lock took (a value the
+        run returns), the bound (``SET LOCAL lock_timeout``), and, with ``keep_lock``, a session-level hold
+        of the migration lock that outlives a rollback. One short statement: ``pg_stat_activity`` shows a
+        query's first 1 KiB only, and the file's own SQL should still be seen there."""
+        parts = [f"'{WAITED}'||extract(epoch FROM clock_timestamp()-now())"]
+        if keep_lock:
+            parts += [f"pg_advisory_lock({LOCK_KEY})", f"pg_advisory_lock_shared({OUTSIDE_KEY})"]
+        if self.timeout:
+            parts.append(f"set_config('lock_timeout','{max(1, round(self.timeout * 1000))}',true)")
+        return "SELECT " + ",".join(parts)
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait after failed ``attempt``: doubling from 0.5 s up to 10 s, ±50 % jitter, so that
@@ -83,7 +88,8 @@ class Attempt:
 
     def finish(self, run: FileRun) -> FileRun:
         """``run`` with the migration lock's wait taken out of its time, and the attempt count."""
-        waited = next((int(v[len(WAITED):]) for v in run.runner_values if v and v.startswith(WAITED)), 0)
+        waited = next((round(float(v[len(WAITED):]) * 1000) for v in run.runner_values
+                       if v and v.startswith(WAITED)), 0)
         return dataclasses.replace(run, elapsed_ms=max(0, run.elapsed_ms - waited), waited_ms=waited,
                                    attempts=self.number)
 
@@ -184,15 +190,15 @@ class LockRetries:
         raise AssertionError("unreachable")
 
     def _attempt(self, number: int) -> Attempt:
-        before = self.policy.statements()
         after = [LOCKS_TAKEN] if self.policy.measure_locks else []
         if not self.keep_lock:
-            return Attempt(number, before, after)
-        # Inside the transaction the migration lock is already ours: this only makes it outlive a rollback.
-        # The shared key goes with it, or a file outside a transaction could take its key exclusively
-        # between two attempts and then wait for ours while we wait for it (see locks).
-        take = [] if self.holding else [f"SELECT pg_advisory_lock({LOCK_KEY}), pg_advisory_lock_shared({OUTSIDE_KEY})"]
-        return Attempt(number, take + before, [
+            return Attempt(number, [self.policy.statement()], after)
+        # Inside the transaction the migration lock is already ours: the session-level hold only makes it
+        # outlive a rollback. Taken once; the successful attempt releases it before its COMMIT. The shared
+        # key goes with it, or a file outside a transaction could take its key exclusively between two
+        # attempts and then wait for ours while we wait for it (see locks).
+        before = [self.policy.statement(keep_lock=not self.holding)]
+        return Attempt(number, before, [
             *after, f"SELECT pg_advisory_unlock({LOCK_KEY}), pg_advisory_unlock_shared({OUTSIDE_KEY})"])
 
     def _release(self) -> None:
