@@ -3,8 +3,8 @@
 The one model of a SQL file: the runner, discovery's validation, seeds, verify and
 the lint all read a file through :func:`parse_script`, so each file is parsed once
 and every part of the tool agrees on what it holds. The tree is libpg_query's JSON
-read as plain dicts (``{"CreateStmt": {...fields}}``); building pglast's Python node
-objects instead would cost about twenty times the parse itself.
+read as plain dicts (``{"CreateStmt": {...fields}}``): building pglast's Python node
+objects instead made parsing four times slower (0.15 s against 0.04 s per 1000 files).
 
 Finds the file's ``BEGIN;``…``COMMIT;`` wrapper, refuses any other transaction
 control, and tells which statements PostgreSQL refuses inside a transaction block.
@@ -206,8 +206,7 @@ def parse_tree(text: str) -> list[dict]:
     try:
         return json.loads(parse_sql_json(text)).get("stmts", [])
     except ParseError as error:
-        message, index = error.args[0], error.args[1] if len(error.args) > 1 else None
-        raise ScriptError(message, index) from None
+        raise _script_error(error) from None
 
 
 def tokens(text: str) -> list[tuple[int, int, str]]:
@@ -217,8 +216,12 @@ def tokens(text: str) -> list[tuple[int, int, str]]:
     try:
         return [(token.start, token.end, token.name) for token in _scan(text)]
     except ParseError as error:
-        message, index = error.args[0], error.args[1] if len(error.args) > 1 else None
-        raise ScriptError(message, index) from None
+        raise _script_error(error) from None
+
+
+def _script_error(error: ParseError) -> ScriptError:
+    """pglast reports the error position as a character offset already (PostgreSQL's cursor position)."""
+    return ScriptError(error.args[0], error.args[1] if len(error.args) > 1 else None)
 
 
 def parse_script(text: str) -> Script:
