@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+import psycopg
 from psycopg import errors
 
 from .exceptions import LockTimeout
@@ -140,4 +141,8 @@ def lock_holder(session: Session, lock_timeout: float | None) -> Iterator[Sessio
         with_lock_retries(attempt, lock_timeout)
         yield holder
     finally:
+        try:  # released now, not when the server gets round to ending the closed connection's backend
+            holder.rollback_if_needed()
+        except psycopg.Error:
+            pass  # a lost connection took the lock with it
         holder.close()
