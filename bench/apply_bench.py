@@ -9,6 +9,7 @@ Prints, in one run:
     per applied migration, and for a no-op run; psql's count on the same files for comparison.
 Targets: ≤ 2 round trips per migration, ≤ 5 for a no-op run, N=1000 within 2× psql, no-op under 1 s.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -96,17 +97,24 @@ def main() -> None:
 
     def apply(directory, dburl):
         began = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations", "-v", "0"],
-                              env={**env, "DATABASE_URL": dburl, "SQL_MIGRATIONS_DIR": str(directory)},
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations", "-v", "0"],
+            env={**env, "DATABASE_URL": dburl, "SQL_MIGRATIONS_DIR": str(directory)},
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode:
             sys.exit(f"apply failed: {proc.stderr}")
         return time.perf_counter() - began
 
     def psql(script_path, dburl):
         began = time.perf_counter()
-        proc = subprocess.run([str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1",
-                               "-f", str(script_path), dburl], capture_output=True, text=True, env=env)
+        proc = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f", str(script_path), dburl],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         if proc.returncode:
             sys.exit(f"psql failed: {proc.stderr}")
         return time.perf_counter() - began
@@ -141,16 +149,24 @@ def main() -> None:
     rt_psql = proxy.round_trips
 
     print(f"PostgreSQL {admin.info.server_version}, N={args.n}, median of {args.repeat}")
-    print(f"apply {args.n} migrations:        {t_ours:7.2f} s   psql -1 -f (limit): {t_psql:6.2f} s"
-          f"   ratio {t_ours / t_psql:4.2f}x  (target <= 2x)")
+    print(
+        f"apply {args.n} migrations:        {t_ours:7.2f} s   psql -1 -f (limit): {t_psql:6.2f} s"
+        f"   ratio {t_ours / t_psql:4.2f}x  (target <= 2x)"
+    )
     print(f"no-op apply (whole process):   {t_noop:7.3f} s   (target < 1 s)")
-    print(f"round trips, {args.delay_ms:g} ms each way, {args.rt_n} migrations (after connecting; "
-          f"start-up took {rt_startup}):")
-    print(f"  apply:  {rt_apply:4d} total = {(rt_apply - rt_noop) / args.rt_n:4.2f} per migration + {rt_noop} "
-          f"(target <= 2 per migration)   {t_slow:5.2f} s")
+    print(
+        f"round trips, {args.delay_ms:g} ms each way, {args.rt_n} migrations (after connecting; "
+        f"start-up took {rt_startup}):"
+    )
+    print(
+        f"  apply:  {rt_apply:4d} total = {(rt_apply - rt_noop) / args.rt_n:4.2f} per migration + {rt_noop} "
+        f"(target <= 2 per migration)   {t_slow:5.2f} s"
+    )
     print(f"  no-op:  {rt_noop:4d}   (target <= 5)   {t_slow_noop:5.2f} s")
-    print(f"  psql -1 -f on the same SQL: {rt_psql} round trips   {t_slow_psql:5.2f} s"
-          f"   (apply/psql time ratio {t_slow / t_slow_psql:4.2f}x)")
+    print(
+        f"  psql -1 -f on the same SQL: {rt_psql} round trips   {t_slow_psql:5.2f} s"
+        f"   (apply/psql time ratio {t_slow / t_slow_psql:4.2f}x)"
+    )
     admin.close()
 
 

@@ -19,6 +19,7 @@ the floor.
 The files (the edited one too) are dated a minute back: the cache does not store results
 while a file is less than 2 seconds old, and a real project's files are older than that.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,15 +52,18 @@ fresh = median(lambda: (checks.migration_file_messages.uncached(), checks.seed_f
                         lint.lint_check_warnings()))
 print(reused, fresh)
 """
-UNCACHED = ("from dbmigrations import checks; from dbmigrations.lint import checks as lint; "
-            "checks.migration_file_messages.uncached(); checks.seed_file_messages.uncached(); "
-            "lint.lint_check_warnings()")
+UNCACHED = (
+    "from dbmigrations import checks; from dbmigrations.lint import checks as lint; "
+    "checks.migration_file_messages.uncached(); checks.seed_file_messages.uncached(); "
+    "lint.lint_check_warnings()"
+)
 
 
 def manage(env: dict, *args: str) -> float:
     began = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     elapsed = time.perf_counter() - began
     if proc.returncode != 0:
         raise SystemExit(f"manage.py {' '.join(args)} failed:\n{proc.stdout}{proc.stderr}")
@@ -68,8 +72,14 @@ def manage(env: dict, *args: str) -> float:
 
 def django_tags(env: dict) -> list[str]:
     """``--tag`` options selecting every check but this app's."""
-    listed = subprocess.run([sys.executable, str(ROOT / "manage.py"), "check", "--list-tags"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, check=True).stdout.split()
+    listed = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "check", "--list-tags"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return [option for tag in listed if tag != "dbmigrations" for option in ("--tag", tag)]
 
 
@@ -86,9 +96,14 @@ def main() -> None:
     past = time.time_ns() - 60 * 10**9
     for path in paths:
         os.utime(path, ns=(past, past))
-    env = {**os.environ, "SQL_MIGRATIONS_DIR": str(temp / "migrations"), "SQL_SEEDS_DIR": str(temp / "seeds"),
-           "BESTRONG_ENV_FILE": os.devnull, "DATABASE_URL": "postgresql://bench@127.0.0.1:1/unused",
-           "XDG_CACHE_HOME": str(temp / "cache")}
+    env = {
+        **os.environ,
+        "SQL_MIGRATIONS_DIR": str(temp / "migrations"),
+        "SQL_SEEDS_DIR": str(temp / "seeds"),
+        "BESTRONG_ENV_FILE": os.devnull,
+        "DATABASE_URL": "postgresql://bench@127.0.0.1:1/unused",
+        "XDG_CACHE_HOME": str(temp / "cache"),
+    }
     fresh = iter(range(10**6))
 
     def cold() -> float:
@@ -119,14 +134,26 @@ def main() -> None:
             times[label].append(run())
     figures = [(label, statistics.median(values)) for label, values in times.items()]
     floor = figures[0][1]
-    reused, fresh = map(float, subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "shell", "-c", IN_PROCESS.format(repeat=args.repeat)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.splitlines()[-1].split())
+    reused, fresh = map(
+        float,
+        subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "shell", "-c", IN_PROCESS.format(repeat=args.repeat)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.splitlines()[-1]
+        .split(),
+    )
     print(f"files: {args.n} migrations; medians of {args.repeat} runs, whole processes")
     for label, seconds in figures:
         print(f"{label + ':':32} {seconds:6.3f} s = {seconds / floor:5.2f}x floor  ({seconds - floor:+.3f} s)")
-    print(f"in one process, this app's file checks: {reused * 1000:.1f} ms on unchanged files "
-          f"({reused / floor:.1%} of the floor), {fresh * 1000:.1f} ms without reuse ({fresh / floor:.1%})")
+    print(
+        f"in one process, this app's file checks: {reused * 1000:.1f} ms on unchanged files "
+        f"({reused / floor:.1%} of the floor), {fresh * 1000:.1f} ms without reuse ({fresh / floor:.1%})"
+    )
     print("target: unchanged files within 1.1x the floor")
 
 

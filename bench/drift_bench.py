@@ -8,6 +8,7 @@ For each size N it prints, measured in the same run on a throwaway server:
   * the same schema reached through a history FACTOR times longer (each table created, altered and
     given a comment by separate migrations): how much of the check follows the history, not the schema.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,8 @@ def generate_long_history(directory: Path, n: int, factor: int) -> None:
             name = f"{number:05d}_touch_{i}_{step}"
             (directory / f"{name}.sql").write_text(
                 f"-- Migration: {name}\n-- Created: 2024-01-01\n\nBEGIN;\n"
-                f"COMMENT ON TABLE bench_{i} IS 'step {step}';\nCOMMIT;\n")
+                f"COMMENT ON TABLE bench_{i} IS 'step {step}';\nCOMMIT;\n"
+            )
     for path in directory.glob("0*.sql"):  # keep one numbering width
         if len(path.name.split("_")[0]) == 4:
             path.rename(directory / ("0" + path.name))
@@ -66,17 +68,26 @@ def main() -> None:
 
     def run(command: str, directory: Path, name: str, ok=(0,)) -> float:
         began = time.perf_counter()
-        proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), command, "-v", "0"], capture_output=True,
-                              text=True, env={**env, "SQL_MIGRATIONS_DIR": str(directory),
-                                              "DATABASE_URL": f"postgresql://postgres@/{name}?host={socket_dir}"})
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), command, "-v", "0"],
+            capture_output=True,
+            text=True,
+            env={
+                **env,
+                "SQL_MIGRATIONS_DIR": str(directory),
+                "DATABASE_URL": f"postgresql://postgres@/{name}?host={socket_dir}",
+            },
+        )
         if proc.returncode not in ok:
             sys.exit(f"{command} failed: {proc.stdout}{proc.stderr}")
         return time.perf_counter() - began
 
     print(f"{'tables':>6} {'migrations':>10} {'apply s':>8} {'check s':>8} {'check/apply':>11}")
     for n in args.tables:
-        for label, build in (("short", lambda d: generate(d, n)),
-                             ("long", lambda d: generate_long_history(d, n, args.history_factor))):
+        for label, build in (
+            ("short", lambda d, n=n: generate(d, n)),
+            ("long", lambda d, n=n: generate_long_history(d, n, args.history_factor)),
+        ):
             directory = work / f"{label}_{n}"
             build(directory)
             migrations = len(list(directory.glob("*.sql")))

@@ -13,6 +13,7 @@ moment of the machine hits every contender alike:
 It prints medians, and the median of each round's ratio. Targets for N=1000 on 2 cores:
 under 3 s, and the command's time beyond the Django floor at most 1.5x squawk alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,6 +95,7 @@ def process(command: list[str], env: dict[str, str] | None = None):
         proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
         if proc.returncode not in (0, 1):
             raise SystemExit(f"{' '.join(command[:4])} … failed ({proc.returncode}):\n{proc.stderr}")
+
     return run
 
 
@@ -168,8 +170,10 @@ def main() -> None:
         return (pick(times[name]) - floor) / pick(times["squawk alone"])
 
     summary = report.summary()
-    print(f"{args.n} files ({summary['errors']} errors, {summary['warnings']} warnings), {args.repeat} round-robin "
-          "rounds. ratio = (time, less the Django floor for a command) / squawk alone")
+    print(
+        f"{args.n} files ({summary['errors']} errors, {summary['warnings']} warnings), {args.repeat} round-robin "
+        "rounds. ratio = (time, less the Django floor for a command) / squawk alone"
+    )
     print(f"{'':<20}{'wall median':>12}{'ratio':>7}{'wall min':>10}{'ratio':>7}{'CPU median':>12}{'ratio':>7}")
     for name in contenders:
         cells = []
@@ -177,8 +181,10 @@ def main() -> None:
             cells.append(f"{pick(times[name]):>{10 if pick is min else 12}.3f}")
             cells.append("" if name in ("squawk alone", "Django floor") else f"{ratio(times, name, pick):>6.2f}x")
         print(f"{name:<20}" + "".join(f"{c:>7}" if c.endswith("x") or not c else c for c in cells))
-    print("targets: under 3 s; a command's time beyond the floor at most 1.5x squawk alone. The minimum of the "
-          "rounds is the run least disturbed by other work on the machine.")
+    print(
+        "targets: under 3 s; a command's time beyond the floor at most 1.5x squawk alone. The minimum of the "
+        "rounds is the run least disturbed by other work on the machine."
+    )
 
 
 if __name__ == "__main__":

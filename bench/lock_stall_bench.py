@@ -20,6 +20,7 @@ ends, exit 1, nothing applied, the blocker named.
 
 pgbench: pgserver ships one; else Debian's ``apt-get install postgresql-client``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,8 +96,7 @@ def main() -> None:
 
     admin = psycopg.connect(url, autocommit=True)
     admin.execute("CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL, owner text NOT NULL)")
-    admin.execute("INSERT INTO accounts SELECT i, i %% 1000, 'owner ' || i FROM generate_series(1, %s) i",
-                  (args.rows,))
+    admin.execute("INSERT INTO accounts SELECT i, i %% 1000, 'owner ' || i FROM generate_series(1, %s) i", (args.rows,))
     admin.execute("VACUUM ANALYZE accounts")
     migrations = work / "migrations"
     migrations.mkdir()
@@ -104,8 +104,7 @@ def main() -> None:
     workload = work / "select.sql"
     workload.write_text(f"\\set id random(1, {args.rows})\nSELECT balance FROM accounts WHERE id = :id;\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "POSTGRES_", "VERCEL", "NODE_ENV"))}
-    env.update(BESTRONG_ENV_FILE=os.devnull, DATABASE_URL=url, SQL_MIGRATIONS_DIR=str(migrations),
-               PYTHONUNBUFFERED="1")
+    env.update(BESTRONG_ENV_FILE=os.devnull, DATABASE_URL=url, SQL_MIGRATIONS_DIR=str(migrations), PYTHONUNBUFFERED="1")
     runner_args = [] if args.ddl_lock_timeout is None else ["--ddl-lock-timeout", str(args.ddl_lock_timeout)]
 
     def reset() -> None:
@@ -113,8 +112,11 @@ def main() -> None:
         admin.execute("DROP TABLE IF EXISTS schema_migrations")
 
     def applied() -> bool:
-        return bool(admin.execute("SELECT 1 FROM information_schema.columns WHERE table_name = 'accounts' "
-                                  "AND column_name = 'note'").fetchall())
+        return bool(
+            admin.execute(
+                "SELECT 1 FROM information_schema.columns WHERE table_name = 'accounts' AND column_name = 'note'"
+            ).fetchall()
+        )
 
     def phase(name: str, commands: list[list[str]], hold: float | None) -> dict:
         """Run the workload; at 1 s open the reader, at 2 s start ``commands``; the reader ends after ``hold``
@@ -122,9 +124,28 @@ def main() -> None:
         reset()
         prefix = str(work / f"log-{name.replace(' ', '-')}")
         duration = int(2 + (hold if hold is not None else args.budget + 5) + 4)
-        bench = subprocess.Popen([pgbench, "-n", "-f", str(workload), "-c", "8", "-j", "2", "-R", str(args.rate),
-                                  "-T", str(duration), "-l", f"--log-prefix={prefix}", url],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        bench = subprocess.Popen(
+            [
+                pgbench,
+                "-n",
+                "-f",
+                str(workload),
+                "-c",
+                "8",
+                "-j",
+                "2",
+                "-R",
+                str(args.rate),
+                "-T",
+                str(duration),
+                "-l",
+                f"--log-prefix={prefix}",
+                url,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(1)
         reader = psycopg.connect(url, application_name="long-report")
         reader.execute("SELECT count(*) FROM accounts")  # ACCESS SHARE until it ends
@@ -132,8 +153,17 @@ def main() -> None:
         time.sleep(1)
         began = time.monotonic()
         # Niced: on a 2-core machine, eight starting Pythons would otherwise starve pgbench itself.
-        procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  preexec_fn=lambda: os.nice(10)) for command in commands]
+        procs = [
+            subprocess.Popen(
+                command,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                preexec_fn=lambda: os.nice(10),
+            )
+            for command in commands
+        ]
         outputs = [None] * len(procs)
 
         def collect(i):
@@ -144,9 +174,13 @@ def main() -> None:
             thread.start()
         if hold is not None:
             # Count the hold from the first ALTER in the lock queue: eight Python processes take seconds to start.
-            while time.monotonic() - began < 60 and not admin.execute(
+            while (
+                time.monotonic() - began < 60
+                and not admin.execute(
                     "SELECT 1 FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock' "
-                    "AND relation = 'accounts'::regclass").fetchall():
+                    "AND relation = 'accounts'::regclass"
+                ).fetchall()
+            ):
                 time.sleep(0.02)
             time.sleep(hold)
             reader.rollback()
@@ -157,13 +191,26 @@ def main() -> None:
         reader.close()
         bench.wait()
         worst, scheduled, slow, count = latencies(prefix)
-        return {"name": name, "worst": worst, "scheduled": scheduled, "slow": slow, "count": count, "codes": [p.returncode for p in procs],
-                "outputs": outputs, "applied": applied(), "took": finished, "reader": reader_pid}
+        return {
+            "name": name,
+            "worst": worst,
+            "scheduled": scheduled,
+            "slow": slow,
+            "count": count,
+            "codes": [p.returncode for p in procs],
+            "outputs": outputs,
+            "applied": applied(),
+            "took": finished,
+            "reader": reader_pid,
+        }
 
     apply = [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations", *runner_args]
     results = [
-        phase("psql", [[psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(migrations / "001_add_note.sql"), url]],
-              args.hold),
+        phase(
+            "psql",
+            [[psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(migrations / "001_add_note.sql"), url]],
+            args.hold,
+        ),
         phase("runner", [apply], args.hold),
         phase("8 deployers", [apply] * 8, args.hold),
         phase("never ends", [[*apply, "--lock-retry-budget", str(args.budget)]], None),
@@ -173,24 +220,34 @@ def main() -> None:
     admin.close()
 
     timeout = args.ddl_lock_timeout if args.ddl_lock_timeout is not None else 1.0
-    print(f"PostgreSQL {version}, {args.rows} rows, {args.rate} queries/s (8 clients), reader holds "
-          f"{args.hold:g} s after the ALTER first waits, runner's lock_timeout {timeout:g} s")
-    print(f"{'phase':<12} {'worst query':>11} {'vs psql':>8} {'from schedule':>13} {'late > 0.5 s':>14} "
-          f"{'exit codes':>12} {'applied':>8} {'took':>7}")
+    print(
+        f"PostgreSQL {version}, {args.rows} rows, {args.rate} queries/s (8 clients), reader holds "
+        f"{args.hold:g} s after the ALTER first waits, runner's lock_timeout {timeout:g} s"
+    )
+    print(
+        f"{'phase':<12} {'worst query':>11} {'vs psql':>8} {'from schedule':>13} {'late > 0.5 s':>14} "
+        f"{'exit codes':>12} {'applied':>8} {'took':>7}"
+    )
     for r in results:
         codes = ",".join(map(str, sorted(set(r["codes"])))) + (f" (x{len(r['codes'])})" if len(r["codes"]) > 1 else "")
-        print(f"{r['name']:<12} {r['worst']:>9.2f} s {r['worst'] / baseline:>7.2f}x {r['scheduled']:>11.2f} s "
-              f"{r['slow']:>5d} of {r['count']:<5d} {codes:>12} {str(r['applied']):>8} {r['took']:>5.1f} s")
+        print(
+            f"{r['name']:<12} {r['worst']:>9.2f} s {r['worst'] / baseline:>7.2f}x {r['scheduled']:>11.2f} s "
+            f"{r['slow']:>5d} of {r['count']:<5d} {codes:>12} {str(r['applied']):>8} {r['took']:>5.1f} s"
+        )
     runner, deployers, never = results[1], results[2], results[3]
     ok = lambda good: "ok" if good else "MISSED"  # noqa: E731
-    print(f"target: runner's worst <= lock_timeout + 0.5 s ({timeout + 0.5:g} s): {ok(runner['worst'] <= timeout + 0.5)}; "
-          f"<= 0.3x psql's: {ok(runner['worst'] <= 0.3 * baseline)}; applied once the reader ended: "
-          f"{ok(runner['applied'] and runner['codes'] == [0])}")
+    print(
+        f"target: runner's worst <= lock_timeout + 0.5 s ({timeout + 0.5:g} s): {ok(runner['worst'] <= timeout + 0.5)}; "
+        f"<= 0.3x psql's: {ok(runner['worst'] <= 0.3 * baseline)}; applied once the reader ended: "
+        f"{ok(runner['applied'] and runner['codes'] == [0])}"
+    )
     once = sum(out.count("OK (") for out in deployers["outputs"])
     print(f"8 deployers: applied by {once} of them, the others skipped it: {ok(once == 1 and deployers['applied'])}")
     named = f"pid {never['reader']} " in (never["outputs"][0] or "")
-    print(f"reader never ends: exit {never['codes'][0]}, applied {never['applied']}, blocker named {named}: "
-          f"{ok(never['codes'] == [1] and not never['applied'] and named)}")
+    print(
+        f"reader never ends: exit {never['codes'][0]}, applied {never['applied']}, blocker named {named}: "
+        f"{ok(never['codes'] == [1] and not never['applied'] and named)}"
+    )
     if os.environ.get("BENCH_VERBOSE"):
         for out in deployers["outputs"]:
             print(out)

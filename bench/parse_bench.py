@@ -11,6 +11,7 @@ a guarded DO block, an index, now and then a CONCURRENTLY index) and prints, mea
     edit: every file parsed and linted) and with the files unchanged since the last check.
 Medians of --repeat runs, wall and CPU time (the process's and its children's).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,10 +51,12 @@ def manage(*args: str, env: dict[str, str]):
     """A function running ``manage.py ARGS`` as a process; it fails loudly if the command does."""
 
     def run():
-        proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, capture_output=True, text=True
+        )
         if proc.returncode != 0:
             raise SystemExit(f"manage.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+
     return run
 
 
@@ -71,9 +74,14 @@ def main() -> None:
         (Path(temp) / "seeds").mkdir()
         time.sleep(2.5)  # the checks' cache does not trust files changed in the last two seconds
         parse = median_time(lambda: [parse_script(t) for t in texts], args.repeat)
-        env = {**os.environ, "SQL_MIGRATIONS_DIR": str(directory), "SQL_SEEDS_DIR": str(Path(temp) / "seeds"),
-               "BESTRONG_ENV_FILE": os.devnull, "DJANGO_SETTINGS_MODULE": "bestrong.settings",
-               "XDG_CACHE_HOME": str(Path(temp) / "cache")}  # the checks' and the lint's caches
+        env = {
+            **os.environ,
+            "SQL_MIGRATIONS_DIR": str(directory),
+            "SQL_SEEDS_DIR": str(Path(temp) / "seeds"),
+            "BESTRONG_ENV_FILE": os.devnull,
+            "DJANGO_SETTINGS_MODULE": "bestrong.settings",
+            "XDG_CACHE_HOME": str(Path(temp) / "cache"),
+        }  # the checks' and the lint's caches
         for name in ("DATABASE_URL", "DATABASE_URL_UNPOOLED", "POSTGRES_URL", "POSTGRES_URL_NON_POOLING"):
             env.pop(name, None)
         caches = iter(range(10**6))
@@ -91,8 +99,10 @@ def main() -> None:
     print(f"parse_script, per 1000 files{'':<30}{parse[0] * per_1000:>7.3f}s{parse[1] * per_1000:>8.3f}s")
     print(f"Django floor (manage.py shell -c pass){'':<20}{floor[0]:>7.3f}s{floor[1]:>8.3f}s")
     for label, (wall, cpu) in (("nothing cached", cold), ("files unchanged", warm)):
-        print(f"manage.py check, {label}, beyond the floor{'':<{24 - len(label)}}"
-              f"{wall - floor[0]:>7.3f}s{cpu - floor[1]:>8.3f}s")
+        print(
+            f"manage.py check, {label}, beyond the floor{'':<{24 - len(label)}}"
+            f"{wall - floor[0]:>7.3f}s{cpu - floor[1]:>8.3f}s"
+        )
 
 
 if __name__ == "__main__":

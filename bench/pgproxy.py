@@ -5,6 +5,7 @@ A round trip starts each time the client sends after having received something
 after the server's first ReadyForQuery counts, so connection start-up (auth,
 parameter status) is reported separately.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +13,9 @@ import threading
 
 
 class LatencyProxy:
-    def __init__(self, target_host: str, target_port: int | None, delay_ms: float = 5.0, listen_host: str = "127.0.0.1"):
+    def __init__(
+        self, target_host: str, target_port: int | None, delay_ms: float = 5.0, listen_host: str = "127.0.0.1"
+    ):
         self.target_host, self.target_port, self.delay = target_host, target_port, delay_ms / 1000
         self.listen_host = listen_host
         self.round_trips = 0
@@ -37,7 +40,8 @@ class LatencyProxy:
     async def _handle(self, client_reader, client_writer):
         if self.target_host.startswith("/"):
             server_reader, server_writer = await asyncio.open_unix_connection(
-                f"{self.target_host}/.s.PGSQL.{self.target_port or 5432}")
+                f"{self.target_host}/.s.PGSQL.{self.target_port or 5432}"
+            )
         else:
             server_reader, server_writer = await asyncio.open_connection(self.target_host, self.target_port)
         state = {"waiting": True, "ready": False}
@@ -63,15 +67,16 @@ class LatencyProxy:
             finally:
                 writer.close()
 
-        await asyncio.gather(pump(client_reader, server_writer, True), pump(server_reader, client_writer, False),
-                             return_exceptions=True)
+        await asyncio.gather(
+            pump(client_reader, server_writer, True), pump(server_reader, client_writer, False), return_exceptions=True
+        )
 
 
 def _count_messages(data: bytes) -> int:
     """Typed protocol messages in a chunk (approximate when a message spans chunks)."""
     count, i = 0, 0
     while i + 5 <= len(data):
-        length = int.from_bytes(data[i + 1:i + 5], "big")
+        length = int.from_bytes(data[i + 1 : i + 5], "big")
         if length < 4:
             break
         count += 1

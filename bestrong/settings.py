@@ -4,6 +4,7 @@ The database comes from the environment (and a ``.env`` file at the project root
 real environment variables win): see ``dbmigrations.database`` for the precedence.
 With nothing configured outside production, an embedded PostgreSQL is used.
 """
+
 import os
 from pathlib import Path
 
@@ -22,7 +23,9 @@ PRODUCTION = conf.is_production(os.environ)
 
 # In production there is no default key: the web server refuses to start without DJANGO_SECRET_KEY
 # (bestrong/wsgi.py), while the migration commands, which sign nothing, still run.
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="" if PRODUCTION else "django-insecure-bestrong-local-development-only")
+SECRET_KEY = env.str(
+    "DJANGO_SECRET_KEY", default="" if PRODUCTION else "django-insecure-bestrong-local-development-only"
+)
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 if os.environ.get("VERCEL_URL"):
@@ -99,5 +102,7 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"dbmigrations": {"handlers": ["console"], "level": env.str("SQL_MIGRATIONS_LOG_LEVEL", default="WARNING")}},
+    "loggers": {
+        "dbmigrations": {"handlers": ["console"], "level": env.str("SQL_MIGRATIONS_LOG_LEVEL", default="WARNING")}
+    },
 }

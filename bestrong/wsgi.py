@@ -1,4 +1,5 @@
 """WSGI entry point of the BeStrong example project (``gunicorn bestrong.wsgi``)."""
+
 import os
 
 from django.conf import settings

@@ -7,6 +7,7 @@ other rows' states alone. Rows recorded without running their SQL (``--fake``,
 Flyway's "baseline") say so. Nothing can be added, changed or deleted here, by form,
 action or URL.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,8 +25,13 @@ from .ledger import COLUMNS, LedgerRow
 from .models import SchemaMigration, version_order
 
 OK, MODIFIED, MISSING, REPLACED, INVALID, UNKNOWN = "ok", "modified", "missing", "replaced", "invalid", "unknown"
-ROW_STATES = {plan.State.APPLIED: OK, plan.State.MODIFIED: MODIFIED, plan.State.MISSING: MISSING,
-              plan.State.REPLACED: REPLACED, plan.State.INVALID: INVALID}
+ROW_STATES = {
+    plan.State.APPLIED: OK,
+    plan.State.MODIFIED: MODIFIED,
+    plan.State.MISSING: MISSING,
+    plan.State.REPLACED: REPLACED,
+    plan.State.INVALID: INVALID,
+}
 RUNNER_COLUMNS = ("execution_ms", "filename", "applied_by", "fake", "attempts")
 
 
@@ -71,8 +77,11 @@ def overview(request) -> Overview:
             view.problems = [Problem(str(conf.migrations_dir()), str(error))]
         else:
             columns = [c for c in COLUMNS if c in view.columns]
-            rows = [LedgerRow(**dict(zip(columns, values)))
-                    for values in SchemaMigration.objects.values_list(*columns)] if columns else []
+            rows = (
+                [LedgerRow(**dict(zip(columns, values))) for values in SchemaMigration.objects.values_list(*columns)]
+                if columns
+                else []
+            )
             view.entries = loader.checked_states(files, problems, rows)
             view.problems = [p for entry in plan.invalid(view.entries) for p in entry.problems]
         request._sql_migrations_overview = view
@@ -86,8 +95,13 @@ class StateFilter(admin.SimpleListFilter):
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [(OK, "ok (unchanged)"), (MODIFIED, "modified since applied"), (MISSING, "file missing"),
-                (REPLACED, "another file holds the version"), (INVALID, "file invalid")]
+        return [
+            (OK, "ok (unchanged)"),
+            (MODIFIED, "modified since applied"),
+            (MISSING, "file missing"),
+            (REPLACED, "another file holds the version"),
+            (INVALID, "file invalid"),
+        ]
 
     def queryset(self, request, queryset):
         return queryset.filter(file_state=self.value()) if self.value() else queryset

@@ -5,6 +5,7 @@ When ``GITHUB_ACTIONS=true``, the commands print, besides their usual error, one
 these into annotations on the diff. Values are escaped as the runner expects
 (``%`` ``\\r`` ``\\n`` in the message; also ``:`` and ``,`` in the properties).
 """
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,14 @@ def relative_path(path: str | os.PathLike, environ: Mapping[str, str] | None = N
     return discovery_relative_path(path, environ.get("GITHUB_WORKSPACE") or os.getcwd())
 
 
-def format_annotation(path: str | os.PathLike | None, line: int | None, col: int | None, message: str,
-                      level: str = "error", title: str | None = None) -> str:
+def format_annotation(
+    path: str | os.PathLike | None,
+    line: int | None,
+    col: int | None,
+    message: str,
+    level: str = "error",
+    title: str | None = None,
+) -> str:
     """One workflow command line, e.g. ``::error file=migrations/002_x.sql,line=3,col=5::…``."""
     if level not in LEVELS:
         raise ValueError(f"annotation level must be one of {', '.join(LEVELS)}, not {level!r}")
@@ -56,8 +63,15 @@ def format_annotation(path: str | os.PathLike | None, line: int | None, col: int
     return f"::{level}{' ' + ','.join(props) if props else ''}::{escape_data(message)}"
 
 
-def annotate(stream: TextIO, path: str | os.PathLike | None, line: int | None, col: int | None, message: str,
-             level: str = "error", title: str | None = None) -> None:
+def annotate(
+    stream: TextIO,
+    path: str | os.PathLike | None,
+    line: int | None,
+    col: int | None,
+    message: str,
+    level: str = "error",
+    title: str | None = None,
+) -> None:
     """Write one annotation line to ``stream`` (a command's ``self.stdout``, or any text stream)."""
     stream.write(format_annotation(path, line, col, message, level, title) + "\n")
 

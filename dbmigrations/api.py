@@ -12,6 +12,7 @@ applying, ``("start", Entry)`` and ``("done", Outcome)`` per migration, with
 ``("lock_wait", MigrationLockWait)`` while waiting for another runner and
 ``("lock_retry", LockRetry)`` after each table-lock timeout (see :mod:`dbmigrations.lockwait`).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,10 +31,19 @@ from .plan import Entry, State
 from .session import Session
 
 __all__ = [
-    "ApplyResult", "Entry", "Outcome", "State",
-    "apply_migrations", "connect", "database_target", "migration_files", "migration_plan", "migration_status",
+    "ApplyResult",
+    "Entry",
+    "Outcome",
+    "State",
+    "apply_migrations",
+    "connect",
+    "database_target",
+    "migration_files",
+    "migration_plan",
+    "migration_status",
     "recorded_versions",
 ]
+
 
 def database_target(database: str = DEFAULT_DB_ALIAS) -> DatabaseTarget:
     """Where the Django alias ``database`` points (masked URL, source variable, pooled or not)."""
@@ -111,15 +121,25 @@ def apply_migrations(
     files = migration_files(migrations_dir)
     policy = LockPolicy.resolve(ddl_lock_timeout, lock_retry_budget)
     session = connect(database, progress=progress)
-    executor = MigrationExecutor(session, lock_timeout=lock_timeout, pooled=database_target(database).pooled,
-                                 progress=progress, lock_policy=policy)
-    return executor.apply(files, target=int(target) if target is not None else None, fake=fake,
-                          strict_order=strict_order)
+    executor = MigrationExecutor(
+        session,
+        lock_timeout=lock_timeout,
+        pooled=database_target(database).pooled,
+        progress=progress,
+        lock_policy=policy,
+    )
+    return executor.apply(
+        files, target=int(target) if target is not None else None, fake=fake, strict_order=strict_order
+    )
 
 
 def migration_plan(
-    database: str = DEFAULT_DB_ALIAS, migrations_dir: str | os.PathLike | None = None, *,
-    target: int | str | None = None, strict_order: bool = False, progress: Progress | None = None,
+    database: str = DEFAULT_DB_ALIAS,
+    migrations_dir: str | os.PathLike | None = None,
+    *,
+    target: int | str | None = None,
+    strict_order: bool = False,
+    progress: Progress | None = None,
 ) -> list[Entry]:
     """The checked list of migrations :func:`apply_migrations` would run, in order; changes nothing.
 
@@ -133,7 +153,9 @@ def migration_plan(
 
 
 def migration_status(
-    database: str = DEFAULT_DB_ALIAS, migrations_dir: str | os.PathLike | None = None, *,
+    database: str = DEFAULT_DB_ALIAS,
+    migrations_dir: str | os.PathLike | None = None,
+    *,
     progress: Progress | None = None,
 ) -> list[Entry]:
     """One :class:`Entry` per version (applied, pending, partial, modified, replaced, missing) and per invalid
@@ -164,8 +186,9 @@ def recorded_versions(database: str = DEFAULT_DB_ALIAS, *, timeout: int = 3) -> 
     if target.is_embedded and not embedded.is_running(conf.embedded_data_dir()):
         raise DatabaseUnavailable(f"the embedded database is not running ({conf.embedded_data_dir()})")
     try:
-        with psycopg.connect(**{**server_params(database), "connect_timeout": str(timeout)},
-                             autocommit=True) as connection:
+        with psycopg.connect(
+            **{**server_params(database), "connect_timeout": str(timeout)}, autocommit=True
+        ) as connection:
             return [row.version for row in ledger.read(Session(connection))[0]]
     except psycopg.Error as error:
         text = str(error).strip()

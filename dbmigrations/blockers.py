@@ -6,6 +6,7 @@ after a lock timeout, from the migration's own connection (:func:`holders`: the
 migration no longer waits, so ``pg_blocking_pids`` has nothing to say; the sessions
 that hold a lock on the statement's tables are the suspects).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -102,7 +103,9 @@ def readable_mode(mode: str) -> str:
     return " ".join([*words, word]).upper()
 
 
-def activity(connection: psycopg.Connection | Session, pids: list[int], relations: list[int] = ()) -> tuple[Blocker, ...]:
+def activity(
+    connection: psycopg.Connection | Session, pids: list[int], relations: list[int] = ()
+) -> tuple[Blocker, ...]:
     """The sessions ``pids`` as :class:`Blocker` s, oldest transaction first, with the modes they hold on ``relations``."""
     if not pids:
         return ()

@@ -6,6 +6,7 @@ schema, not the length of the migration history. Names are schema-qualified exce
 schemas built by the same SQL compare equal. Nothing that legitimately differs between
 two copies (OIDs, owners' names, sequence positions, sizes) is read.
 """
+
 from __future__ import annotations
 
 from .session import Session
@@ -13,18 +14,29 @@ from .session import Session
 # Every kind: (label for humans, query returning (schema, name, definition)).
 _SCHEMAS = "n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%'"
 KINDS: dict[str, tuple[str, str]] = {
-    "schema": ("schema", f"""
-        SELECT n.nspname, n.nspname, '' FROM pg_namespace n WHERE {_SCHEMAS}"""),
-    "extension": ("extension", """
-        SELECT 'public', e.extname, e.extversion FROM pg_extension e"""),
-    "table": ("table", f"""
+    "schema": (
+        "schema",
+        f"""
+        SELECT n.nspname, n.nspname, '' FROM pg_namespace n WHERE {_SCHEMAS}""",
+    ),
+    "extension": (
+        "extension",
+        """
+        SELECT 'public', e.extname, e.extversion FROM pg_extension e""",
+    ),
+    "table": (
+        "table",
+        f"""
         SELECT n.nspname, c.relname,
                CASE c.relkind WHEN 'p' THEN 'partitioned table' WHEN 'f' THEN 'foreign table' ELSE 'table' END
                || CASE WHEN c.relrowsecurity THEN ', row level security' ELSE '' END
                || CASE WHEN c.relforcerowsecurity THEN ' (forced)' ELSE '' END
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_SCHEMAS} AND c.relkind IN ('r', 'p', 'f') AND NOT c.relispartition"""),
-    "column": ("column", f"""
+        WHERE {_SCHEMAS} AND c.relkind IN ('r', 'p', 'f') AND NOT c.relispartition""",
+    ),
+    "column": (
+        "column",
+        f"""
         SELECT n.nspname, c.relname || '.' || a.attname,
                format_type(a.atttypid, a.atttypmod)
                || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
@@ -35,43 +47,64 @@ KINDS: dict[str, tuple[str, str]] = {
                            || CASE WHEN a.attgenerated = 's' THEN ') STORED' ELSE '' END, '')
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-        WHERE {_SCHEMAS} AND c.relkind IN ('r', 'p', 'f') AND a.attnum > 0 AND NOT a.attisdropped"""),
-    "constraint": ("constraint", f"""
+        WHERE {_SCHEMAS} AND c.relkind IN ('r', 'p', 'f') AND a.attnum > 0 AND NOT a.attisdropped""",
+    ),
+    "constraint": (
+        "constraint",
+        f"""
         SELECT n.nspname, c.relname || '.' || con.conname, pg_get_constraintdef(con.oid)
                || CASE WHEN NOT con.convalidated AND pg_get_constraintdef(con.oid) NOT LIKE '%%NOT VALID'
                        THEN ' NOT VALID' ELSE '' END
         FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_SCHEMAS}"""),
-    "index": ("index", f"""
+        WHERE {_SCHEMAS}""",
+    ),
+    "index": (
+        "index",
+        f"""
         SELECT n.nspname, ic.relname, pg_get_indexdef(i.indexrelid)
                || CASE WHEN NOT i.indisvalid THEN ' -- INVALID' ELSE '' END
         FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_namespace n ON n.oid = ic.relnamespace
-        WHERE {_SCHEMAS}"""),
-    "sequence": ("sequence", f"""
+        WHERE {_SCHEMAS}""",
+    ),
+    "sequence": (
+        "sequence",
+        f"""
         SELECT n.nspname, c.relname, format_type(s.seqtypid, NULL) || ' START ' || s.seqstart || ' INCREMENT '
                || s.seqincrement || ' MINVALUE ' || s.seqmin || ' MAXVALUE ' || s.seqmax
                || CASE WHEN s.seqcycle THEN ' CYCLE' ELSE '' END
         FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_SCHEMAS}"""),
-    "view": ("view", f"""
+        WHERE {_SCHEMAS}""",
+    ),
+    "view": (
+        "view",
+        f"""
         SELECT n.nspname, c.relname, CASE c.relkind WHEN 'm' THEN 'MATERIALIZED ' ELSE '' END
                || 'VIEW AS ' || pg_get_viewdef(c.oid)
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_SCHEMAS} AND c.relkind IN ('v', 'm')"""),
-    "function": ("function", f"""
+        WHERE {_SCHEMAS} AND c.relkind IN ('v', 'm')""",
+    ),
+    "function": (
+        "function",
+        f"""
         SELECT n.nspname, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
                CASE p.prokind WHEN 'p' THEN 'procedure' ELSE 'function' END
                || ' returning ' || coalesce(pg_get_function_result(p.oid), 'nothing')
                || ', body md5 ' || md5(pg_get_functiondef(p.oid))
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE {_SCHEMAS} AND p.prokind IN ('f', 'p')
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"""),
-    "trigger": ("trigger", f"""
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')""",
+    ),
+    "trigger": (
+        "trigger",
+        f"""
         SELECT n.nspname, c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid)
                || CASE t.tgenabled WHEN 'D' THEN ' -- DISABLED' ELSE '' END
         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_SCHEMAS} AND NOT t.tgisinternal"""),
-    "type": ("type", f"""
+        WHERE {_SCHEMAS} AND NOT t.tgisinternal""",
+    ),
+    "type": (
+        "type",
+        f"""
         SELECT n.nspname, t.typname, CASE t.typtype
                    WHEN 'e' THEN 'ENUM (' || (SELECT string_agg(quote_literal(e.enumlabel), ', ' ORDER BY e.enumsortorder)
                                             FROM pg_enum e WHERE e.enumtypid = t.oid) || ')'
@@ -80,8 +113,11 @@ KINDS: dict[str, tuple[str, str]] = {
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
         WHERE {_SCHEMAS} AND t.typtype IN ('e', 'd', 'c')
           AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind <> 'c')
-          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')"""),
-    "policy": ("policy", f"""
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e')""",
+    ),
+    "policy": (
+        "policy",
+        f"""
         SELECT n.nspname, c.relname || '.' || p.polname,
                CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END || ' FOR '
                || CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
@@ -92,17 +128,23 @@ KINDS: dict[str, tuple[str, str]] = {
                || coalesce(' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')', '')
                || coalesce(' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')', '')
         FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE {_SCHEMAS}"""),
+        WHERE {_SCHEMAS}""",
+    ),
     # The owner's own privileges are left out: who owns a table may differ between two copies.
-    "grant": ("grant", f"""
+    "grant": (
+        "grant",
+        f"""
         SELECT nspname, relname, string_agg(privilege, ', ' ORDER BY privilege) FROM (
             SELECT n.nspname, c.relname,
                    CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END || ': '
                    || a.privilege_type || CASE WHEN a.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END AS privilege
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace, aclexplode(c.relacl) a
             WHERE {_SCHEMAS} AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') AND a.grantee <> c.relowner
-        ) grants GROUP BY nspname, relname"""),
-    "comment": ("comment", f"""
+        ) grants GROUP BY nspname, relname""",
+    ),
+    "comment": (
+        "comment",
+        f"""
         SELECT n.nspname, c.relname || coalesce('.' || a.attname, ''), d.description
         FROM pg_description d JOIN pg_class c ON d.classoid = 'pg_class'::regclass AND d.objoid = c.oid
         JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -111,7 +153,8 @@ KINDS: dict[str, tuple[str, str]] = {
         UNION ALL
         SELECT n.nspname, p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', d.description
         FROM pg_description d JOIN pg_proc p ON d.classoid = 'pg_proc'::regclass AND d.objoid = p.oid
-        JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {_SCHEMAS}"""),
+        JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {_SCHEMAS}""",
+    ),
 }
 
 Catalog = dict[str, dict[str, str]]

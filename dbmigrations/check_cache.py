@@ -16,6 +16,7 @@ messages are then computed but not stored. The cache only saves time: when it
 cannot be read or written, the checks simply run. It can never let a bad file
 through, as ``apply_sql_migrations`` validates the files itself.
 """
+
 from __future__ import annotations
 
 import functools
@@ -35,8 +36,13 @@ from . import conf
 from .lint.cache import directory
 
 RACY_SECONDS = 2
-_CLASSES = {checks.DEBUG: checks.Debug, checks.INFO: checks.Info, checks.WARNING: checks.Warning,
-            checks.ERROR: checks.Error, checks.CRITICAL: checks.Critical}
+_CLASSES = {
+    checks.DEBUG: checks.Debug,
+    checks.INFO: checks.Info,
+    checks.WARNING: checks.Warning,
+    checks.ERROR: checks.Error,
+    checks.CRITICAL: checks.Critical,
+}
 
 Check = Callable[[], list[checks.CheckMessage]]
 
@@ -147,8 +153,9 @@ class _Store:
     def save(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, suffix=".tmp", delete=False,
-                                             encoding="utf-8") as temporary:
+            with tempfile.NamedTemporaryFile(
+                "w", dir=self.path.parent, suffix=".tmp", delete=False, encoding="utf-8"
+            ) as temporary:
                 json.dump(self.data, temporary)
             os.replace(temporary.name, self.path)
         except OSError:

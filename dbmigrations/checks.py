@@ -17,6 +17,7 @@ The file checks' messages are reused while the files are unchanged
 Extension point: :data:`FILE_CHECKS` is the list of functions run by the file
 check; each takes no argument and returns a list of CheckMessages.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -44,12 +45,16 @@ FILE_ERRORS = {
     "encoding": ("dbmigrations.E005", "Save the file as UTF-8 text with LF (or CRLF) line endings."),
     "misplaced_down": ("dbmigrations.E007", "Seeds have no down files: delete it."),
 }
-OTHER_FILE_ERROR = ("dbmigrations.E009", "Fix what the message names: apply_sql_migrations and seed_dev refuse the "
-                                        "file until then.")
+OTHER_FILE_ERROR = (
+    "dbmigrations.E009",
+    "Fix what the message names: apply_sql_migrations and seed_dev refuse the file until then.",
+)
 # Refused by the runner too, but a fresh `new_sql_migration` scaffold must not stop the dev server.
 FILE_WARNINGS = {
-    "empty": ("dbmigrations.W006", "Write the migration's SQL, or delete the file: apply_sql_migrations "
-                                   "refuses an empty file."),
+    "empty": (
+        "dbmigrations.W006",
+        "Write the migration's SQL, or delete the file: apply_sql_migrations refuses an empty file.",
+    ),
 }
 MISSING_FOLDER = "dbmigrations.E010"
 PENDING = "dbmigrations.W001"
@@ -67,8 +72,11 @@ def display_path(path: str | Path) -> str:
 
 def problem_message(problem: Problem) -> checks.CheckMessage:
     """The Error (a Warning for an empty file) of one file problem; ``obj`` is ``path[:line[:column]]``."""
-    level, (check_id, hint) = ((checks.Warning, FILE_WARNINGS[problem.kind]) if problem.kind in FILE_WARNINGS
-                               else (checks.Error, FILE_ERRORS.get(problem.kind, OTHER_FILE_ERROR)))
+    level, (check_id, hint) = (
+        (checks.Warning, FILE_WARNINGS[problem.kind])
+        if problem.kind in FILE_WARNINGS
+        else (checks.Error, FILE_ERRORS.get(problem.kind, OTHER_FILE_ERROR))
+    )
     where = display_path(problem.path)
     if problem.line is not None:
         where += f":{problem.line}" + (f":{problem.column}" if problem.column is not None else "")
@@ -83,8 +91,11 @@ def migration_file_messages() -> list[checks.CheckMessage]:
     except InvalidFiles as error:
         return [problem_message(p) for p in error.problems]
     except ConfigurationError as error:
-        return [checks.Error(str(error), hint="Set SQL_MIGRATIONS_DIR to the folder of the .sql migrations.",
-                             id=MISSING_FOLDER)]
+        return [
+            checks.Error(
+                str(error), hint="Set SQL_MIGRATIONS_DIR to the folder of the .sql migrations.", id=MISSING_FOLDER
+            )
+        ]
     return []
 
 
@@ -96,8 +107,11 @@ def seed_file_messages() -> list[checks.CheckMessage]:
     except InvalidFiles as error:
         return [problem_message(p) for p in error.problems]
     except ConfigurationError as error:
-        return [checks.Error(str(error), hint="Set SQL_SEEDS_DIR to the seeds folder (it holds development/).",
-                             id=MISSING_FOLDER)]
+        return [
+            checks.Error(
+                str(error), hint="Set SQL_SEEDS_DIR to the seeds folder (it holds development/).", id=MISSING_FOLDER
+            )
+        ]
     return []
 
 
@@ -131,8 +145,14 @@ def check_database_configuration(app_configs=None, **kwargs):
     for alias, settings in connections.settings.items():
         refusal = connection_refusal(settings)
         if refusal is not None:
-            errors.append(checks.Error(str(refusal), obj=f"settings.DATABASES[{alias!r}]", id=DATABASE_CONFIGURATION,
-                                       hint="Fix the database's environment variables (DATABASE_URL…) or settings.DATABASES."))
+            errors.append(
+                checks.Error(
+                    str(refusal),
+                    obj=f"settings.DATABASES[{alias!r}]",
+                    id=DATABASE_CONFIGURATION,
+                    hint="Fix the database's environment variables (DATABASE_URL…) or settings.DATABASES.",
+                )
+            )
     return errors
 
 
@@ -160,35 +180,48 @@ def ledger_warnings(alias: str, files) -> list[checks.CheckMessage]:
     messages = []
     waiting = plan.pending(entries)
     if waiting:
-        messages.append(checks.Warning(
-            f"You have {len(waiting)} unapplied SQL migration(s) in database '{alias}': "
-            + ", ".join(e.name for e in waiting) + ".",
-            hint="Run `python manage.py apply_sql_migrations` to apply them.", id=PENDING,
-        ))
+        messages.append(
+            checks.Warning(
+                f"You have {len(waiting)} unapplied SQL migration(s) in database '{alias}': "
+                + ", ".join(e.name for e in waiting)
+                + ".",
+                hint="Run `python manage.py apply_sql_migrations` to apply them.",
+                id=PENDING,
+            )
+        )
     for entry in plan.drifted(entries):
-        messages.append(checks.Warning(
-            f"applied to database '{alias}' but changed on disk since (checksum {entry.row.checksum[:12]} "
-            f"recorded, {entry.file.checksum[:12]} now).",
-            hint="Never edit an applied migration: add a new one. If the change is harmless (whitespace, "
-                 "comments), run `python manage.py repair_sql_migrations` to record the new checksum.",
-            obj=display_path(entry.file.path), id=DRIFT,
-        ))
+        messages.append(
+            checks.Warning(
+                f"applied to database '{alias}' but changed on disk since (checksum {entry.row.checksum[:12]} "
+                f"recorded, {entry.file.checksum[:12]} now).",
+                hint="Never edit an applied migration: add a new one. If the change is harmless (whitespace, "
+                "comments), run `python manage.py repair_sql_migrations` to record the new checksum.",
+                obj=display_path(entry.file.path),
+                id=DRIFT,
+            )
+        )
     for entry in plan.missing(entries):
-        messages.append(checks.Warning(
-            f"recorded as applied in database '{alias}' but its file is missing from "
-            f"{display_path(conf.migrations_dir())}.",
-            hint="Restore the file from version control; applied migrations are never deleted.",
-            obj=entry.row.filename or entry.name, id=MISSING,
-        ))
+        messages.append(
+            checks.Warning(
+                f"recorded as applied in database '{alias}' but its file is missing from "
+                f"{display_path(conf.migrations_dir())}.",
+                hint="Restore the file from version control; applied migrations are never deleted.",
+                obj=entry.row.filename or entry.name,
+                id=MISSING,
+            )
+        )
     for entry in plan.replaced(entries):
-        messages.append(checks.Warning(
-            f"holds version {entry.version}, which database '{alias}' applied from another file, "
-            f"{entry.row.filename}: this file's SQL never ran there.",
-            hint="Rename it to a free version (`apply_sql_migrations` names one; `new_sql_migration` skips versions "
-                 f"the ledger knows), or bring back {entry.row.filename} to roll it back. apply_sql_migrations "
-                 "refuses it until then.",
-            obj=display_path(entry.file.path), id=REPLACED,
-        ))
+        messages.append(
+            checks.Warning(
+                f"holds version {entry.version}, which database '{alias}' applied from another file, "
+                f"{entry.row.filename}: this file's SQL never ran there.",
+                hint="Rename it to a free version (`apply_sql_migrations` names one; `new_sql_migration` skips versions "
+                f"the ledger knows), or bring back {entry.row.filename} to roll it back. apply_sql_migrations "
+                "refuses it until then.",
+                obj=display_path(entry.file.path),
+                id=REPLACED,
+            )
+        )
     return messages
 
 
@@ -199,6 +232,6 @@ def _unreadable(alias: str, error: Exception) -> checks.Warning:
     return checks.Warning(
         f"cannot read the SQL migration ledger of database '{alias}': {scrub(first, password)}",
         hint="Check the database settings (DATABASE_URL…) and that the server is running; "
-             "pending SQL migrations were not checked.",
+        "pending SQL migrations were not checked.",
         id=UNREADABLE,
     )

@@ -12,6 +12,7 @@ returned absolute, so a message can say exactly which folder was tried.
 Production is one rule: ``NODE_ENV`` or ``VERCEL_ENV`` equal to ``production``
 in any case. :func:`refuse_in_production` words every refusal the same way.
 """
+
 from __future__ import annotations
 
 import os

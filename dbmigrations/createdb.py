@@ -3,6 +3,7 @@
 Opt-in and never in production: a typo in a production URL must fail, not create an empty
 database that a deploy then fills.
 """
+
 from __future__ import annotations
 
 import psycopg
@@ -19,9 +20,13 @@ def create_database(alias: str) -> bool:
     Connects to the same server with the same login, through its maintenance database.
     """
     if conf.is_production():
-        raise ProductionGuard(conf.production_refusal(
-            "creating the database", "in production the database must already exist (a missing one is a typo "
-            "in its URL, not something to create)."))
+        raise ProductionGuard(
+            conf.production_refusal(
+                "creating the database",
+                "in production the database must already exist (a missing one is a typo "
+                "in its URL, not something to create).",
+            )
+        )
     params = server_params(alias)
     name = params["dbname"]
     with maintenance_connection(params) as admin:
@@ -32,6 +37,8 @@ def create_database(alias: str) -> bool:
         except psycopg.errors.DuplicateDatabase:
             return False  # another process created it a moment ago
         except psycopg.Error as error:
-            raise DatabaseUnavailable(f"cannot create database {name!r}: {error.diag.message_primary or error} "
-                                      "(the login needs the CREATEDB privilege)") from None
+            raise DatabaseUnavailable(
+                f"cannot create database {name!r}: {error.diag.message_primary or error} "
+                "(the login needs the CREATEDB privilege)"
+            ) from None
     return True

@@ -5,6 +5,7 @@ expect: a direct (non-pooling) URL before a pooled one. Pooled URLs carry query
 parameters meant for Prisma or PgBouncer that libpq rejects; only the parameters
 libpq knows survive. Everything shown to a human goes through :func:`mask_url`.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -39,8 +40,13 @@ SECRET_PARAMS = {"password", "sslpassword", "oauth_client_secret", "scram_client
 # A frozen network link must not leave a deploy waiting forever: over TCP, libpq asks the kernel to probe an
 # idle connection (after 30 s, every 10 s, 3 misses: about a minute) and to give up on data unacknowledged for
 # a minute. The URL's own values win; unix sockets have no link to lose.
-TCP_DEFAULTS = {"keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3",
-                "tcp_user_timeout": "60000"}
+TCP_DEFAULTS = {
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+}
 
 
 def libpq_keywords() -> frozenset[str]:
@@ -91,10 +97,13 @@ def connection_refusal(settings: Mapping) -> DbMigrationsError | None:
     if settings.get("CONFIG_ERROR"):
         return ConfigurationError(settings["CONFIG_ERROR"])
     if settings.get("ENGINE") == EMBEDDED_ENGINE and conf.is_production():
-        return ProductionGuard(conf.production_refusal(
-            "embedded development database",
-            "no database is configured; set DATABASE_URL_UNPOOLED, POSTGRES_URL_NON_POOLING or DATABASE_URL "
-            "(the embedded server is for development only)."))
+        return ProductionGuard(
+            conf.production_refusal(
+                "embedded development database",
+                "no database is configured; set DATABASE_URL_UNPOOLED, POSTGRES_URL_NON_POOLING or DATABASE_URL "
+                "(the embedded server is for development only).",
+            )
+        )
     return None
 
 
@@ -107,8 +116,9 @@ def target_from_settings(settings: Mapping) -> DatabaseTarget:
         return embedded_target(settings.get("NAME") or "bestrong")
     user, password = settings.get("USER") or "", settings.get("PASSWORD") or ""
     host, port, name = settings.get("HOST") or "", str(settings.get("PORT") or ""), settings.get("NAME") or ""
-    options = {k: v for k, v in (settings.get("OPTIONS") or {}).items()
-               if isinstance(v, str) and TCP_DEFAULTS.get(k) != v}  # the defaults added for TCP are not news
+    options = {
+        k: v for k, v in (settings.get("OPTIONS") or {}).items() if isinstance(v, str) and TCP_DEFAULTS.get(k) != v
+    }  # the defaults added for TCP are not news
     masked = _masked(user, bool(password), host, port, name, options)
     pooled = settings.get("POOLED", _looks_pooled(host, port, {}))
     return DatabaseTarget(source, dict(settings), masked, (), bool(pooled), password)
@@ -155,10 +165,16 @@ def _from_parts(environ: Mapping[str, str]) -> DatabaseTarget:
     user, password = conf.variable("POSTGRES_USER", environ), environ.get("POSTGRES_PASSWORD") or ""
     name = conf.variable("POSTGRES_DATABASE", environ)
     _check_port(port, "POSTGRES_PORT")
-    settings = _settings(name, user, password, host, port, {}, source="POSTGRES_HOST", pooled=_looks_pooled(host, port, {}))
+    settings = _settings(
+        name, user, password, host, port, {}, source="POSTGRES_HOST", pooled=_looks_pooled(host, port, {})
+    )
     return DatabaseTarget(
-        "POSTGRES_HOST", settings, _masked(user, bool(password), host, port, name, {}), (),
-        settings["POOLED"], password,
+        "POSTGRES_HOST",
+        settings,
+        _masked(user, bool(password), host, port, name, {}),
+        (),
+        settings["POOLED"],
+        password,
     )
 
 

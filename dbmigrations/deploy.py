@@ -1,4 +1,5 @@
 """The deploy mode (spec: migrate-vercel): which database, and whether to migrate at all."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -3,6 +3,7 @@
 ``NNN_snake_case.sql`` (3+ digits), an optional ``NNN_snake_case.down.sql`` beside
 it. Every problem is collected so a human fixes them all in one pass.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,7 +41,7 @@ class SqlSource:
         for line in self.text.splitlines()[:HEADER_LINES]:
             stripped = line.strip()
             if stripped.lower().startswith(prefix):
-                return stripped[len(prefix):].strip() or None
+                return stripped[len(prefix) :].strip() or None
         return None
 
 
@@ -108,13 +109,17 @@ def _unsendable(path: Path, text: str) -> Problem | None:
     """A character that would make the server, or our line numbers, see another file than the one on disk."""
     nul = text.find("\x00")
     if nul >= 0:  # a query string ends at its first NUL: the rest of the file would silently never run
-        message = ("contains a NUL byte (0x00): PostgreSQL would stop reading the file there and skip the rest; "
-                   "remove it (was the file saved as UTF-16?)")
+        message = (
+            "contains a NUL byte (0x00): PostgreSQL would stop reading the file there and skip the rest; "
+            "remove it (was the file saved as UTF-16?)"
+        )
         return Problem(str(path), message, *_line_column(text, nul), kind="encoding")
     carriage_return = text.find("\r")
     if carriage_return >= 0:
-        message = ("carriage return (CR) without a line feed: old Mac line endings put the whole file on one line "
-                   "for the parser and every error on line 1; save the file with LF (or CRLF) line endings")
+        message = (
+            "carriage return (CR) without a line feed: old Mac line endings put the whole file on one line "
+            "for the parser and every error on line 1; save the file with LF (or CRLF) line endings"
+        )
         return Problem(str(path), message, *_line_column(text, carriage_return), kind="encoding")
     return None
 
@@ -130,8 +135,9 @@ def validate_source(source: SqlSource) -> list[Problem]:
     except ScriptError as error:
         copy = copy_from_stdin_before(source.text, error.offset)
         if copy is not None:  # its data lines are what the parser choked on
-            return [_problem_at(source, f"{COPY_FROM_STDIN} (the data lines after it are not SQL)", copy,
-                                kind="syntax")]
+            return [
+                _problem_at(source, f"{COPY_FROM_STDIN} (the data lines after it are not SQL)", copy, kind="syntax")
+            ]
         return [_problem_at(source, error.message, error.offset, kind="syntax")]
     if not script.statements:
         message = "empty file: no SQL statement to run (a bare BEGIN;/COMMIT; counts as empty)"
@@ -197,8 +203,9 @@ def scan(directory: Path, *, allow_down: bool = True, parse: bool = True) -> tup
         version, slug = match["version"], match["slug"]
         if match["down"]:
             if not allow_down:
-                problems.append(Problem(str(path), "down files belong beside migrations, not here",
-                                        kind="misplaced_down"))
+                problems.append(
+                    Problem(str(path), "down files belong beside migrations, not here", kind="misplaced_down")
+                )
             downs[(int(version), slug)] = path
         else:
             ups.setdefault(int(version), []).append((version, slug, path))
@@ -208,8 +215,9 @@ def scan(directory: Path, *, allow_down: bool = True, parse: bool = True) -> tup
         entries = ups[number]
         if len(entries) > 1:
             names = ", ".join(p.name for _, _, p in entries)
-            problems.extend(Problem(str(p), f"duplicate version {number}: {names}", kind="duplicate")
-                            for _, _, p in entries)
+            problems.extend(
+                Problem(str(p), f"duplicate version {number}: {names}", kind="duplicate") for _, _, p in entries
+            )
             for _, slug, _ in entries:
                 downs.pop((number, slug), None)  # its up file exists: the duplicate is the problem
             continue
@@ -220,8 +228,13 @@ def scan(directory: Path, *, allow_down: bool = True, parse: bool = True) -> tup
         if source is not None:
             files.append(SqlFile(version, slug, source, down))
     for _key, path in sorted(downs.items()):
-        problems.append(Problem(str(path), f"down file without its up file ({path.name.removesuffix('.down.sql')}.sql)",
-                                kind="orphan_down"))
+        problems.append(
+            Problem(
+                str(path),
+                f"down file without its up file ({path.name.removesuffix('.down.sql')}.sql)",
+                kind="orphan_down",
+            )
+        )
     return files, problems
 
 

@@ -7,6 +7,7 @@ the role may not ``CREATE DATABASE`` (managed servers), the expected schema is b
 on the embedded development server instead, and the report says when the two
 servers' versions differ.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -55,16 +56,24 @@ class DriftReport:
         return not self.differences
 
     def as_dict(self) -> dict:
-        return {"ok": self.ok, "applied_versions": self.versions, "built_on": self.built_on, "notes": self.notes,
-                "differences": [asdict(d) for d in self.differences]}
+        return {
+            "ok": self.ok,
+            "applied_versions": self.versions,
+            "built_on": self.built_on,
+            "notes": self.notes,
+            "differences": [asdict(d) for d in self.differences],
+        }
 
 
 def ignored_tables() -> frozenset[str]:
     """Tables that are not drift: the ledger's and Django's own (its models' tables)."""
     from django.apps import apps
 
-    django = {model._meta.db_table for model in apps.get_models(include_auto_created=True)
-              if model._meta.app_label != "dbmigrations"}
+    django = {
+        model._meta.db_table
+        for model in apps.get_models(include_auto_created=True)
+        if model._meta.app_label != "dbmigrations"
+    }
     # Named as the catalog names tables: bare in public, schema-qualified elsewhere (SQL_MIGRATIONS_SCHEMA).
     table = ledger.NAME if ledger.schema() == "public" else ledger.display_name()
     return frozenset({table, f"{table}_progress", *DJANGO_TABLES, *django})
@@ -76,8 +85,10 @@ def compare(expected: catalog.Catalog, actual: catalog.Catalog) -> list[Differen
     A table that is missing or extra is one difference: its columns, constraints,
     indexes, triggers, policies, grants and comments are not listed again.
     """
-    whole = {name: ("missing" if name not in actual.get("table", {}) else "extra")
-             for name in expected.get("table", {}).keys() ^ actual.get("table", {}).keys()}
+    whole = {
+        name: ("missing" if name not in actual.get("table", {}) else "extra")
+        for name in expected.get("table", {}).keys() ^ actual.get("table", {}).keys()
+    }
     out = []
     for kind in catalog.KINDS:
         want, have = expected.get(kind, {}), actual.get(kind, {})
@@ -101,13 +112,21 @@ def applied_files(session: Session, files: list[SqlFile]) -> tuple[list[SqlFile]
     """The files of the applied versions, in order, and notes about them; refuses a missing file."""
     entries = [e for e in loader.migration_states(session, files) if e.row is not None]
     missing = [e.name for e in entries if e.file is None]
-    missing += [f"{e.row.filename} (version {e.version}, now held by {e.file.path.name})"
-                for e in entries if e.state == plan.State.REPLACED]
+    missing += [
+        f"{e.row.filename} (version {e.version}, now held by {e.file.path.name})"
+        for e in entries
+        if e.state == plan.State.REPLACED
+    ]
     if missing:
-        raise ConfigurationError("cannot build the expected schema: the ledger records migration(s) whose file is "
-                                 "missing: " + ", ".join(missing) + ". Restore them from version control.")
-    notes = [f"{e.file.path.name} changed since it was applied: the expected schema uses the file as it is now"
-             for e in entries if e.state == plan.State.MODIFIED]
+        raise ConfigurationError(
+            "cannot build the expected schema: the ledger records migration(s) whose file is "
+            "missing: " + ", ".join(missing) + ". Restore them from version control."
+        )
+    notes = [
+        f"{e.file.path.name} changed since it was applied: the expected schema uses the file as it is now"
+        for e in entries
+        if e.state == plan.State.MODIFIED
+    ]
     return [e.file for e in entries], notes
 
 
@@ -140,14 +159,17 @@ def _scratch(params: dict, live: Session, report: DriftReport):
     try:
         socket_dir = embedded.ensure_server(conf.embedded_data_dir())
     except ConfigurationError:
-        raise DatabaseUnavailable(f"{refused}; and the embedded server to build it on instead is not installed "
-                                  "(pip install -e '.[embedded]')") from None
+        raise DatabaseUnavailable(
+            f"{refused}; and the embedded server to build it on instead is not installed (pip install -e '.[embedded]')"
+        ) from None
     local = {"host": socket_dir, "user": "postgres", "dbname": "postgres"}
     with scratch_database(local, prefix="drift_") as (_name, scratch):
         report.built_on = f"the embedded server ({_version(scratch)}): this role may not create databases"
         if scratch.server_version // 10000 != live.server_version // 10000:
-            report.notes.append(f"the expected schema was built on PostgreSQL {_version(scratch)}, the database runs "
-                                f"{_version(live)}: a difference in how the two print a definition is possible")
+            report.notes.append(
+                f"the expected schema was built on PostgreSQL {_version(scratch)}, the database runs "
+                f"{_version(live)}: a difference in how the two print a definition is possible"
+            )
         yield scratch
 
 

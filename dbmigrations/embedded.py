@@ -5,6 +5,7 @@ server as a dedicated system user). The server listens on a unix socket inside
 the data folder only, is started on first use and left running, so later runs
 reuse it and find the earlier runs' work. ``manage.py embedded_db stop`` stops it.
 """
+
 from __future__ import annotations
 
 import logging

@@ -3,6 +3,7 @@
 Core functions take ``progress: Progress | None`` and call ``progress(event, payload)``.
 :class:`Event` is a ``str`` enum, so a callback may compare with plain strings.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -20,7 +21,9 @@ class Event(str, Enum):
     SEED = "seed"  # verify checked a seed: its SeedCheck
     # still waiting for the migration lock (every few seconds, from a watcher thread): a lockwait.MigrationLockWait
     LOCK_WAIT = "lock_wait"
-    LOCK_RETRY = "lock_retry"  # a statement's table lock timed out; rolled back, retried or given up: a lockwait.LockRetry
+    LOCK_RETRY = (
+        "lock_retry"  # a statement's table lock timed out; rolled back, retried or given up: a lockwait.LockRetry
+    )
 
 
 Progress = Callable[[Event, object], None]

@@ -4,6 +4,7 @@ Exit codes: 1 a SQL file failed on the server; 2 refused before
 changing anything (configuration, connection, invalid files, drift, lock timeout,
 production guard).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -98,8 +99,9 @@ class ReplacedMigration(DbMigrationsError):
             f"--adopt-replaced {r.version}` records it as applied WITHOUT running its SQL."
             for r in self.replacements
         ]
-        super().__init__("a different file holds the version of an applied migration, nothing was applied:\n"
-                         + "\n".join(lines))
+        super().__init__(
+            "a different file holds the version of an applied migration, nothing was applied:\n" + "\n".join(lines)
+        )
 
 
 class UnknownVersion(DbMigrationsError):
@@ -162,7 +164,7 @@ class MigrationFailed(DbMigrationsError):
 
     exit_code = 1
 
-    def __init__(self, failure: "StatementFailure"):
+    def __init__(self, failure: StatementFailure):
         self.failure = failure
         super().__init__(failure.render())
 

@@ -6,6 +6,7 @@ file runs through :mod:`dbmigrations.runner`, and its ledger verb joins the same
 transaction, so one COMMIT makes both happen. Everything is checked before the
 first file runs; the first failure stops the run (and raises).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,8 +33,8 @@ from .exceptions import (
     RunnerStatementFailed,
     UnknownVersion,
 )
+from .locks import BUSY, LOCK_KEY, lock_holder, lock_statements, raise_for_lock, with_lock_retries  # noqa: F401
 from .lockwait import Attempt, LockPolicy, LockRetries
-from .locks import LOCK_KEY, BUSY, lock_holder, lock_statements, raise_for_lock, with_lock_retries  # noqa: F401
 from .runner import FileRun, Transaction, finish, run_file, run_file_without_transaction, runner_failure
 from .session import BatchError, Session
 
@@ -113,8 +114,10 @@ def check_plan(entries: list[plan.Entry], *, strict_order: bool, pooled: bool, t
     replaced versions, drift, invalid SQL in the pending files, (with strict order) merged-branch
     migrations, and non-transactional files through a pooler."""
     if target is not None and target not in {e.number for e in entries}:
-        raise UnknownVersion(f"--target {target}: no migration file or ledger row has that version; "
-                             "nothing was applied (see sql_migration_status)")
+        raise UnknownVersion(
+            f"--target {target}: no migration file or ledger row has that version; "
+            "nothing was applied (see sql_migration_status)"
+        )
     invalid = [problem for entry in plan.invalid(entries) for problem in entry.problems]
     if invalid:
         raise InvalidFiles(invalid)
@@ -154,8 +157,12 @@ def replacements(entries: list[plan.Entry]) -> list[Replacement]:
 
 def resume_point(entry: plan.Entry, done) -> int:
     """How many leading statements of ``entry``'s file ran in an earlier run (checked unchanged)."""
-    return resume.resume_point(entry.file.source.script.statements, list(done), path=str(entry.file.path),
-                               forget=ledger.forget_progress_sql(entry.file.version))
+    return resume.resume_point(
+        entry.file.source.script.statements,
+        list(done),
+        path=str(entry.file.path),
+        forget=ledger.forget_progress_sql(entry.file.version),
+    )
 
 
 def check_rollback(chosen: list[plan.Entry], *, pooled: bool = False, allow_modified: int | None = None) -> None:
@@ -172,23 +179,31 @@ def check_rollback(chosen: list[plan.Entry], *, pooled: bool = False, allow_modi
         if entry.state == plan.State.INVALID:
             problems.extend(str(p) for p in entry.problems)
         elif entry.state == plan.State.MISSING:
-            problems.append(f"{entry.name}: in the ledger but its migration file is missing. Restore it and its down "
-                            "file from version control (git restore), or, if what it did was already undone by hand, "
-                            "`manage.py repair_sql_migrations --forget-missing` forgets its ledger row")
+            problems.append(
+                f"{entry.name}: in the ledger but its migration file is missing. Restore it and its down "
+                "file from version control (git restore), or, if what it did was already undone by hand, "
+                "`manage.py repair_sql_migrations --forget-missing` forgets its ledger row"
+            )
         elif entry.state == plan.State.REPLACED:
-            problems.append(f"{entry.file.path}: version {entry.version} was applied from {entry.row.filename}, a "
-                            "different file, so this file's down file would undo SQL that never ran here. Bring "
-                            f"{entry.row.filename} and its down file back from its branch to roll it back, or rename "
-                            "this file to a free version (see apply_sql_migrations)")
+            problems.append(
+                f"{entry.file.path}: version {entry.version} was applied from {entry.row.filename}, a "
+                "different file, so this file's down file would undo SQL that never ran here. Bring "
+                f"{entry.row.filename} and its down file back from its branch to roll it back, or rename "
+                "this file to a free version (see apply_sql_migrations)"
+            )
         elif entry.state == plan.State.MODIFIED and allow_modified is not None and entry.number != allow_modified:
-            problems.append(f"{entry.file.path}: changed since it was applied; --allow-modified rolls back only the "
-                            "newest applied migration (a developer's own, unmerged one). Restore this file (git "
-                            "restore) to roll it back with what ran")
+            problems.append(
+                f"{entry.file.path}: changed since it was applied; --allow-modified rolls back only the "
+                "newest applied migration (a developer's own, unmerged one). Restore this file (git "
+                "restore) to roll it back with what ran"
+            )
         elif entry.state == plan.State.MODIFIED and allow_modified is None:
-            problems.append(f"{entry.file.path}: changed since it was applied (checksum differs from the ledger), "
-                            "so its down file may not undo what ran. Restore the applied version (git restore) to "
-                            "roll it back; or, if it is your own unmerged migration on a development database, "
-                            "pass --allow-modified to roll it back with its current down file")
+            problems.append(
+                f"{entry.file.path}: changed since it was applied (checksum differs from the ledger), "
+                "so its down file may not undo what ran. Restore the applied version (git restore) to "
+                "roll it back; or, if it is your own unmerged migration on a development database, "
+                "pass --allow-modified to roll it back with its current down file"
+            )
         elif entry.file.down is None:
             problems.append(f"{entry.file.path}: no down file ({entry.name}.down.sql)")
     if problems:
@@ -205,8 +220,15 @@ def check_rollback(chosen: list[plan.Entry], *, pooled: bool = False, allow_modi
 class MigrationExecutor:
     """Applies and unapplies migrations on one session, reporting through ``progress``."""
 
-    def __init__(self, session: Session, *, lock_timeout: float | None = None, pooled: bool = False,
-                 progress: Progress | None = None, lock_policy: LockPolicy | None = None):
+    def __init__(
+        self,
+        session: Session,
+        *,
+        lock_timeout: float | None = None,
+        pooled: bool = False,
+        progress: Progress | None = None,
+        lock_policy: LockPolicy | None = None,
+    ):
         self.session = session
         self.lock_timeout = lock_timeout
         self.pooled = pooled
@@ -215,8 +237,9 @@ class MigrationExecutor:
         self.retries = LockRetries(session, lock_policy or LockPolicy.resolve(), self.progress, pooled=pooled)
         self._pooler: tuple[str | None] | None = None
 
-    def plan(self, files: list[SqlFile], *, target: int | None = None, strict_order: bool = False,
-             fake: bool = False) -> tuple[list[plan.Entry], list[plan.Entry], bool]:
+    def plan(
+        self, files: list[SqlFile], *, target: int | None = None, strict_order: bool = False, fake: bool = False
+    ) -> tuple[list[plan.Entry], list[plan.Entry], bool]:
         """Every entry, the checked pending ones to apply, and whether the ledger is complete; reads only.
 
         Refuses what :meth:`apply` would refuse, including files that must run outside a
@@ -241,8 +264,9 @@ class MigrationExecutor:
         if why:
             raise error(prefix + pooler_refusal(outside, why))
 
-    def apply(self, files: list[SqlFile], *, target: int | None = None, fake: bool = False,
-              strict_order: bool = False) -> ApplyResult:
+    def apply(
+        self, files: list[SqlFile], *, target: int | None = None, fake: bool = False, strict_order: bool = False
+    ) -> ApplyResult:
         """Apply pending migrations in numeric order, up to ``target``; stop at the first failure."""
         entries, todo, ledger_complete = self.plan(files, target=target, strict_order=strict_order, fake=fake)
         if todo and not ledger_complete:  # only now: the refusals above leave the database untouched
@@ -255,8 +279,9 @@ class MigrationExecutor:
         for entry in todo:
             self.progress(Event.START, entry)
             if fake:
-                ledger.record_faked(self.session, entry.file, applied_by=who,
-                                    clear_progress=entry.state == plan.State.PARTIAL)
+                ledger.record_faked(
+                    self.session, entry.file, applied_by=who, clear_progress=entry.state == plan.State.PARTIAL
+                )
                 outcome = Outcome(entry, faked=True)
             elif entry.file.source.script.runs_in_transaction:
                 outcome = self._apply_in_transaction(entry, who)
@@ -267,8 +292,9 @@ class MigrationExecutor:
         result.pending_after = len(plan.pending(entries)) - len(todo)
         return result
 
-    def rollback_plan(self, files: list[SqlFile], *, steps: int | None = None, to: int | None = None,
-                      allow_modified: bool = False) -> list[plan.Entry]:
+    def rollback_plan(
+        self, files: list[SqlFile], *, steps: int | None = None, to: int | None = None, allow_modified: bool = False
+    ) -> list[plan.Entry]:
         """The checked list of migrations a rollback would undo, newest first; reads only.
 
         ``allow_modified``: the newest applied migration may be rolled back with its current
@@ -282,8 +308,9 @@ class MigrationExecutor:
         self.refuse_through_pooler(outside, error=NotReversible, prefix="cannot roll back: ")
         return chosen
 
-    def rollback(self, files: list[SqlFile], *, steps: int | None = None, to: int | None = None,
-                 allow_modified: bool = False) -> RollbackResult:
+    def rollback(
+        self, files: list[SqlFile], *, steps: int | None = None, to: int | None = None, allow_modified: bool = False
+    ) -> RollbackResult:
         """Unapply the chosen migrations one by one with their down files; stop at the first failure."""
         result = RollbackResult()
         for entry in self.rollback_plan(files, steps=steps, to=to, allow_modified=allow_modified):
@@ -297,8 +324,9 @@ class MigrationExecutor:
         result.still_applied = len(ledger.read(self.session)[0])
         return result
 
-    def repair(self, files: list[SqlFile], *, forget_missing: bool = False,
-               adopt_replaced: list[int] = ()) -> RepairResult:
+    def repair(
+        self, files: list[SqlFile], *, forget_missing: bool = False, adopt_replaced: list[int] = ()
+    ) -> RepairResult:
         """Record the current checksum of every modified migration (and, if asked, forget rows whose
         file is gone) in one transaction under the migration lock: all of it or nothing.
 
@@ -312,25 +340,37 @@ class MigrationExecutor:
         wrong = sorted(set(adopt_replaced) - {e.number for e in replaced})
         if wrong:
             version = next((e.version for e in entries if e.number == wrong[0]), str(wrong[0]))
-            raise UnknownVersion(f"--adopt-replaced {version}: version {version} is not replaced (no other file "
-                                 "than the one that ran holds it; see sql_migration_status); nothing was changed")
+            raise UnknownVersion(
+                f"--adopt-replaced {version}: version {version} is not replaced (no other file "
+                "than the one that ran holds it; see sql_migration_status); nothing was changed"
+            )
         result = RepairResult(recorded=plan.drifted(entries))
         (result.forgotten if forget_missing else result.still_missing).extend(plan.missing(entries))
         for entry in replaced:
             (result.adopted if entry.number in adopt_replaced else result.still_replaced).append(entry)
         if result.adopted and not complete:
             ledger.ensure_table(self.session, lock_timeout=self.lock_timeout)  # the fake column
-        ledger.repair_rows(self.session, {e.row.version: e.file.checksum for e in result.recorded},
-                           [e.row.version for e in result.forgotten], adopt={e.row.version: e.file for e in result.adopted},
-                           applied_by=applied_by(), lock_timeout=self.lock_timeout)
+        ledger.repair_rows(
+            self.session,
+            {e.row.version: e.file.checksum for e in result.recorded},
+            [e.row.version for e in result.forgotten],
+            adopt={e.row.version: e.file for e in result.adopted},
+            applied_by=applied_by(),
+            lock_timeout=self.lock_timeout,
+        )
         return result
 
     def _locked_transaction(self, lock_timeout: float | None) -> Transaction:
         return Transaction(before=lock_statements(lock_timeout))
 
     def _apply_in_transaction(self, entry: plan.Entry, who: str) -> Outcome:
-        return self.retries.run(entry.name, entry.file.source.script, lambda attempt: with_lock_retries(
-            lambda left: self._apply_attempt(entry, who, attempt, left), self.lock_timeout))
+        return self.retries.run(
+            entry.name,
+            entry.file.source.script,
+            lambda attempt: with_lock_retries(
+                lambda left: self._apply_attempt(entry, who, attempt, left), self.lock_timeout
+            ),
+        )
 
     def _apply_attempt(self, entry: plan.Entry, who: str, attempt: Attempt, lock_timeout: float | None) -> Outcome:
         file = entry.file
@@ -365,13 +405,16 @@ class MigrationExecutor:
             self.session.rollback_if_needed()
             recorded = ledger.is_recorded(self.session, version)
         except Exception:  # the connection went with the interrupt
-            return Interrupted(f"interrupted (Ctrl-C) while running {path}: its outcome is unknown (the connection "
-                               "was lost); run sql_migration_status to see whether it was applied")
+            return Interrupted(
+                f"interrupted (Ctrl-C) while running {path}: its outcome is unknown (the connection "
+                "was lost); run sql_migration_status to see whether it was applied"
+            )
         if recorded == applying:  # the COMMIT won the race with the cancel
             done = "applied and recorded" if applying else "rolled back (down file ran, ledger row deleted)"
             return Interrupted(f"interrupted (Ctrl-C) after {path} had committed: it is {done}; nothing else ran")
-        return Interrupted(f"interrupted (Ctrl-C): the transaction of {path} was cancelled and rolled back, "
-                           "nothing of it was recorded")
+        return Interrupted(
+            f"interrupted (Ctrl-C): the transaction of {path} was cancelled and rolled back, nothing of it was recorded"
+        )
 
     def _apply_without_transaction(self, entry: plan.Entry, who: str) -> Outcome:
         file = entry.file
@@ -382,21 +425,31 @@ class MigrationExecutor:
             start = resume_point(entry, ledger.progress(self.session, file.version))  # again: under the lock
 
             def done(number: int) -> None:
-                ledger.record_progress(self.session, file.version, number, resume.digest(statements[number - 1]),
-                                       create=number == start + 1)
+                ledger.record_progress(
+                    self.session,
+                    file.version,
+                    number,
+                    resume.digest(statements[number - 1]),
+                    create=number == start + 1,
+                )
 
-            run = run_file_without_transaction(self.session, file.source.script, str(file.path), start=start,
-                                               done=done)
+            run = run_file_without_transaction(self.session, file.source.script, str(file.path), start=start, done=done)
             try:
-                ledger.record_applied_and_unlock(holder, file, applied_by=who, execution_ms=run.elapsed_ms,
-                                                 clear_progress=bool(statements))
+                ledger.record_applied_and_unlock(
+                    holder, file, applied_by=who, execution_ms=run.elapsed_ms, clear_progress=bool(statements)
+                )
             except (BatchError, psycopg.Error) as error:
                 raise lost_lock(error, str(file.path)) from None
         return Outcome(entry, run)
 
     def _unapply_in_transaction(self, entry: plan.Entry) -> Outcome:
-        return self.retries.run(entry.name, entry.file.down.script, lambda attempt: with_lock_retries(
-            lambda left: self._unapply_attempt(entry, attempt, left), self.lock_timeout))
+        return self.retries.run(
+            entry.name,
+            entry.file.down.script,
+            lambda attempt: with_lock_retries(
+                lambda left: self._unapply_attempt(entry, attempt, left), self.lock_timeout
+            ),
+        )
 
     def _unapply_attempt(self, entry: plan.Entry, attempt: Attempt, lock_timeout: float | None) -> Outcome:
         down = entry.file.down
@@ -417,8 +470,9 @@ class MigrationExecutor:
                 return Outcome(entry, skipped_concurrently=True)
             if found == 1:  # the row or the others were not as before the file
                 raise RunnerStatementFailed(ledger.changed_message(str(down.path)))
-            raise NotReversible(f"{entry.name}: the ledger holds {found} rows for version {entry.row.version}; "
-                                "nothing was changed")
+            raise NotReversible(
+                f"{entry.name}: the ledger holds {found} rows for version {entry.row.version}; nothing was changed"
+            )
         finish(self.session, commit=True, script=down.script, path=str(down.path))
         return Outcome(entry, attempt.finish(run))
 
@@ -431,7 +485,8 @@ class MigrationExecutor:
                 run = run_file_without_transaction(self.session, down.script, str(down.path))
             except MigrationFailed as error:
                 note = (error.failure.note or "").replace(
-                    "The migration was not recorded.", "Its ledger row was kept: the migration still counts as applied.")
+                    "The migration was not recorded.", "Its ledger row was kept: the migration still counts as applied."
+                )
                 raise MigrationFailed(dataclasses.replace(error.failure, note=note)) from None
             ledger.record_unapplied_and_unlock(holder, entry.row.version)
         return Outcome(entry, run)

@@ -7,6 +7,7 @@ rerun's ``IF NOT EXISTS`` skip the build. The runner looks at the statement's ta
 (resolved as the statement resolves it: its schema if written, else the session's
 search_path) before and after each concurrent build.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

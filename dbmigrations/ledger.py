@@ -15,6 +15,7 @@ outside a transaction and is not recorded yet, each statement that ran (its 1-ba
 position and the SHA-256 of its text), so that a rerun resumes after them. The first
 such file creates it; its rows are deleted in the transaction that records the migration.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,8 +32,17 @@ from .session import Part, Session, run_batch
 
 NAME = "schema_migrations"
 PROGRESS_NAME = "schema_migrations_progress"
-COLUMNS = ("version", "applied_at", "checksum", "description", "execution_ms", "filename", "applied_by", "fake",
-           "attempts")
+COLUMNS = (
+    "version",
+    "applied_at",
+    "checksum",
+    "description",
+    "execution_ms",
+    "filename",
+    "applied_by",
+    "fake",
+    "attempts",
+)
 MISSING_TABLE_OR_COLUMN = (errors.UndefinedTable, errors.UndefinedColumn)
 
 
@@ -79,8 +89,10 @@ def create_statements() -> list[str]:
 
 def columns_query() -> tuple[str, tuple]:
     """SQL and parameters listing the ledger's columns (no rows when the table does not exist)."""
-    return ("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
-            "AND NOT attisdropped", (table(),))
+    return (
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+        (table(),),
+    )
 
 
 def progress_table() -> str:
@@ -143,8 +155,10 @@ def read_all(session: Session) -> tuple[list[LedgerRow], list[Done], bool]:
     """
     progress: list[Done] = []
     # The rows and whether the progress table exists (one placeholder row when the ledger is empty).
-    state = (f"SELECT {', '.join('m.' + c for c in COLUMNS)}, p.present FROM (SELECT "
-             f"to_regclass({_literal(progress_table())}) IS NOT NULL AS present) p LEFT JOIN {table()} m ON true")
+    state = (
+        f"SELECT {', '.join('m.' + c for c in COLUMNS)}, p.present FROM (SELECT "
+        f"to_regclass({_literal(progress_table())}) IS NOT NULL AS present) p LEFT JOIN {table()} m ON true"
+    )
     try:
         fetched, columns, complete = session.fetch(state), COLUMNS, True
         rows = [row[:-1] for row in fetched if row[0] is not None]
@@ -156,8 +170,11 @@ def read_all(session: Session) -> tuple[list[LedgerRow], list[Done], bool]:
         columns = tuple(c for c in COLUMNS if c in present)
         rows = session.fetch(f"SELECT {', '.join(columns)} FROM {table()}") if present else []
     found = (LedgerRow(**dict(zip(columns, row))) for row in rows)
-    return (sorted(found, key=lambda r: (r.number, r.version)), sorted(progress, key=lambda d: (d.version, d.index)),
-            complete)
+    return (
+        sorted(found, key=lambda r: (r.number, r.version)),
+        sorted(progress, key=lambda d: (d.version, d.index)),
+        complete,
+    )
 
 
 def progress(session: Session, version: str) -> list[Done]:
@@ -183,12 +200,23 @@ def record_progress(session: Session, version: str, index: int, sha256: str, *, 
   done_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
   PRIMARY KEY (version, statement_index)
 )"""
-    run_batch(session, [Part(("BEGIN", "SET LOCAL role TO DEFAULT", *([create_table] if create else []),
-                              f"INSERT INTO {progress_table()} (version, statement_index, statement_sha256) VALUES "
-                              f"({_literal(version)}, {int(index)}, {_literal(sha256)}) "
-                              "ON CONFLICT (version, statement_index) DO UPDATE SET statement_sha256 = "
-                              "EXCLUDED.statement_sha256, done_at = EXCLUDED.done_at",
-                              "COMMIT"))])
+    run_batch(
+        session,
+        [
+            Part(
+                (
+                    "BEGIN",
+                    "SET LOCAL role TO DEFAULT",
+                    *([create_table] if create else []),
+                    f"INSERT INTO {progress_table()} (version, statement_index, statement_sha256) VALUES "
+                    f"({_literal(version)}, {int(index)}, {_literal(sha256)}) "
+                    "ON CONFLICT (version, statement_index) DO UPDATE SET statement_sha256 = "
+                    "EXCLUDED.statement_sha256, done_at = EXCLUDED.done_at",
+                    "COMMIT",
+                )
+            )
+        ],
+    )
 
 
 def forget_progress_sql(version: str) -> str:
@@ -201,8 +229,9 @@ def ensure_table(session: Session, *, lock_timeout: float | None = None) -> None
     run_locked(session, create_statements(), lock_timeout=lock_timeout)
 
 
-def record_applied(transaction: Transaction, file, *, applied_by: str, attempts: int = 1,
-                   clear_progress: bool = False) -> None:
+def record_applied(
+    transaction: Transaction, file, *, applied_by: str, attempts: int = 1, clear_progress: bool = False
+) -> None:
     """Join the migration's ``transaction``: its row is inserted before the file runs, checked, timed and
     given its attempt number after.
 
@@ -253,16 +282,24 @@ def record_faked(session: Session, file, *, applied_by: str, clear_progress: boo
     run_locked(session, statements)
 
 
-def record_applied_and_unlock(holder: Session, file, *, applied_by: str, execution_ms: int,
-                              clear_progress: bool) -> None:
+def record_applied_and_unlock(
+    holder: Session, file, *, applied_by: str, execution_ms: int, clear_progress: bool
+) -> None:
     """Record a file that ran outside a transaction, in the transaction of its lock holder
     (:func:`dbmigrations.locks.lock_holder`): the row, the end of its progress rows (if it
     has any) and the release of the lock commit together. A lost holder records nothing."""
-    run_batch(holder, [Part((
-        _insert(file, applied_by, execution_ms=str(int(execution_ms))),
-        *([_delete_progress(file.version)] if clear_progress else []),
-        "COMMIT",
-    ))])
+    run_batch(
+        holder,
+        [
+            Part(
+                (
+                    _insert(file, applied_by, execution_ms=str(int(execution_ms))),
+                    *([_delete_progress(file.version)] if clear_progress else []),
+                    "COMMIT",
+                )
+            )
+        ],
+    )
 
 
 def record_unapplied_and_unlock(holder: Session, version: str) -> None:
@@ -270,12 +307,20 @@ def record_unapplied_and_unlock(holder: Session, version: str) -> None:
     run_batch(holder, [Part((_delete(version), "COMMIT"))])
 
 
-def repair_rows(session: Session, checksums: dict[str, str], forget: list[str], *, adopt: dict | None = None,
-                applied_by: str = "", lock_timeout: float | None = None) -> None:
+def repair_rows(
+    session: Session,
+    checksums: dict[str, str],
+    forget: list[str],
+    *,
+    adopt: dict | None = None,
+    applied_by: str = "",
+    lock_timeout: float | None = None,
+) -> None:
     """Record new checksums, delete forgotten rows and let files adopt versions (``{version: file}``: the row
     becomes that file's, marked ``fake``), all in one transaction under the migration lock."""
-    statements = [f"UPDATE {table()} SET checksum = {_literal(c)} WHERE version = {_literal(v)}"
-                  for v, c in checksums.items()]
+    statements = [
+        f"UPDATE {table()} SET checksum = {_literal(c)} WHERE version = {_literal(v)}" for v, c in checksums.items()
+    ]
     statements += [_delete(version) for version in forget]
     statements += [
         f"UPDATE {table()} SET checksum = {_literal(file.checksum)}, description = {_literal(file.description)}, "
@@ -310,14 +355,18 @@ def _digest(version: str) -> str:
     """A query for an int digest of every ledger row but ``version``'s (count, versions, checksums, file names)."""
     # A sum of per-row hashes: no sort, and cheap (about 0.2 ms for 1000 rows).
     row = "version || '/' || coalesce(checksum, '') || '/' || coalesce(filename, '')"
-    return (f"SELECT hashtext(count(*) || '/' || coalesce(sum(hashtext({row})), 0)) "
-            f"FROM {table()} WHERE version <> {_literal(version)}")
+    return (
+        f"SELECT hashtext(count(*) || '/' || coalesce(sum(hashtext({row})), 0)) "
+        f"FROM {table()} WHERE version <> {_literal(version)}"
+    )
 
 
 def _changed() -> str:
-    return (f"the file changed the ledger {display_name()} (deleted, truncated, inserted or rewrote rows), "
-            "so everything was rolled back and nothing was recorded. A migration or down file must not write "
-            "the ledger: remove those statements (repair_sql_migrations fixes the ledger itself)")
+    return (
+        f"the file changed the ledger {display_name()} (deleted, truncated, inserted or rewrote rows), "
+        "so everything was rolled back and nothing was recorded. A migration or down file must not write "
+        "the ledger: remove those statements (repair_sql_migrations fixes the ledger itself)"
+    )
 
 
 def _delete(version: str) -> str:

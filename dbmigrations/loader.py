@@ -8,8 +8,9 @@ a CI gate into a green no-op.
 
 Parse policy: file names, encodings and checksums are always checked; the SQL is
 parsed only where the caller needs it (``parse=True``, or later with
-:func:`validate` for just the files that will run).
+:func:`discovery.validate_scripts` for just the files that will run).
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,16 @@ from .ledger import LedgerRow
 from .resume import Done
 from .session import Session
 
-__all__ = ["checked_states", "development_seeds_dir", "migration_files", "migration_states", "migrations_dir",
-           "scan_migrations", "seed_files", "seeds_dir", "validate"]
+__all__ = [
+    "checked_states",
+    "development_seeds_dir",
+    "migration_files",
+    "migration_states",
+    "migrations_dir",
+    "scan_migrations",
+    "seed_files",
+    "seeds_dir",
+]
 
 
 def folder(path: str | os.PathLike, *, setting: str, what: str) -> Path:
@@ -38,8 +47,9 @@ def folder(path: str | os.PathLike, *, setting: str, what: str) -> Path:
 
 def migrations_dir(directory: str | os.PathLike | None = None) -> Path:
     """The migrations folder (``directory``, else the ``SQL_MIGRATIONS_DIR`` setting), checked."""
-    return folder(directory if directory is not None else conf.migrations_dir(),
-                  setting="SQL_MIGRATIONS_DIR", what="migrations")
+    return folder(
+        directory if directory is not None else conf.migrations_dir(), setting="SQL_MIGRATIONS_DIR", what="migrations"
+    )
 
 
 def seeds_dir(directory: str | os.PathLike | None = None) -> Path:
@@ -83,8 +93,15 @@ def seed_files(directory: str | os.PathLike | None = None) -> list[SqlFile]:
         script = file.source.script
         for statement in script.non_transactional:
             line, column = script.position(statement.start)
-            problems.append(Problem(str(file.path), f"{statement.non_transactional_reason} cannot run in a "
-                                    "transaction; each seed file runs in one transaction", line, column))
+            problems.append(
+                Problem(
+                    str(file.path),
+                    f"{statement.non_transactional_reason} cannot run in a "
+                    "transaction; each seed file runs in one transaction",
+                    line,
+                    column,
+                )
+            )
     if problems:
         raise InvalidFiles(problems)
     return files
@@ -99,8 +116,9 @@ def migration_states(session: Session, files: list[SqlFile]) -> list[plan.Entry]
     return plan.status(files, rows, progress=progress)
 
 
-def checked_states(files: list[SqlFile], problems: list[Problem], rows: list[LedgerRow], *,
-                   progress: list[Done] = ()) -> list[plan.Entry]:
+def checked_states(
+    files: list[SqlFile], problems: list[Problem], rows: list[LedgerRow], *, progress: list[Done] = ()
+) -> list[plan.Entry]:
     """Each version's state, an invalid file as INVALID (from ``problems``, and the SQL of every file not
     in the ledger: what ``apply_sql_migrations`` would parse and refuse). Applied files are not parsed.
     ``progress``: the statements that ran of files that stopped part-way (PARTIAL)."""

@@ -17,6 +17,7 @@ and the runner of such a file takes it exclusively, never waiting inside the ser
 for it. While it is taken exclusively, the others wait in the client, without a
 snapshot, and try again (:func:`with_lock_retries`).
 """
+
 from __future__ import annotations
 
 import time
@@ -43,8 +44,11 @@ T = TypeVar("T")
 
 def _try_outside_key(exclusive: bool) -> str:
     function = "pg_try_advisory_xact_lock" if exclusive else "pg_try_advisory_xact_lock_shared"
-    return (f"DO $$BEGIN IF NOT {function}({OUTSIDE_KEY}) THEN RAISE EXCEPTION 'the migration lock is held by a "
-            f"file that runs outside a transaction' USING ERRCODE = '{BUSY}'; END IF; END$$")
+    return (
+        f"DO $$BEGIN IF NOT {function}({OUTSIDE_KEY}) THEN RAISE EXCEPTION 'the migration lock is held by a "
+        f"file that runs outside a transaction' USING ERRCODE = '{BUSY}'; END IF; END$$"
+    )
+
 
 def lock_statements(lock_timeout: float | None, *, outside: bool = False) -> list[str]:
     """SQL that takes the migration lock in the current transaction, bounded by ``lock_timeout`` seconds if given.
@@ -63,8 +67,12 @@ def lock_statements(lock_timeout: float | None, *, outside: bool = False) -> lis
         lift.append(f"set_config('lock_timeout', '{max(1, int(lock_timeout * 1000))}', true)")
     put_back = [f"set_config('{n}', current_setting('dbmigrations.{n}'), true)" for n in names]
     # A target list is evaluated left to right: the values are saved before they are lifted.
-    return [f"SELECT {', '.join(save + lift)}", _try_outside_key(exclusive=outside),
-            f"SELECT pg_advisory_xact_lock({LOCK_KEY})", f"SELECT {', '.join(put_back)}"]
+    return [
+        f"SELECT {', '.join(save + lift)}",
+        _try_outside_key(exclusive=outside),
+        f"SELECT pg_advisory_xact_lock({LOCK_KEY})",
+        f"SELECT {', '.join(put_back)}",
+    ]
 
 
 def with_lock_retries(attempt: Callable[[float | None], T], lock_timeout: float | None) -> T:
@@ -96,12 +104,15 @@ def raise_for_lock(error: BatchError, lock_timeout: float | None) -> None:
 
 def _timeout(lock_timeout: float | None) -> LockTimeout:
     after = f"after {lock_timeout:g} s" if lock_timeout is not None else "(the server's lock_timeout)"
-    return LockTimeout(f"gave up waiting for the migration lock {after}: another runner "
-                       "(a deploy, a teammate) is migrating this database; retry when it is done")
+    return LockTimeout(
+        f"gave up waiting for the migration lock {after}: another runner "
+        "(a deploy, a teammate) is migrating this database; retry when it is done"
+    )
 
 
 def run_locked(session: Session, statements: list[str], *, lock_timeout: float | None = None) -> None:
     """Run ``statements`` in one transaction under the migration lock: all of them or none."""
+
     def attempt(left: float | None) -> None:
         try:
             run_batch(session, [Part(("BEGIN", *lock_statements(left), *statements, "COMMIT"))])
@@ -131,8 +142,18 @@ def lock_holder(session: Session, lock_timeout: float | None) -> Iterator[Sessio
         try:
             # The file may run for a long time (CREATE INDEX CONCURRENTLY): the server must not
             # end the holder's idle transaction meanwhile.
-            run_batch(holder, [Part(("BEGIN", "SET LOCAL idle_in_transaction_session_timeout = 0",
-                                     *lock_statements(left, outside=True)))])
+            run_batch(
+                holder,
+                [
+                    Part(
+                        (
+                            "BEGIN",
+                            "SET LOCAL idle_in_transaction_session_timeout = 0",
+                            *lock_statements(left, outside=True),
+                        )
+                    )
+                ],
+            )
         except BatchError as error:
             raise_for_lock(error, lock_timeout)
             raise

@@ -11,6 +11,7 @@ sessions in the way (:mod:`dbmigrations.blockers`, :mod:`dbmigrations.lockwatch`
 migration lock is a separate limit (``--lock-timeout``); it is shown while it
 lasts and not counted in the migration's time.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,8 +53,10 @@ class LockPolicy:
     @classmethod
     def resolve(cls, timeout: float | None = None, budget: float | None = None) -> LockPolicy:
         """The given values, else the settings (``SQL_MIGRATIONS_DDL_LOCK_TIMEOUT``, ``…_LOCK_RETRY_BUDGET``)."""
-        return cls(conf.ddl_lock_timeout() if timeout is None else timeout,
-                   conf.lock_retry_budget() if budget is None else budget)
+        return cls(
+            conf.ddl_lock_timeout() if timeout is None else timeout,
+            conf.lock_retry_budget() if budget is None else budget,
+        )
 
     def statement(self, *, keep_lock: bool = False) -> str:
         """The runner's one statement right before the file: how long the migration lock took (a value the
@@ -88,10 +91,12 @@ class Attempt:
 
     def finish(self, run: FileRun) -> FileRun:
         """``run`` with the migration lock's wait taken out of its time, and the attempt count."""
-        waited = next((round(float(v[len(WAITED):]) * 1000) for v in run.runner_values
-                       if v and v.startswith(WAITED)), 0)
-        return dataclasses.replace(run, elapsed_ms=max(0, run.elapsed_ms - waited), waited_ms=waited,
-                                   attempts=self.number)
+        waited = next(
+            (round(float(v[len(WAITED) :]) * 1000) for v in run.runner_values if v and v.startswith(WAITED)), 0
+        )
+        return dataclasses.replace(
+            run, elapsed_ms=max(0, run.elapsed_ms - waited), waited_ms=waited, attempts=self.number
+        )
 
 
 @dataclass(frozen=True)
@@ -154,8 +159,10 @@ class LockRetries:
         Raises :class:`LockRetriesExhausted` (exit 1) when the budget is spent, naming
         the blockers; any other failure is raised as it is.
         """
-        watcher = Watcher(self.session, lambda seconds, sample: self.progress(
-            Event.LOCK_WAIT, MigrationLockWait(name, seconds, sample.blockers)))
+        watcher = Watcher(
+            self.session,
+            lambda seconds, sample: self.progress(Event.LOCK_WAIT, MigrationLockWait(name, seconds, sample.blockers)),
+        )
         began = time.monotonic()
         self.holding = succeeded = False
         try:
@@ -198,8 +205,9 @@ class LockRetries:
         # key goes with it, or a file outside a transaction could take its key exclusively between two
         # attempts and then wait for ours while we wait for it (see locks).
         before = [self.policy.statement(keep_lock=not self.holding)]
-        return Attempt(number, before, [
-            *after, f"SELECT pg_advisory_unlock({LOCK_KEY}), pg_advisory_unlock_shared({OUTSIDE_KEY})"])
+        return Attempt(
+            number, before, [*after, f"SELECT pg_advisory_unlock({LOCK_KEY}), pg_advisory_unlock_shared({OUTSIDE_KEY})"]
+        )
 
     def _release(self) -> None:
         """Release the migration lock kept by a failed attempt (given up, or failed otherwise), if it is held."""
@@ -209,24 +217,33 @@ class LockRetries:
                 self.session.fetch(
                     f"SELECT {unlock}(%s) FROM pg_locks WHERE locktype = 'advisory' AND granted "
                     "AND pid = pg_backend_pid() AND classid = %s AND objid = %s AND objsubid = 1",
-                    (key, key >> 32, key & 0xFFFFFFFF))
+                    (key, key >> 32, key & 0xFFFFFFFF),
+                )
         except psycopg.Error:
             pass  # a lost connection took the lock with it
 
     def _holders(self, script: Script, line: int) -> LockSample | None:
         """Who holds a lock on the tables of the statement at ``line`` (the migration no longer waits)."""
-        statement = next((s for s in script.statements
-                          if script.position(s.start)[0] <= line <= script.position(s.start + len(s.sql))[0]), None)
+        statement = next(
+            (
+                s
+                for s in script.statements
+                if script.position(s.start)[0] <= line <= script.position(s.start + len(s.sql))[0]
+            ),
+            None,
+        )
         try:
             return holders(self.session, statement.relations) if statement is not None else None
         except psycopg.Error:
             return None
 
     def _exhausted(self, retry: LockRetry) -> str:
-        return (f"Every attempt was rolled back, so nothing changed. {retry.attempt} attempt(s) in "
-                f"{retry.elapsed:.1f} s, retry budget {self.policy.budget:g} s; {retry.blocked_by()}. End or wait "
-                "for that session (SELECT pg_terminate_backend(pid) ends it), then run again; or raise "
-                "--lock-retry-budget / SQL_MIGRATIONS_LOCK_RETRY_BUDGET.")
+        return (
+            f"Every attempt was rolled back, so nothing changed. {retry.attempt} attempt(s) in "
+            f"{retry.elapsed:.1f} s, retry budget {self.policy.budget:g} s; {retry.blocked_by()}. End or wait "
+            "for that session (SELECT pg_terminate_backend(pid) ends it), then run again; or raise "
+            "--lock-retry-budget / SQL_MIGRATIONS_LOCK_RETRY_BUDGET."
+        )
 
 
 def _sets_lock_timeout(script: Script) -> bool:

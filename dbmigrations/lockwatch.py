@@ -5,6 +5,7 @@ it waits for (``pg_locks``: the migration lock or a table) and who is in the way
 (``pg_blocking_pids``). Best effort: a watcher that cannot connect stays silent and
 the migration is not affected.
 """
+
 from __future__ import annotations
 
 import threading
@@ -109,8 +110,9 @@ class Watcher:
             if locktype == "advisory" and (classid, objid, objsubid) == (high, low, 1):
                 return LockSample(None, mode, "advisory", activity(connection, blocking))
             relations = [relation] if relation is not None else []
-            return LockSample(name if relation is not None else None, mode, locktype,
-                              activity(connection, blocking, relations))
+            return LockSample(
+                name if relation is not None else None, mode, locktype, activity(connection, blocking, relations)
+            )
         if rows or self._backend_visible(connection):
             return None
         # A pooler hides the backend: say who holds the migration lock when somebody waits for it.

@@ -7,6 +7,7 @@ rewrite is a table or index whose ``relfilenode`` changed. ``verify_sql_migratio
 reports both; an ACCESS EXCLUSIVE lock on a table that existed before the migration
 is flagged, since it blocks every read and write of that table while it is held.
 """
+
 from __future__ import annotations
 
 import json
@@ -63,8 +64,11 @@ def storage(session: Session) -> Storage:
 
 def rewritten(before: Storage, after: Storage) -> list[str]:
     """Tables and indexes that existed before and got a new file: rewritten (or rebuilt) by the migration."""
-    return sorted(after[oid][0] for oid, (_, _, node) in before.items()
-                  if oid in after and after[oid][2] != node and after[oid][0].split(".")[-1] != TABLE)
+    return sorted(
+        after[oid][0]
+        for oid, (_, _, node) in before.items()
+        if oid in after and after[oid][2] != node and after[oid][0].split(".")[-1] != TABLE
+    )
 
 
 def locks_taken(run: FileRun | None, before: Storage) -> list[TakenLock] | None:
@@ -72,5 +76,7 @@ def locks_taken(run: FileRun | None, before: Storage) -> list[TakenLock] | None:
     value = next((v for v in (run.runner_values if run else ()) if v and v.startswith(TAKEN)), None)
     if value is None:
         return None
-    return [TakenLock(row["relation"], row["mode"], row["oid"] in before, row["kind"])
-            for row in json.loads(value[len(TAKEN):])]
+    return [
+        TakenLock(row["relation"], row["mode"], row["oid"] in before, row["kind"])
+        for row in json.loads(value[len(TAKEN) :])
+    ]

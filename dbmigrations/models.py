@@ -4,9 +4,10 @@
 runner (:mod:`dbmigrations.ledger` creates and writes it); Django never creates,
 alters or writes it (``managed = False``; the admin refuses every write).
 """
+
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 from django.conf import settings
 from django.db import models
@@ -20,7 +21,7 @@ class UtcTimestampField(models.DateTimeField):
 
     def from_db_value(self, value, expression, connection):
         if value is not None and settings.USE_TZ and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
+            return value.replace(tzinfo=UTC)
         return value
 
 
@@ -58,6 +59,5 @@ def version_order() -> models.Func:
     Leading zeros are stripped and the rest is left-padded to the column's width, so
     text order is number order without casting (which a non-numeric version would break).
     """
-    stripped = models.Func(models.F("version"), models.Value("0"), function="LTRIM",
-                           output_field=models.CharField())
+    stripped = models.Func(models.F("version"), models.Value("0"), function="LTRIM", output_field=models.CharField())
     return LPad(stripped, 255, models.Value("0"))

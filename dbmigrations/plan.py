@@ -3,6 +3,7 @@
 ``apply``, ``--plan``, ``sql_migration_status`` (text, ``--json``, ``--check``),
 the admin and the system checks all render this one list.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,8 +80,9 @@ class Entry:
             "file": str(self.path) if self.path else None,
             "applied_filename": row.filename if row else None,
             "fake": bool(row.fake) if row else None,
-            "problems": [{"file": p.path, "line": p.line, "column": p.column, "message": p.message}
-                         for p in self.problems],
+            "problems": [
+                {"file": p.path, "line": p.line, "column": p.column, "message": p.message} for p in self.problems
+            ],
             "description": self.file.description if self.file else (row.description if row else None),
             "checksum": self.file.checksum if self.file else None,
             "applied_checksum": row.checksum if row else None,
@@ -97,9 +99,15 @@ class Entry:
         return {
             "summary": describe(list(self.progress), len(statements) if statements is not None else None),
             "statements": len(statements) if statements is not None else None,
-            "ran": [{"index": d.index, "sha256": d.sha256,
-                     "done_at": d.done_at.isoformat() if d.done_at else None,
-                     **_ran_as(statements, d)} for d in self.progress],
+            "ran": [
+                {
+                    "index": d.index,
+                    "sha256": d.sha256,
+                    "done_at": d.done_at.isoformat() if d.done_at else None,
+                    **_ran_as(statements, d),
+                }
+                for d in self.progress
+            ],
         }
 
     def _statements(self):
@@ -109,8 +117,9 @@ class Entry:
             return None
 
 
-def status(files: list[SqlFile], rows: list[LedgerRow], problems: list[Problem] = (), *,
-           progress: list[Done] = ()) -> list[Entry]:
+def status(
+    files: list[SqlFile], rows: list[LedgerRow], problems: list[Problem] = (), *, progress: list[Done] = ()
+) -> list[Entry]:
     """Every file, every ledger row and every invalid file (``problems``), by version number.
 
     Versions compare numerically (``002`` and ``0002`` are the same migration).
@@ -129,8 +138,16 @@ def status(files: list[SqlFile], rows: list[LedgerRow], problems: list[Problem] 
     for file in files:
         row = by_number.pop(file.number, None)
         if row is None and file.number in ran:
-            entries.append(Entry(file.number, State.PARTIAL, file, None, file.number < newest_applied,
-                                 progress=tuple(sorted(ran[file.number], key=lambda d: d.index))))
+            entries.append(
+                Entry(
+                    file.number,
+                    State.PARTIAL,
+                    file,
+                    None,
+                    file.number < newest_applied,
+                    progress=tuple(sorted(ran[file.number], key=lambda d: d.index)),
+                )
+            )
         elif row is None:
             entries.append(Entry(file.number, State.PENDING, file, None, file.number < newest_applied))
         elif _replaced(file, row):
@@ -188,8 +205,7 @@ def _mark_applied_out_of_order(entries: list[Entry]) -> list[Entry]:
 
 def pending(entries: list[Entry], *, target: int | None = None) -> list[Entry]:
     """Pending (and PARTIAL) entries in the order they run, up to and including ``target``."""
-    return [e for e in entries
-            if e.state in (State.PENDING, State.PARTIAL) and (target is None or e.number <= target)]
+    return [e for e in entries if e.state in (State.PENDING, State.PARTIAL) and (target is None or e.number <= target)]
 
 
 def drifted(entries: list[Entry]) -> list[Entry]:

@@ -9,6 +9,7 @@ runner refuses it there. The URL's spelling is only a hint (a pooler can listen 
 5432 or 6432 under any host name); this module asks the connection itself, once
 per run and only when such a file is about to run.
 """
+
 from __future__ import annotations
 
 from .session import Session

@@ -11,6 +11,7 @@ migrations and are committed, so every test of the session sees them. A test mar
 ``@pytest.mark.sql_seeds`` (without those options) gets them inside its own transaction
 (pytest-django's ``db``), rolled back with it: no other test sees its seed rows.
 """
+
 from __future__ import annotations
 
 import types
@@ -23,16 +24,31 @@ ENABLE_HINT = "enable it with --sql-migrations or `sql_migrations = true` in the
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dbmigrations", "SQL migrations (dbmigrations)")
-    group.addoption("--sql-migrations", action="store_true", dest="sql_migrations", default=None,
-                    help="Build the test database by applying the SQL migrations (SQL_MIGRATIONS_DIR).")
-    group.addoption("--no-sql-migrations", action="store_false", dest="sql_migrations",
-                    help="Do not apply the SQL migrations, whatever the ini file says.")
-    group.addoption("--sql-seeds", action="store_true", dest="sql_seeds", default=None,
-                    help="Also run the development seeds (SQL_SEEDS_DIR/development) after the migrations.")
+    group.addoption(
+        "--sql-migrations",
+        action="store_true",
+        dest="sql_migrations",
+        default=None,
+        help="Build the test database by applying the SQL migrations (SQL_MIGRATIONS_DIR).",
+    )
+    group.addoption(
+        "--no-sql-migrations",
+        action="store_false",
+        dest="sql_migrations",
+        help="Do not apply the SQL migrations, whatever the ini file says.",
+    )
+    group.addoption(
+        "--sql-seeds",
+        action="store_true",
+        dest="sql_seeds",
+        default=None,
+        help="Also run the development seeds (SQL_SEEDS_DIR/development) after the migrations.",
+    )
     parser.addini("sql_migrations", "Apply the SQL migrations to the test database.", type="bool", default=False)
     parser.addini("sql_seeds", "Also run the development seeds after the migrations.", type="bool", default=False)
-    parser.addini("sql_migrations_databases", "Database aliases to migrate (default: default).",
-                  type="args", default=["default"])
+    parser.addini(
+        "sql_migrations_databases", "Database aliases to migrate (default: default).", type="args", default=["default"]
+    )
 
 
 def _flag(config: pytest.Config, name: str) -> bool:
@@ -41,13 +57,18 @@ def _flag(config: pytest.Config, name: str) -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "sql_seeds: the test needs the development seeds (dbmigrations runs them "
-                                       "inside the test's transaction, rolled back after it)")
+    config.addinivalue_line(
+        "markers",
+        "sql_seeds: the test needs the development seeds (dbmigrations runs them "
+        "inside the test's transaction, rolled back after it)",
+    )
     if not _flag(config, "sql_migrations"):
         return
     if not config.pluginmanager.hasplugin("django"):
-        raise pytest.UsageError("sql_migrations needs pytest-django (pip install pytest-django), "
-                                "which builds the test database that the SQL migrations are applied to")
+        raise pytest.UsageError(
+            "sql_migrations needs pytest-django (pip install pytest-django), "
+            "which builds the test database that the SQL migrations are applied to"
+        )
     # Registered now, after every installed plugin (pytest-django included), so that this
     # django_db_setup overrides the original and can request it; and only when enabled.
     holder = types.ModuleType(f"{__name__}.enabled")
@@ -68,8 +89,11 @@ def sql_seeds_for_marked_tests(request: pytest.FixtureRequest):
         return
     marker = request.node.get_closest_marker("django_db")
     if "transactional_db" in request.fixturenames or (marker and marker.kwargs.get("transaction")):
-        pytest.fail("@pytest.mark.sql_seeds runs the seeds inside the test's transaction, which a transactional "
-                    "test does not have: use the `db` fixture, or --sql-seeds for the whole session", pytrace=False)
+        pytest.fail(
+            "@pytest.mark.sql_seeds runs the seeds inside the test's transaction, which a transactional "
+            "test does not have: use the `db` fixture, or --sql-seeds for the whole session",
+            pytrace=False,
+        )
     request.getfixturevalue("db")
     from django.db import connections
 
@@ -135,6 +159,9 @@ def sql_migrations_applied(request) -> list[str]:
     applied = request.config.stash.get(APPLIED, {})
     alias = request.config.getini("sql_migrations_databases")[0]
     if alias not in applied:
-        pytest.fail(f"sql_migrations_applied: no test database was created for {alias!r} (request the `db` "
-                    "fixture or mark the test with @pytest.mark.django_db)", pytrace=False)
+        pytest.fail(
+            f"sql_migrations_applied: no test database was created for {alias!r} (request the `db` "
+            "fixture or mark the test with @pytest.mark.django_db)",
+            pytrace=False,
+        )
     return applied[alias]

@@ -7,6 +7,7 @@ rebuilds from zero: on 15+ owned by ``pg_database_owner`` with USAGE for PUBLIC;
 owned by the bootstrap superuser with CREATE and USAGE for PUBLIC. All of it runs in
 one transaction under the migration lock: a failure changes nothing.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -62,12 +63,14 @@ def check_target(target: DatabaseTarget, *, allow_remote: bool = False) -> None:
     Reads only the configuration: runs before any connection.
     """
     conf.refuse_in_production(
-        "reset_db", "it drops every table and all data, so it never runs in production (no option allows it).")
+        "reset_db", "it drops every table and all data, so it never runs in production (no option allows it)."
+    )
     if not allow_remote and not is_local(target):
         raise RemoteDatabase(
             f"reset_db refused: {target.masked_url} is not on this machine (only localhost, loopback "
             "addresses, unix sockets and the embedded server are reset without asking twice). If this "
-            "database really is disposable, run again with --allow-remote. Nothing was changed.")
+            "database really is disposable, run again with --allow-remote. Nothing was changed."
+        )
 
 
 def check_connected_server(session: Session, target: DatabaseTarget, *, allow_remote: bool = False) -> str:
@@ -83,7 +86,8 @@ def check_connected_server(session: Session, target: DatabaseTarget, *, allow_re
         raise RemoteDatabase(
             f"reset_db refused: {target.masked_url} reached the server at {where}, which is not on this machine "
             "(PGHOST or a service file chose it). If this database really is disposable, run again with "
-            "--allow-remote. Nothing was changed.")
+            "--allow-remote. Nothing was changed."
+        )
     return where
 
 
@@ -116,13 +120,16 @@ def reset_schema(session: Session, *, lock_timeout: float | None = None) -> Rese
     try:
         with_lock_retries(
             lambda left: run_batch(session, [Part(("BEGIN", *lock_statements(left), *recreate, *forget, "COMMIT"))]),
-            lock_timeout)
+            lock_timeout,
+        )
     except BatchError as error:
         raise_for_lock(error, lock_timeout)
         diag = error.error.diag
         message = f"reset_db failed, nothing was changed: ERROR {error.sqlstate}: {diag.message_primary or error}"
         if isinstance(error.error, errors.InsufficientPrivilege):
-            message += ("\n  Reset needs the owner of the database (or a superuser): the public schema "
-                        "is dropped and created again.")
+            message += (
+                "\n  Reset needs the owner of the database (or a superuser): the public schema "
+                "is dropped and created again."
+            )
         raise ResetFailed(message) from None
     return ResetResult(tables, rows)

@@ -7,6 +7,7 @@ that their text is unchanged: a statement that already ran cannot be edited afte
 the fact. ``SET``/``RESET`` statements are run again, since the session they changed
 is gone.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -40,8 +41,10 @@ def resume_point(statements: tuple[Statement, ...], done: list[Done], *, path: s
     """
     indexes = sorted(d.index for d in done)
     if indexes != list(range(1, len(indexes) + 1)):
-        raise PartialRunChanged(f"{path}: the recorded progress of its earlier run is not a run of leading "
-                                f"statements ({indexes}); nothing was run. Check by hand, then: {forget}")
+        raise PartialRunChanged(
+            f"{path}: the recorded progress of its earlier run is not a run of leading "
+            f"statements ({indexes}); nothing was run. Check by hand, then: {forget}"
+        )
     by_index = {d.index: d for d in done}
     for number in indexes:
         if number > len(statements) or digest(statements[number - 1]) != by_index[number].sha256:
@@ -55,7 +58,7 @@ def resume_point(statements: tuple[Statement, ...], done: list[Done], *, path: s
 
 
 def describe(done: list[Done], total: int | None) -> str:
-    """"statements 1-2 of 3 ran" for the status and the failure note."""
+    """ "statements 1-2 of 3 ran" for the status and the failure note."""
     count = len(done)
     which = "statement 1" if count == 1 else f"statements 1-{count}"
     return f"{which}{f' of {total}' if total is not None else ''} ran"

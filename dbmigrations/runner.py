@@ -12,6 +12,7 @@ CONCURRENTLY, …) runs statement by statement; the caller holds the migration l
 rerun can resume after them. A concurrent index build is checked before and after:
 an INVALID index is dropped, never kept, and never recorded as built.
 """
+
 from __future__ import annotations
 
 import os
@@ -79,8 +80,9 @@ def client_check_statements(session: Session) -> list[str]:
     return []
 
 
-def run_file(session: Session, script: Script, path: str, transaction: Transaction | None = None, *,
-             commit: bool = True) -> FileRun:
+def run_file(
+    session: Session, script: Script, path: str, transaction: Transaction | None = None, *, commit: bool = True
+) -> FileRun:
     """Run a transactional file in one transaction, with the runner's ``transaction`` statements.
 
     A failing statement of the file raises :class:`MigrationFailed` (file:line:col);
@@ -96,8 +98,13 @@ def run_file(session: Session, script: Script, path: str, transaction: Transacti
     restore = (*session.restore_statements(), *client_check_statements(session))
     parts = [
         # The comment names the file in pg_stat_activity, whose query text a DBA sees cut at 1 kB.
-        Part((f"/* dbmigrations: {os.path.basename(path)} */ {script.begin}", *client_check_statements(session),
-              *transaction.before)),
+        Part(
+            (
+                f"/* dbmigrations: {os.path.basename(path)} */ {script.begin}",
+                *client_check_statements(session),
+                *transaction.before,
+            )
+        ),
         body,
         Part((*restore, *transaction.after, *(["COMMIT"] if commit else []))),
     ]
@@ -117,8 +124,14 @@ def run_file(session: Session, script: Script, path: str, transaction: Transacti
         if error.part == 2:
             raise runner_failure(error, path) from None
         raise
-    return FileRun(result.rows(1), result.elapsed_ms, True, len(body.statements), result.tags[0] + result.tags[2],
-                   result.values[0] + result.values[2])
+    return FileRun(
+        result.rows(1),
+        result.elapsed_ms,
+        True,
+        len(body.statements),
+        result.tags[0] + result.tags[2],
+        result.values[0] + result.values[2],
+    )
 
 
 def finish(session: Session, *, commit: bool, script: Script | None = None, path: str | None = None) -> None:
@@ -134,8 +147,9 @@ def finish(session: Session, *, commit: bool, script: Script | None = None, path
         raise commit_failure(error, Part((), script, path)) from None
 
 
-def run_file_without_transaction(session: Session, script: Script, path: str, *, start: int = 0,
-                                 done: Callable[[int], None] | None = None) -> FileRun:
+def run_file_without_transaction(
+    session: Session, script: Script, path: str, *, start: int = 0, done: Callable[[int], None] | None = None
+) -> FileRun:
     """Run a file that cannot run in a transaction, statement by statement (autocommit).
 
     The first ``start`` statements ran in an earlier run and are skipped (``SET``/``RESET``
@@ -186,7 +200,8 @@ def _prepare_build(session: Session, build: IndexTarget, notes: list[str], path:
                 f"{path}: before statement {index + 1}, dropping the INVALID index {named.name} (left by an "
                 f"interrupted build) failed: ERROR {error.sqlstate}: {_message(error)}. Statement {index + 1} did "
                 f"not run and the migration was not recorded; drop it by hand: "
-                f"DROP INDEX CONCURRENTLY IF EXISTS {named.name};") from None
+                f"DROP INDEX CONCURRENTLY IF EXISTS {named.name};"
+            ) from None
         notes.append(f"dropped the INVALID index {named.name} (left by an interrupted build) and built it again")
         found = indexes.lookup(session, build)
     return found
@@ -209,8 +224,10 @@ def _drop_failed_build(session: Session, build: IndexTarget, before: indexes.Ind
         try:
             indexes.drop(session, index)
         except BatchError as error:
-            said += (f" It left the INVALID index {index.name}, and dropping it failed ({_message(error)}): "
-                     f"remove it with: {statement}")
+            said += (
+                f" It left the INVALID index {index.name}, and dropping it failed ({_message(error)}): "
+                f"remove it with: {statement}"
+            )
         except psycopg.Error:  # the session is gone
             said += f" It left the INVALID index {index.name}: remove it with: {statement}"
         else:
@@ -218,8 +235,9 @@ def _drop_failed_build(session: Session, build: IndexTarget, before: indexes.Ind
     return said
 
 
-def _check_build(session: Session, script: Script, path: str, index: int, statement: Statement, start: int, *,
-                 resumable: bool) -> None:
+def _check_build(
+    session: Session, script: Script, path: str, index: int, statement: Statement, start: int, *, resumable: bool
+) -> None:
     """After a concurrent build that succeeded: the index must exist on its table and be valid.
 
     ``IF NOT EXISTS`` skips the build when the name is taken (an INVALID index, another
@@ -235,18 +253,26 @@ def _check_build(session: Session, script: Script, path: str, index: int, statem
         try:
             problem = f"left the index {named.name} INVALID; the runner dropped it ({indexes.drop(session, named)})"
         except BatchError as error:
-            problem = (f"left the index {named.name} INVALID, and dropping it failed ({_message(error)}): remove it "
-                       f"with: DROP INDEX CONCURRENTLY IF EXISTS {named.name};")
+            problem = (
+                f"left the index {named.name} INVALID, and dropping it failed ({_message(error)}): remove it "
+                f"with: DROP INDEX CONCURRENTLY IF EXISTS {named.name};"
+            )
     elif named is not None:
         problem = f"built nothing: the name {named.name} belongs to an index of another table"
     else:
         problem = f"built nothing: the name {build.name} is taken by another relation in that schema"
     line, column = script.position(statement.start)
-    raise MigrationFailed(StatementFailure(
-        path=path, line=line, column=column, sqlstate="", source_line=script.line_text(line),
-        message=f"statement {index + 1} returned without an error but {problem}",
-        note=_partial_note(script, index, start, resumable=resumable, ran=True),
-    ))
+    raise MigrationFailed(
+        StatementFailure(
+            path=path,
+            line=line,
+            column=column,
+            sqlstate="",
+            source_line=script.line_text(line),
+            message=f"statement {index + 1} returned without an error but {problem}",
+            note=_partial_note(script, index, start, resumable=resumable, ran=True),
+        )
+    )
 
 
 def outcome_unknown(path: str, error: Exception) -> OutcomeUnknown:
@@ -261,8 +287,7 @@ def outcome_unknown(path: str, error: Exception) -> OutcomeUnknown:
 
 def _lost_note(error: BatchError) -> str | None:
     if error.sqlstate in CONNECTION_ENDED:
-        return ("The connection was ended while this file ran: its transaction was rolled back and nothing was "
-                "recorded.")
+        return "The connection was ended while this file ran: its transaction was rolled back and nothing was recorded."
     return None
 
 
@@ -317,13 +342,20 @@ def commit_failure(error: BatchError, part: Part) -> MigrationFailed:
     last = script.statements[-1]
     line = script.position(last.start + len(last.sql))[0]
     diag = error.error.diag
-    return MigrationFailed(StatementFailure(
-        path=part.path or "<sql>", line=line, column=1, sqlstate=error.sqlstate,
-        message=(diag.message_primary or str(error.error)).strip(), detail=diag.message_detail,
-        hint=diag.message_hint, source_line=script.line_text(line),
-        note="Raised at COMMIT by a deferred constraint (DEFERRABLE INITIALLY DEFERRED or SET CONSTRAINTS … "
-             "DEFERRED): the whole file was rolled back and nothing was recorded.",
-    ))
+    return MigrationFailed(
+        StatementFailure(
+            path=part.path or "<sql>",
+            line=line,
+            column=1,
+            sqlstate=error.sqlstate,
+            message=(diag.message_primary or str(error.error)).strip(),
+            detail=diag.message_detail,
+            hint=diag.message_hint,
+            source_line=script.line_text(line),
+            note="Raised at COMMIT by a deferred constraint (DEFERRABLE INITIALLY DEFERRED or SET CONSTRAINTS … "
+            "DEFERRED): the whole file was rolled back and nothing was recorded.",
+        )
+    )
 
 
 def _do_block_line(context: str | None) -> int | None:
@@ -336,14 +368,14 @@ def _do_block_line(context: str | None) -> int | None:
     return found
 
 
-def _partial_note(script: Script, failed: int, start: int = 0, *, resumable: bool = False,
-                  ran: bool = False) -> str:
+def _partial_note(script: Script, failed: int, start: int = 0, *, resumable: bool = False, ran: bool = False) -> str:
     """What ran and what did not when statement ``failed`` (0-based) of a file outside a transaction failed."""
     total = len(script.statements)
     if failed:
         earlier = f" ({'1' if start == 1 else f'1-{start}'} in an earlier run)" if start else ""
-        done = ("statement 1 ran and stays committed" if failed == 1
-                else f"statements 1-{failed} ran and stay committed") + earlier
+        done = (
+            "statement 1 ran and stays committed" if failed == 1 else f"statements 1-{failed} ran and stay committed"
+        ) + earlier
     else:
         done = "no statement ran"
     what = "ran but is not counted as done" if ran else "failed"
@@ -352,6 +384,7 @@ def _partial_note(script: Script, failed: int, start: int = 0, *, resumable: boo
         f"{total - failed - 1} did not run. The migration was not recorded."
     )
     if resumable and failed:
-        note += (f" The statements that ran are recorded: once the file is fixed, a rerun resumes at "
-                 f"statement {failed + 1}.")
+        note += (
+            f" The statements that ran are recorded: once the file is fixed, a rerun resumes at statement {failed + 1}."
+        )
     return note

@@ -7,6 +7,7 @@ does every version the ledger knows (``known``): a version applied from a file
 that is no longer on disk (another branch's) is never reused. Files are created
 exclusively: never overwritten.
 """
+
 from __future__ import annotations
 
 import getpass
@@ -89,8 +90,9 @@ def next_version(directory: Path, known: Iterable[str] = ()) -> str:
 def author(directory: Path | None = None) -> str:
     """git's ``user.name`` (as seen from ``directory``), else the OS user, else ``unknown``."""
     try:
-        name = subprocess.run(["git", "config", "user.name"], cwd=directory, capture_output=True, text=True,
-                              timeout=5).stdout.strip()
+        name = subprocess.run(
+            ["git", "config", "user.name"], cwd=directory, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         name = ""
     if name:
@@ -101,8 +103,9 @@ def author(directory: Path | None = None) -> str:
         return "unknown"
 
 
-def create_migration(directory: Path, description: str, *, down: bool = False, today: date | None = None,
-                     known: Iterable[str] = ()) -> Scaffold:
+def create_migration(
+    directory: Path, description: str, *, down: bool = False, today: date | None = None, known: Iterable[str] = ()
+) -> Scaffold:
     """Write ``NNN_description.sql`` (and with ``down`` its ``.down.sql``) from the template.
 
     ``known``: the versions in the ledger, skipped like the numbers on disk. Creates

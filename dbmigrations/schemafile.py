@@ -5,6 +5,7 @@ schema, without the ledger and Django's own tables, with the lines that change f
 the next (tool versions, ``\\restrict`` keys) removed. Only a ``pg_dump`` whose major version is
 the server's is used (an older one refuses a newer server; a newer one prints differently).
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,10 @@ def find_pg_dump(server_version: int) -> str:
         found = re.search(r"(\d+)(?:\.\d+)?", version)
         if found and int(found.group(1)) == major:
             return candidate
-    raise ConfigurationError(f"no pg_dump of PostgreSQL {major} found (the server's version): install Debian's "
-                             f"postgresql-client-{major}, or run against the embedded server")
+    raise ConfigurationError(
+        f"no pg_dump of PostgreSQL {major} found (the server's version): install Debian's "
+        f"postgresql-client-{major}, or run against the embedded server"
+    )
 
 
 def dump(params: dict, server_version: int, excluded_tables: frozenset[str]) -> str:

@@ -6,6 +6,7 @@ through a maintenance database (``postgres``, else the configured one, else
 (raised as ``KeyboardInterrupt``) still removes it; ``WITH (FORCE)`` ends any
 session left on it.
 """
+
 from __future__ import annotations
 
 import secrets

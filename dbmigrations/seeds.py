@@ -6,6 +6,7 @@ no ledger: every run executes every file, so each
 seed must be idempotent, and the rows it changed are reported to show it.
 ``seeds/production/`` is never read by any code path here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,11 @@ def check_environment(environ: Mapping[str, str] | None = None, *, allowed: Sequ
             "seed_dev refused: VERCEL=1 (a Vercel build or deployment). Seeds never run on a deploy; "
             "run them on your own machine against a development database. Nothing was changed."
         )
-    conf.refuse_in_production("seed_dev", "seeds never run in production; see docs/seeds.md for how to "
-                              "load production data deliberately.", environ)
+    conf.refuse_in_production(
+        "seed_dev",
+        "seeds never run in production; see docs/seeds.md for how to load production data deliberately.",
+        environ,
+    )
     node_env, vercel_env = conf.variable("NODE_ENV", environ), conf.vercel_env(environ)
     others = [("VERCEL_ENV", vercel_env)] if conf.is_preview(environ) else []
     if node_env.lower() not in RUNNABLE_NODE_ENVS:
@@ -95,7 +99,7 @@ def run_seeds(session: Session, files: Sequence[SqlFile], *, progress: Progress 
             run = run_file(session, file.source.script, str(file.path))
         except MigrationFailed as error:
             notify(Event.FAILED, file)
-            raise _with_note(error, done, files[position + 1:]) from None
+            raise _with_note(error, done, files[position + 1 :]) from None
         done.append(SeedRun(file, run))
         notify(Event.DONE, done[-1])
     return done

@@ -4,6 +4,7 @@ libpq returns one result per statement of a simple-query message, so the index o
 the failing result names the failing statement, and PostgreSQL's error position
 (counted in characters of the whole message) maps back into the statement.
 """
+
 from __future__ import annotations
 
 import time
@@ -90,7 +91,7 @@ class Session:
     connection parameters.
     """
 
-    def __init__(self, connection: psycopg.Connection, *, reopen: Callable[[], "Session"] | None = None):
+    def __init__(self, connection: psycopg.Connection, *, reopen: Callable[[], Session] | None = None):
         self.connection = connection
         self._restore: tuple[str, ...] | None = None
         self.reopen = reopen
@@ -108,13 +109,19 @@ class Session:
             kept = {name[1:] for name, count in rows if name.startswith("*") and count != "0"}
             order = {"session_authorization": 0, "role": 2}
             settings = sorted((row for row in rows if not row[0].startswith("*")), key=lambda r: order.get(r[0], 1))
-            sets = ", ".join(f"set_config({self.literal(name)}, {self.literal(value)}, false)"
-                             for name, value in settings)
-            self._restore = ("RESET SESSION AUTHORIZATION", "RESET ROLE", "RESET ALL",
-                             *([f"SELECT {sets}"] if sets else []), *(d for d in DISCARD if d not in kept))
+            sets = ", ".join(
+                f"set_config({self.literal(name)}, {self.literal(value)}, false)" for name, value in settings
+            )
+            self._restore = (
+                "RESET SESSION AUTHORIZATION",
+                "RESET ROLE",
+                "RESET ALL",
+                *([f"SELECT {sets}"] if sets else []),
+                *(d for d in DISCARD if d not in kept),
+            )
         return self._restore
 
-    def open_another(self) -> "Session":
+    def open_another(self) -> Session:
         """A second session on the same database (for the lock of a file that runs outside a
         transaction, and for telling a transaction pooler apart); close it with :meth:`close`."""
         if self.reopen is not None:

@@ -4,6 +4,7 @@ Used to prove idempotency (a second run changes nothing) and reversibility
 (up → down → up gives the same schema). Names and definitions only: no OIDs,
 no sizes, nothing that differs between two equal schemas.
 """
+
 from __future__ import annotations
 
 from psycopg import sql
@@ -54,9 +55,10 @@ def take(session: Session, schema: str = "public", *, include_ledger: bool = Fal
     for kind, query in QUERIES.items():
         rows = session.fetch(query, {"schema": schema})
         snapshot[kind] = {
-            name: definition for name, definition in rows
-            if include_ledger or not (name == LEDGER_TABLE or name.startswith(LEDGER_TABLE + ".")
-                                      or "schema_migrations" in name)
+            name: definition
+            for name, definition in rows
+            if include_ledger
+            or not (name == LEDGER_TABLE or name.startswith(LEDGER_TABLE + ".") or "schema_migrations" in name)
         }
     return snapshot
 

@@ -11,6 +11,7 @@ control, and tells which statements PostgreSQL refuses inside a transaction bloc
 libpg_query counts statement locations in UTF-8 *bytes*; every offset here is a
 *character* offset (a ``str`` index into the text).
 """
+
 from __future__ import annotations
 
 import bisect
@@ -27,12 +28,17 @@ _COMMIT = "TRANS_STMT_COMMIT"
 _SAVEPOINTS = frozenset({"TRANS_STMT_SAVEPOINT", "TRANS_STMT_RELEASE", "TRANS_STMT_ROLLBACK_TO"})
 # Statements PostgreSQL always refuses inside a transaction block; the others depend on their options.
 _NEVER_IN_TRANSACTION = {
-    "CreatedbStmt": "CREATE DATABASE", "DropdbStmt": "DROP DATABASE", "AlterSystemStmt": "ALTER SYSTEM",
-    "CreateTableSpaceStmt": "CREATE TABLESPACE", "DropTableSpaceStmt": "DROP TABLESPACE",
-    "CreateSubscriptionStmt": "CREATE SUBSCRIPTION", "DropSubscriptionStmt": "DROP SUBSCRIPTION",
+    "CreatedbStmt": "CREATE DATABASE",
+    "DropdbStmt": "DROP DATABASE",
+    "AlterSystemStmt": "ALTER SYSTEM",
+    "CreateTableSpaceStmt": "CREATE TABLESPACE",
+    "DropTableSpaceStmt": "DROP TABLESPACE",
+    "CreateSubscriptionStmt": "CREATE SUBSCRIPTION",
+    "DropSubscriptionStmt": "DROP SUBSCRIPTION",
 }
-_MAYBE_OUTSIDE_TRANSACTION = frozenset({*_NEVER_IN_TRANSACTION, "IndexStmt", "DropStmt", "ReindexStmt", "VacuumStmt",
-                                        "ClusterStmt", "AlterTableStmt"})
+_MAYBE_OUTSIDE_TRANSACTION = frozenset(
+    {*_NEVER_IN_TRANSACTION, "IndexStmt", "DropStmt", "ReindexStmt", "VacuumStmt", "ClusterStmt", "AlterTableStmt"}
+)
 
 
 class ScriptError(Exception):
@@ -69,7 +75,7 @@ class Lines:
         if not 0 < line <= len(self.starts):
             return ""
         end = self.starts[line] - 1 if line < len(self.starts) else len(self.text)
-        return self.text[self.starts[line - 1]:end]
+        return self.text[self.starts[line - 1] : end]
 
 
 @dataclass(frozen=True)
@@ -140,13 +146,18 @@ class Statement:
         return self.kind == "CopyStmt" and bool(self.fields.get("is_from")) and not self.fields.get("filename")
 
     @property
-    def index(self) -> "IndexTarget | None":
+    def index(self) -> IndexTarget | None:
         """What a ``CREATE INDEX`` builds (None for other statements)."""
         if self.kind != "IndexStmt":
             return None
         relation = self.fields.get("relation") or {}
-        return IndexTarget(self.fields.get("idxname"), relation.get("schemaname"), relation.get("relname", ""),
-                           bool(self.fields.get("concurrent")), bool(self.fields.get("if_not_exists")))
+        return IndexTarget(
+            self.fields.get("idxname"),
+            relation.get("schemaname"),
+            relation.get("relname", ""),
+            bool(self.fields.get("concurrent")),
+            bool(self.fields.get("if_not_exists")),
+        )
 
     @property
     def sets_session_state(self) -> bool:
@@ -272,7 +283,7 @@ def _statements(text: str, tree: list[dict]) -> list[Statement]:
         sql = text[start:end]
         # Leading blanks belong to no statement; the start is where the first token is.
         stripped = sql.lstrip()
-        (kind, fields), = raw["stmt"].items()
+        ((kind, fields),) = raw["stmt"].items()
         statements.append(Statement(stripped.rstrip(), start + len(sql) - len(stripped), kind, fields))
     return statements
 
@@ -290,7 +301,7 @@ class _CharOffsets:
         if offset < self.byte:
             self.byte = self.char = 0
         # libpg_query's locations fall between characters, so each slice decodes whole.
-        self.char += len(self.data[self.byte:offset].decode("utf-8", "ignore"))
+        self.char += len(self.data[self.byte : offset].decode("utf-8", "ignore"))
         self.byte = offset
         return self.char
 
@@ -335,7 +346,7 @@ def copy_from_stdin_before(text: str, offset: int | None) -> int | None:
     """
     if offset is None:
         return None
-    head = text[:text.rfind("\n", 0, offset) + 1]
+    head = text[: text.rfind("\n", 0, offset) + 1]
     try:
         statements = _statements(head, parse_tree(head))
     except ScriptError:

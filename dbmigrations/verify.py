@@ -7,6 +7,7 @@ after the migration. Finally the development seeds run twice; the second run mus
 change no table's row count. A failing first application stops the run (later
 files build on it); every other failure is recorded and the run goes on.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -106,8 +107,9 @@ class VerifyReport:
         return {"ok": self.ok, "problems": self.problems, **asdict(self)}
 
 
-def verify(params: dict, migrations: list[SqlFile], seeds: list[SqlFile] | None,
-           *, progress: Progress | None = None) -> VerifyReport:
+def verify(
+    params: dict, migrations: list[SqlFile], seeds: list[SqlFile] | None, *, progress: Progress | None = None
+) -> VerifyReport:
     """Verify ``migrations`` (then ``seeds``, unless None) on a scratch database of the server of ``params``."""
     notify = progress or quiet
     with scratch_database(params) as (name, session):
@@ -156,17 +158,22 @@ def check_migration(session: Session, files: list[SqlFile], file: SqlFile) -> Mi
         check.reversible = False
         check.findings.append(Finding("down file failed", failure=error.failure))
         return check
-    down_found = _compare(before, snapshot.take_all(session),
-                          "down file does not fully reverse the migration (schema after down vs. before up)")
-    up_found = _run_and_compare(session, file.source, applied, REAPPLY_FAILED,
-                                "up after down gives a different schema (vs. after the first up)")
+    down_found = _compare(
+        before,
+        snapshot.take_all(session),
+        "down file does not fully reverse the migration (schema after down vs. before up)",
+    )
+    up_found = _run_and_compare(
+        session, file.source, applied, REAPPLY_FAILED, "up after down gives a different schema (vs. after the first up)"
+    )
     check.findings += [f for f in (down_found, up_found) if f]
     check.reversible = not (down_found or up_found)
     return check
 
 
-def _run_and_compare(session: Session, source: SqlSource, expected: snapshot.Snapshot,
-                     failed: str, changed: str) -> Finding | None:
+def _run_and_compare(
+    session: Session, source: SqlSource, expected: snapshot.Snapshot, failed: str, changed: str
+) -> Finding | None:
     try:
         run_sql(session, source)
     except MigrationFailed as error:

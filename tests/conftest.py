@@ -10,6 +10,7 @@ exit code, stdout, stderr; for what only a process shows: the settings module
 reading the environment, argv parsing, stdin prompts, signals, concurrency) or
 in-process (``call``: the same command through ``call_command``, about ten times cheaper).
 """
+
 from __future__ import annotations
 
 import atexit
@@ -34,10 +35,25 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="bestrong-test-cache-")
 atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 CLEARED_ENV = (
-    "DATABASE_URL_UNPOOLED", "POSTGRES_URL_NON_POOLING", "DATABASE_URL", "POSTGRES_URL", "POSTGRES_PRISMA_URL",
-    "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DATABASE", "POSTGRES_USER", "POSTGRES_PASSWORD",
-    "NODE_ENV", "VERCEL", "VERCEL_ENV", "VERCEL_URL", "SQL_MIGRATIONS_DIR", "SQL_SEEDS_DIR",
-    "SQL_MIGRATIONS_ON_PREVIEW", "GITHUB_ACTIONS", "SQL_EMBEDDED_PGDATA",
+    "DATABASE_URL_UNPOOLED",
+    "POSTGRES_URL_NON_POOLING",
+    "DATABASE_URL",
+    "POSTGRES_URL",
+    "POSTGRES_PRISMA_URL",
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_DATABASE",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+    "NODE_ENV",
+    "VERCEL",
+    "VERCEL_ENV",
+    "VERCEL_URL",
+    "SQL_MIGRATIONS_DIR",
+    "SQL_SEEDS_DIR",
+    "SQL_MIGRATIONS_ON_PREVIEW",
+    "GITHUB_ACTIONS",
+    "SQL_EMBEDDED_PGDATA",
 )
 
 
@@ -70,8 +86,12 @@ def pg_server(tmp_path_factory) -> Server:
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
         info = psycopg.conninfo.conninfo_to_dict(url)
-        return Server(info.get("host", "localhost"), str(info.get("port", "")), info.get("user", "postgres"),
-                      info.get("password", ""))
+        return Server(
+            info.get("host", "localhost"),
+            str(info.get("port", "")),
+            info.get("user", "postgres"),
+            info.get("password", ""),
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pgserver
@@ -104,9 +124,17 @@ def django_db_modify_db_settings(pg_server, request):
 
     default = settings.DATABASES["default"]
     default.pop("CONFIG_ERROR", None)
-    default.update(ENGINE="django.db.backends.postgresql", NAME="bestrong", USER=pg_server.user,
-                   PASSWORD=pg_server.password, HOST=pg_server.host, PORT=pg_server.port, OPTIONS={},
-                   SOURCE="TEST_DATABASE_URL", POOLED=False)
+    default.update(
+        ENGINE="django.db.backends.postgresql",
+        NAME="bestrong",
+        USER=pg_server.user,
+        PASSWORD=pg_server.password,
+        HOST=pg_server.host,
+        PORT=pg_server.port,
+        OPTIONS={},
+        SOURCE="TEST_DATABASE_URL",
+        POOLED=False,
+    )
     # django.setup() already built the default connection with the embedded backend (model
     # classes ask it for max_name_length), which would still connect to ./.pgdata: rebuild it.
     from django.db import connections
@@ -198,7 +226,8 @@ class DatabasePool:
             if self._public is None:
                 owner, comment = connection.execute(
                     "SELECT nspowner::regrole::text, obj_description(oid, 'pg_namespace') FROM pg_namespace "
-                    "WHERE nspname = 'public'").fetchone()
+                    "WHERE nspname = 'public'"
+                ).fetchone()
                 grants = connection.execute(
                     "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END, a.privilege_type "
                     "FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = 'public' AND a.grantee <> n.nspowner"
@@ -216,7 +245,8 @@ class DatabasePool:
             with connection.transaction():
                 schemas = connection.execute(
                     "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') "
-                    r"AND nspname !~ '^pg_(toast|temp_\d+|toast_temp_\d+)$'").fetchall()
+                    r"AND nspname !~ '^pg_(toast|temp_\d+|toast_temp_\d+)$'"
+                ).fetchall()
                 for (schema,) in schemas:
                     connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
                 connection.execute(sql.SQL("CREATE SCHEMA public AUTHORIZATION {}").format(sql.Identifier(owner)))
@@ -238,31 +268,50 @@ class DatabasePool:
             "SELECT c.relname, bool_or(a.attname = 'oid'), array_agg(a.attname::text) FILTER "
             "(WHERE a.atttypid = 'aclitem[]'::regtype) FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
             "WHERE c.relnamespace = 'pg_catalog'::regnamespace AND c.relkind = 'r' AND NOT c.relisshared "
-            "AND a.attnum > 0 AND NOT a.attisdropped GROUP BY c.relname ORDER BY c.relname").fetchall()
+            "AND a.attnum > 0 AND NOT a.attisdropped GROUP BY c.relname ORDER BY c.relname"
+        ).fetchall()
         parts = []
         for catalog, has_oid, acl_columns in catalogs:
             if catalog == "pg_namespace":  # by name below: a recreated public has a new oid
                 continue
             if has_oid:
-                parts.append(sql.SQL("(SELECT {} || ': ' || count(*) FROM pg_catalog.{} WHERE oid >= 16384)").format(
-                    sql.Literal(catalog), sql.Identifier(catalog)))
+                parts.append(
+                    sql.SQL("(SELECT {} || ': ' || count(*) FROM pg_catalog.{} WHERE oid >= 16384)").format(
+                        sql.Literal(catalog), sql.Identifier(catalog)
+                    )
+                )
             # The initial privileges of the original public schema (oid 2200) are not recreated with it
             # (nor by reset_db): only pg_dump reads them.
-            where = sql.SQL("NOT (classoid = 'pg_namespace'::regclass AND objoid = 2200)" if catalog == "pg_init_privs"
-                            else "true")
+            where = sql.SQL(
+                "NOT (classoid = 'pg_namespace'::regclass AND objoid = 2200)" if catalog == "pg_init_privs" else "true"
+            )
             for column in acl_columns or ():
-                parts.append(sql.SQL("(SELECT {} || ': ' || coalesce(md5(string_agg({}::text, ',' ORDER BY 1)), '') "
-                                     "FROM pg_catalog.{} WHERE {} IS NOT NULL AND {})").format(
-                    sql.Literal(f"{catalog}.{column}"), sql.Identifier(column), sql.Identifier(catalog),
-                    sql.Identifier(column), where))
-        parts.append(sql.SQL(
-            "(SELECT string_agg(format('%s %s %s %s', nspname, nspowner::regrole, nspacl, "
-            "obj_description(oid, 'pg_namespace')), '; ' ORDER BY nspname) FROM pg_namespace "
-            r"WHERE nspname !~ '^pg_(temp|toast_temp)_\d+$')"))
-        parts.append(sql.SQL(
-            "(SELECT format('%s %s %s %s %s %s', datdba::regrole, datacl, datconnlimit, datallowconn, datistemplate, "
-            "shobj_description(oid, 'pg_database')) || ' settings: ' || (SELECT count(*) FROM pg_db_role_setting "
-            "WHERE setdatabase = d.oid) FROM pg_database d WHERE datname = current_database())"))
+                parts.append(
+                    sql.SQL(
+                        "(SELECT {} || ': ' || coalesce(md5(string_agg({}::text, ',' ORDER BY 1)), '') "
+                        "FROM pg_catalog.{} WHERE {} IS NOT NULL AND {})"
+                    ).format(
+                        sql.Literal(f"{catalog}.{column}"),
+                        sql.Identifier(column),
+                        sql.Identifier(catalog),
+                        sql.Identifier(column),
+                        where,
+                    )
+                )
+        parts.append(
+            sql.SQL(
+                "(SELECT string_agg(format('%s %s %s %s', nspname, nspowner::regrole, nspacl, "
+                "obj_description(oid, 'pg_namespace')), '; ' ORDER BY nspname) FROM pg_namespace "
+                r"WHERE nspname !~ '^pg_(temp|toast_temp)_\d+$')"
+            )
+        )
+        parts.append(
+            sql.SQL(
+                "(SELECT format('%s %s %s %s %s %s', datdba::regrole, datacl, datconnlimit, datallowconn, datistemplate, "
+                "shobj_description(oid, 'pg_database')) || ' settings: ' || (SELECT count(*) FROM pg_db_role_setting "
+                "WHERE setdatabase = d.oid) FROM pg_database d WHERE datname = current_database())"
+            )
+        )
         return sql.SQL("SELECT concat_ws(E'\\n', {})").format(sql.SQL(", ").join(parts)).as_string(connection)
 
 
@@ -311,8 +360,10 @@ def manage(database, tmp_path):
     """
 
     def run(*args, migrations=None, seeds=None, env=None, database_url: str | None = "", input=None, timeout=120):
-        extra = {"DATABASE_URL": database.url if database_url == "" else database_url,
-                 "SQL_EMBEDDED_PGDATA": str(tmp_path / "embedded-pgdata")}
+        extra = {
+            "DATABASE_URL": database.url if database_url == "" else database_url,
+            "SQL_EMBEDDED_PGDATA": str(tmp_path / "embedded-pgdata"),
+        }
         if migrations is not None:
             extra["SQL_MIGRATIONS_DIR"] = str(migrations)
         if seeds is not None:
@@ -320,7 +371,12 @@ def manage(database, tmp_path):
         extra.update(env or {})
         proc = subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), *map(str, args)],
-            cwd=ROOT, env=clean_env(**extra), input=input, capture_output=True, text=True, timeout=timeout,
+            cwd=ROOT,
+            env=clean_env(**extra),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
@@ -328,8 +384,14 @@ def manage(database, tmp_path):
 
 
 # Read by bestrong/settings.py when it is imported: only a new process sees them (use ``manage``).
-READ_AT_SETTINGS_IMPORT = ("BESTRONG_ENV_FILE", "DJANGO_SETTINGS_MODULE", "DJANGO_SECRET_KEY", "DJANGO_DEBUG",
-                           "DJANGO_ALLOWED_HOSTS", "SQL_MIGRATIONS_LOG_LEVEL")
+READ_AT_SETTINGS_IMPORT = (
+    "BESTRONG_ENV_FILE",
+    "DJANGO_SETTINGS_MODULE",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_DEBUG",
+    "DJANGO_ALLOWED_HOSTS",
+    "SQL_MIGRATIONS_LOG_LEVEL",
+)
 FOLDER_SETTINGS = ("SQL_MIGRATIONS_DIR", "SQL_SEEDS_DIR", "SQL_EMBEDDED_PGDATA")
 
 
@@ -393,8 +455,10 @@ def call(database, settings, django_db_blocker, tmp_path):
         imported = sorted(set(env or {}) & set(READ_AT_SETTINGS_IMPORT))
         if imported:
             raise ValueError(f"{', '.join(imported)}: read when settings.py is imported; use the manage fixture")
-        extra = {"DATABASE_URL": database.url if database_url == "" else database_url,
-                 "SQL_EMBEDDED_PGDATA": str(tmp_path / "embedded-pgdata")}
+        extra = {
+            "DATABASE_URL": database.url if database_url == "" else database_url,
+            "SQL_EMBEDDED_PGDATA": str(tmp_path / "embedded-pgdata"),
+        }
         if migrations is not None:
             extra["SQL_MIGRATIONS_DIR"] = str(migrations)
         if seeds is not None:
@@ -423,8 +487,10 @@ def call(database, settings, django_db_blocker, tmp_path):
 
 def migration(name: str, body: str, *, wrap: bool = True, description: str | None = None) -> str:
     """The text of a migration in the spec's format (header, optional BEGIN/COMMIT wrapper)."""
-    header = (f"-- Migration: {name}\n-- Description: {description or name.replace('_', ' ')}\n"
-              f"-- Created: 2024-01-01\n-- Author: Test\n\n")
+    header = (
+        f"-- Migration: {name}\n-- Description: {description or name.replace('_', ' ')}\n"
+        f"-- Created: 2024-01-01\n-- Author: Test\n\n"
+    )
     return header + (f"BEGIN;\n\n{body.strip()}\n\nCOMMIT;\n" if wrap else body.strip() + "\n")
 
 

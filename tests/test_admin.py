@@ -4,6 +4,7 @@ The ledger lives in pytest-django's test database (on the harness's PostgreSQL
 server), created by the real ``apply_sql_migrations``. Raw-SQL tables survive
 Django's flush, so the ``ledger`` fixture drops them afterwards.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -40,18 +41,25 @@ def ledger(transactional_db, settings, tmp_path):
 
     Returns the migrations directory. Ledger: 001 ok, 002 modified, 003 missing, 999 ok, 1000 ok.
     """
-    directory = write_files(tmp_path / "migrations", {
-        "001_create_admin_a.sql": migration("001_create_admin_a", "CREATE TABLE IF NOT EXISTS admin_a (id int);"),
-        "002_create_admin_b.sql": migration("002_create_admin_b", "CREATE TABLE IF NOT EXISTS admin_b (id int);"),
-        "003_create_admin_c.sql": migration("003_create_admin_c", "CREATE TABLE IF NOT EXISTS admin_c (id int);"),
-        "999_create_widgets.sql": migration("999_create_widgets", "CREATE TABLE IF NOT EXISTS admin_w (id int);",
-                                            description="Adds the widgets table"),
-        "1000_create_admin_d.sql": migration("1000_create_admin_d", "CREATE TABLE IF NOT EXISTS admin_d (id int);"),
-    })
+    directory = write_files(
+        tmp_path / "migrations",
+        {
+            "001_create_admin_a.sql": migration("001_create_admin_a", "CREATE TABLE IF NOT EXISTS admin_a (id int);"),
+            "002_create_admin_b.sql": migration("002_create_admin_b", "CREATE TABLE IF NOT EXISTS admin_b (id int);"),
+            "003_create_admin_c.sql": migration("003_create_admin_c", "CREATE TABLE IF NOT EXISTS admin_c (id int);"),
+            "999_create_widgets.sql": migration(
+                "999_create_widgets",
+                "CREATE TABLE IF NOT EXISTS admin_w (id int);",
+                description="Adds the widgets table",
+            ),
+            "1000_create_admin_d.sql": migration("1000_create_admin_d", "CREATE TABLE IF NOT EXISTS admin_d (id int);"),
+        },
+    )
     settings.SQL_MIGRATIONS_DIR = directory
     call_command("apply_sql_migrations", stdout=StringIO(), stderr=StringIO(), no_color=True)
     (directory / "002_create_admin_b.sql").write_text(
-        migration("002_create_admin_b", "CREATE TABLE IF NOT EXISTS admin_b (id bigint);"), encoding="utf-8")
+        migration("002_create_admin_b", "CREATE TABLE IF NOT EXISTS admin_b (id bigint);"), encoding="utf-8"
+    )
     (directory / "003_create_admin_c.sql").unlink()
     write_files(directory, {"004_add_pending.sql": migration("004_add_pending", "CREATE TABLE admin_p (id int);")})
     yield directory
@@ -79,13 +87,18 @@ def test_list_shows_rows_in_numeric_order_with_states_and_pending(staff_client, 
     response = staff_client.get(LIST_URL)
     assert response.status_code == 200
     assert list(listed(response).items()) == [
-        ("001", "ok"), ("002", "modified"), ("003", "missing"), ("999", "ok"), ("1000", "ok")]
+        ("001", "ok"),
+        ("002", "modified"),
+        ("003", "missing"),
+        ("999", "ok"),
+        ("1000", "ok"),
+    ]
     html = response.content.decode()
     assert html.index(">999<") < html.index(">1000<")  # numeric, not text order
     assert 'class="sqlm-state sqlm-modified">modified<' in html
     assert 'class="sqlm-state sqlm-missing">missing<' in html
     assert "Adds the widgets table" in html
-    pending = html[html.index('id="sql-pending"'):html.index('id="changelist"')]
+    pending = html[html.index('id="sql-pending"') : html.index('id="changelist"')]
     assert "004_add_pending.sql" in pending and "merged branch" in pending
     assert "999_create_widgets" not in pending
     assert 'class="addlink"' not in html and 'name="action"' not in html
@@ -97,8 +110,9 @@ def test_short_checksum_is_shown_with_the_full_one_as_title(staff_client, ledger
     assert f'<code title="{full}">{full[:12]}</code>' in html
 
 
-@pytest.mark.parametrize("state, versions", [("ok", ["001", "999", "1000"]), ("modified", ["002"]),
-                                             ("missing", ["003"])])
+@pytest.mark.parametrize(
+    "state, versions", [("ok", ["001", "999", "1000"]), ("modified", ["002"]), ("missing", ["003"])]
+)
 def test_filter_by_state(staff_client, ledger, state, versions):
     response = staff_client.get(LIST_URL, {"state": state})
     assert response.status_code == 200
@@ -162,8 +176,9 @@ def test_every_write_path_is_refused(client, django_user_model, ledger, user):
     before = ledger_rows()
     assert client.get(LIST_URL + "add/").status_code == 403
     assert client.post(LIST_URL + "add/", {"version": "005", "description": "forged"}).status_code == 403
-    assert client.post(detail_url("001"), {"version": "001", "description": "changed", "_save": "Save"}
-                       ).status_code == 403
+    assert (
+        client.post(detail_url("001"), {"version": "001", "description": "changed", "_save": "Save"}).status_code == 403
+    )
     assert client.get(detail_url("001", "delete")).status_code == 403
     assert client.post(detail_url("001", "delete"), {"post": "yes"}).status_code == 403
     action = {"action": "delete_selected", "_selected_action": ["001", "999"], "post": "yes", "index": "0"}
@@ -176,8 +191,10 @@ def test_anonymous_is_sent_to_login_and_changes_nothing(client, ledger):
     for url in (LIST_URL, detail_url("001"), LIST_URL + "add/"):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/admin/login/?next=")
-    for response in (client.post(detail_url("001", "delete"), {"post": "yes"}),
-                     client.post(LIST_URL, {"action": "delete_selected", "_selected_action": ["001"], "post": "yes"})):
+    for response in (
+        client.post(detail_url("001", "delete"), {"post": "yes"}),
+        client.post(LIST_URL, {"action": "delete_selected", "_selected_action": ["001"], "post": "yes"}),
+    ):
         assert response.status_code == 302 and response["Location"].startswith("/admin/login/?next=")
     assert ledger_rows() == before
 
@@ -190,26 +207,40 @@ def test_non_staff_user_is_sent_to_login(client, django_user_model, ledger):
 
 
 def test_invalid_files_show_a_banner_and_keep_the_other_rows_states(staff_client, ledger):
-    write_files(ledger, {"005_AddUsers.sql": "SELECT 1;\n", "006_broken.sql": "CREATE TABLE (;\n",
-                         "999_create_widgets.sql": b"-- caf\xe9\nSELECT 1;\n"})  # applied, then saved as Latin-1
+    write_files(
+        ledger,
+        {
+            "005_AddUsers.sql": "SELECT 1;\n",
+            "006_broken.sql": "CREATE TABLE (;\n",
+            "999_create_widgets.sql": b"-- caf\xe9\nSELECT 1;\n",
+        },
+    )  # applied, then saved as Latin-1
     response = staff_client.get(LIST_URL)
     assert response.status_code == 200
     html = response.content.decode()
-    banner = html[html.index('id="sql-problems"'):html.index('id="changelist"')]
+    banner = html[html.index('id="sql-problems"') : html.index('id="changelist"')]
     assert "005_AddUsers.sql: invalid file name" in banner
     assert "006_broken.sql" in banner and "syntax error" in banner
     assert list(listed(response).items()) == [
-        ("001", "ok"), ("002", "modified"), ("003", "missing"), ("999", "invalid"), ("1000", "ok")]
-    pending = html[html.index('id="sql-pending"'):html.index('id="changelist"')]
+        ("001", "ok"),
+        ("002", "modified"),
+        ("003", "missing"),
+        ("999", "invalid"),
+        ("1000", "ok"),
+    ]
+    pending = html[html.index('id="sql-pending"') : html.index('id="changelist"')]
     assert "004_add_pending.sql" in pending and "006_broken" not in pending
     assert staff_client.get(detail_url("001")).status_code == 200
 
 
 def test_database_without_ledger_lists_every_file_as_pending(staff_client, transactional_db, settings, tmp_path):
-    settings.SQL_MIGRATIONS_DIR = write_files(tmp_path / "m", {
-        "001_first.sql": migration("001_first", "CREATE TABLE admin_a (id int);"),
-        "002_second.sql": migration("002_second", "CREATE TABLE admin_b (id int);"),
-    })
+    settings.SQL_MIGRATIONS_DIR = write_files(
+        tmp_path / "m",
+        {
+            "001_first.sql": migration("001_first", "CREATE TABLE admin_a (id int);"),
+            "002_second.sql": migration("002_second", "CREATE TABLE admin_b (id int);"),
+        },
+    )
     response = staff_client.get(LIST_URL)
     assert response.status_code == 200
     html = response.content.decode()
@@ -220,11 +251,14 @@ def test_database_without_ledger_lists_every_file_as_pending(staff_client, trans
 
 
 def test_spec_only_ledger_table_without_runner_columns(staff_client, transactional_db, settings, tmp_path):
-    settings.SQL_MIGRATIONS_DIR = write_files(tmp_path / "m", {
-        "001_first.sql": migration("001_first", "CREATE TABLE admin_a (id int);")})
+    settings.SQL_MIGRATIONS_DIR = write_files(
+        tmp_path / "m", {"001_first.sql": migration("001_first", "CREATE TABLE admin_a (id int);")}
+    )
     try:
-        sql("CREATE TABLE schema_migrations (version VARCHAR(255) PRIMARY KEY, "
-            "applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, checksum VARCHAR(64), description TEXT)")
+        sql(
+            "CREATE TABLE schema_migrations (version VARCHAR(255) PRIMARY KEY, "
+            "applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP, checksum VARCHAR(64), description TEXT)"
+        )
         sql("INSERT INTO schema_migrations (version, description) VALUES ('001', 'by hand')")
         response = staff_client.get(LIST_URL)
         assert response.status_code == 200
@@ -243,30 +277,53 @@ def test_admin_login_on_the_embedded_database_in_one_command(manage):
         assert migrate.returncode == 0, migrate.output
         assert "Applying auth.0001_initial... OK" in migrate.stdout
         assert "(dbmigrations.W001)" in migrate.stderr  # the SQL migrations are still pending: said so
-        created = manage("createsuperuser", "--no-input", "--username", "admin", "--email", "admin@example.com",
-                         database_url=None, env=env)
+        created = manage(
+            "createsuperuser",
+            "--no-input",
+            "--username",
+            "admin",
+            "--email",
+            "admin@example.com",
+            database_url=None,
+            env=env,
+        )
         assert created.returncode == 0, created.output
-        login = manage("shell", "-c", "from django.contrib.auth import authenticate; "
-                       f"u = authenticate(username='admin', password='{PASSWORD}'); print(u.is_superuser, u.is_staff)",
-                       database_url=None)
+        login = manage(
+            "shell",
+            "-c",
+            "from django.contrib.auth import authenticate; "
+            f"u = authenticate(username='admin', password='{PASSWORD}'); print(u.is_superuser, u.is_staff)",
+            database_url=None,
+        )
         assert login.stdout.strip().splitlines()[-1] == "True True", login.output
-        tables = manage("shell", "-c", "from django.db import connection; "
-                        "print('schema_migrations' in connection.introspection.table_names())", database_url=None)
+        tables = manage(
+            "shell",
+            "-c",
+            "from django.db import connection; print('schema_migrations' in connection.introspection.table_names())",
+            database_url=None,
+        )
         assert tables.stdout.strip().splitlines()[-1] == "False"  # Django's migrate never creates the SQL ledger
     finally:
         manage("embedded_db", "stop", database_url=None)
 
 
-
 def test_replaced_versions_and_fake_rows_are_shown(staff_client, ledger):
-    write_files(ledger, {"002_create_admin_b.sql": migration("002_create_admin_b",
-                                                             "CREATE TABLE IF NOT EXISTS admin_b (id int);")})
+    write_files(
+        ledger,
+        {"002_create_admin_b.sql": migration("002_create_admin_b", "CREATE TABLE IF NOT EXISTS admin_b (id int);")},
+    )
     call_command("apply_sql_migrations", "--fake", stdout=StringIO(), stderr=StringIO(), no_color=True)  # 004
     (ledger / "999_create_widgets.sql").unlink()  # a branch switch: another file now holds 999
     write_files(ledger, {"999_add_client_tags.sql": migration("999_add_client_tags", "CREATE TABLE admin_t (id int);")})
     response = staff_client.get(LIST_URL)
     assert list(listed(response).items()) == [
-        ("001", "ok"), ("002", "ok"), ("003", "missing"), ("004", "ok"), ("999", "replaced"), ("1000", "ok")]
+        ("001", "ok"),
+        ("002", "ok"),
+        ("003", "missing"),
+        ("004", "ok"),
+        ("999", "replaced"),
+        ("1000", "ok"),
+    ]
     html = response.content.decode()
     assert 'class="sqlm-state sqlm-replaced">replaced<' in html
     assert html.count("fake (baseline): not run") == 1

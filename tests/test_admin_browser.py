@@ -4,6 +4,7 @@ is styled and read-only.
 
 Uses Debian's ``chromium`` and ``chromium-driver`` packages (no browser download), driven by Selenium.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,9 +22,17 @@ from tests.conftest import ROOT, clean_env, migration, write_files
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--window-size=1280,1000")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,1000",
+)
 LIST_URL = "/admin/dbmigrations/schemamigration/"
 PASSWORD = "correct-horse-battery-9"
 
@@ -59,25 +68,48 @@ def free_port() -> int:
 @pytest.fixture
 def production_server(database, tmp_path):
     """gunicorn serving bestrong.wsgi with NODE_ENV=production, over plain HTTP on loopback."""
-    migrations = write_files(tmp_path / "migrations", {
-        "001_create_e2e_a.sql": migration("001_create_e2e_a", "CREATE TABLE IF NOT EXISTS e2e_a (id int);"),
-        "002_create_e2e_b.sql": migration("002_create_e2e_b", "CREATE TABLE IF NOT EXISTS e2e_b (id int);"),
-    })
-    env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations), NODE_ENV="production",
-                    DJANGO_SECRET_KEY=secrets.token_urlsafe(50), DJANGO_ALLOWED_HOSTS="127.0.0.1",
-                    # plain HTTP on loopback: no TLS to redirect to, cookies without the Secure flag
-                    DJANGO_SECURE_SSL_REDIRECT="0", DJANGO_SECURE_COOKIES="0", DJANGO_SECURE_HSTS_SECONDS="0")
-    staff = ("from django.contrib.auth.models import User; "
-             f"User.objects.create_user('teammate', 't@example.com', '{PASSWORD}', is_staff=True)")
+    migrations = write_files(
+        tmp_path / "migrations",
+        {
+            "001_create_e2e_a.sql": migration("001_create_e2e_a", "CREATE TABLE IF NOT EXISTS e2e_a (id int);"),
+            "002_create_e2e_b.sql": migration("002_create_e2e_b", "CREATE TABLE IF NOT EXISTS e2e_b (id int);"),
+        },
+    )
+    env = clean_env(
+        DATABASE_URL=database.url,
+        SQL_MIGRATIONS_DIR=str(migrations),
+        NODE_ENV="production",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        # plain HTTP on loopback: no TLS to redirect to, cookies without the Secure flag
+        DJANGO_SECURE_SSL_REDIRECT="0",
+        DJANGO_SECURE_COOKIES="0",
+        DJANGO_SECURE_HSTS_SECONDS="0",
+    )
+    staff = (
+        "from django.contrib.auth.models import User; "
+        f"User.objects.create_user('teammate', 't@example.com', '{PASSWORD}', is_staff=True)"
+    )
     for args in (["migrate", "--no-input"], ["apply_sql_migrations"], ["shell", "-c", staff]):
-        proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
     write_files(migrations, {"003_add_e2e_c.sql": migration("003_add_e2e_c", "CREATE TABLE e2e_c (id int);")})
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                               "bestrong.wsgi"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "bestrong.wsgi"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
@@ -131,6 +163,9 @@ def assert_read_only(browser):
     assert browser.find_elements(By.CSS_SELECTOR, "a.addlink") == []
     assert [a for a in browser.find_elements(By.TAG_NAME, "a") if a.text.strip().lower().startswith("add")] == []
     assert browser.find_elements(By.CSS_SELECTOR, "[name=_save], [name=_continue], [name=_addanother]") == []
-    assert [b for b in browser.find_elements(By.CSS_SELECTOR, "input[type=submit], button")
-            if b.get_attribute("value") in ("Save", "Delete") or b.text.strip() in ("Save", "Delete")] == []
+    assert [
+        b
+        for b in browser.find_elements(By.CSS_SELECTOR, "input[type=submit], button")
+        if b.get_attribute("value") in ("Save", "Delete") or b.text.strip() in ("Save", "Delete")
+    ] == []
     assert browser.find_elements(By.CSS_SELECTOR, "a.deletelink, select[name=action]") == []

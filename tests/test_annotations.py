@@ -1,4 +1,5 @@
 """GitHub Actions annotations: escaping, and the apply command pointing at the failing line."""
+
 from __future__ import annotations
 
 import io
@@ -36,15 +37,20 @@ def test_enabled_only_when_github_actions_is_true(value, expected):
 
 
 def test_failed_migration_is_annotated_on_its_line(call, database, tmp_path):
-    write_files(tmp_path / "migrations", {
-        "001_ok.sql": migration("001_ok", "CREATE TABLE ok_t (id int);"),
-        "002_broken.sql": migration("002_broken", "CREATE TABLE broken_t (id int);\nSELECT * FROM no_such_table;"),
-    })
+    write_files(
+        tmp_path / "migrations",
+        {
+            "001_ok.sql": migration("001_ok", "CREATE TABLE ok_t (id int);"),
+            "002_broken.sql": migration("002_broken", "CREATE TABLE broken_t (id int);\nSELECT * FROM no_such_table;"),
+        },
+    )
     env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
     result = call("apply_sql_migrations", migrations=tmp_path / "migrations", env=env)
     assert result.returncode == 1, result.output
-    expected = ('::error file=migrations/002_broken.sql,line=9,col=15,title=SQL failed (002_broken.sql)'
-                '::ERROR 42P01: relation "no_such_table" does not exist')
+    expected = (
+        "::error file=migrations/002_broken.sql,line=9,col=15,title=SQL failed (002_broken.sql)"
+        '::ERROR 42P01: relation "no_such_table" does not exist'
+    )
     lines = result.stdout.splitlines()
     assert "Applying 002_broken … FAILED" in lines  # the open progress line is closed first
     assert expected in lines  # a workflow command must start its own line
@@ -53,20 +59,26 @@ def test_failed_migration_is_annotated_on_its_line(call, database, tmp_path):
 
 
 def test_invalid_files_are_annotated_one_line_each(call, database, tmp_path):
-    write_files(tmp_path / "migrations", {
-        "001_ok.sql": migration("001_ok", "CREATE TABLE ok_t (id int);"),
-        "002_typo.sql": migration("002_typo", "CREATE TABLE t (id int);\nCREAT TABLE u (id int);"),
-        "003_Bad.sql": migration("003_Bad", "CREATE TABLE v (id int);"),
-    })
+    write_files(
+        tmp_path / "migrations",
+        {
+            "001_ok.sql": migration("001_ok", "CREATE TABLE ok_t (id int);"),
+            "002_typo.sql": migration("002_typo", "CREATE TABLE t (id int);\nCREAT TABLE u (id int);"),
+            "003_Bad.sql": migration("003_Bad", "CREATE TABLE v (id int);"),
+        },
+    )
     env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
     result = call("apply_sql_migrations", migrations=tmp_path / "migrations", env=env)
     assert result.returncode == 2, result.output
     lines = [line for line in result.stdout.splitlines() if line.startswith("::error ")]
     assert len(lines) == 2, result.stdout
-    assert any(line.startswith("::error file=migrations/002_typo.sql,line=9,col=1,title=Invalid SQL file (002_typo.sql)::")
-               for line in lines), lines
-    assert any(line.startswith("::error file=migrations/003_Bad.sql,title=Invalid SQL file (003_Bad.sql)::")
-               for line in lines), lines
+    assert any(
+        line.startswith("::error file=migrations/002_typo.sql,line=9,col=1,title=Invalid SQL file (002_typo.sql)::")
+        for line in lines
+    ), lines
+    assert any(
+        line.startswith("::error file=migrations/003_Bad.sql,title=Invalid SQL file (003_Bad.sql)::") for line in lines
+    ), lines
     assert database.versions() == []
 
 
@@ -80,12 +92,15 @@ def test_no_annotations_outside_github_actions(call, tmp_path):
 def test_lint_findings_are_annotated_with_their_severity(call, tmp_path):
     write_files(tmp_path / "migrations", {"001_t.sql": "CREATE TABLE t (id int);\n"})
     env = {"GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
-    result = call("lint_sql_migrations", "--no-squawk", migrations=tmp_path / "migrations",
-                  seeds=tmp_path / "seeds", env=env)
+    result = call(
+        "lint_sql_migrations", "--no-squawk", migrations=tmp_path / "migrations", seeds=tmp_path / "seeds", env=env
+    )
     assert result.returncode == 1, result.output
     lines = result.stdout.splitlines()
-    assert ("::error file=migrations/001_t.sql,line=1,col=1,title=L005 non-idempotent-create"
-            "::CREATE TABLE t without IF NOT EXISTS") in lines
+    assert (
+        "::error file=migrations/001_t.sql,line=1,col=1,title=L005 non-idempotent-create"
+        "::CREATE TABLE t without IF NOT EXISTS"
+    ) in lines
     assert sum(line.startswith("::error ") for line in lines) == 5  # one per finding, after its text line
 
 

@@ -1,4 +1,5 @@
 """The public API refuses to run inside the caller's transaction."""
+
 import pytest
 
 from dbmigrations import api

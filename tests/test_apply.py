@@ -1,4 +1,5 @@
 """apply_sql_migrations end to end against a real PostgreSQL."""
+
 import pytest
 
 from tests.conftest import SHIPPED_MIGRATIONS, migration, write_files
@@ -9,12 +10,15 @@ def table(name, extra=""):
 
 
 def test_numeric_order_and_version_as_written(call, database, migrations_dir):
-    write_files(migrations_dir, {
-        "1000_d.sql": migration("1000_d", "INSERT INTO log (v) VALUES ('1000');"),
-        "100_c.sql": migration("100_c", "INSERT INTO log (v) VALUES ('100');"),
-        "010_b.sql": migration("010_b", "INSERT INTO log (v) VALUES ('010');"),
-        "002_a.sql": migration("002_a", "CREATE TABLE log (n serial, v text);"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "1000_d.sql": migration("1000_d", "INSERT INTO log (v) VALUES ('1000');"),
+            "100_c.sql": migration("100_c", "INSERT INTO log (v) VALUES ('100');"),
+            "010_b.sql": migration("010_b", "INSERT INTO log (v) VALUES ('010');"),
+            "002_a.sql": migration("002_a", "CREATE TABLE log (n serial, v text);"),
+        },
+    )
     result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 0, result.output
     assert [r[0] for r in database.query("SELECT v FROM log ORDER BY n")] == ["010", "100", "1000"]
@@ -28,8 +32,9 @@ def test_shipped_migrations_apply_then_second_run_skips(call, database):
     first = call("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS)
     assert first.returncode == 0, first.output
     assert "Applied 5, skipped 0 already applied, 0 pending." in first.stdout
-    rows = database.query("SELECT version, description, checksum, execution_ms, filename FROM schema_migrations "
-                          "ORDER BY version")
+    rows = database.query(
+        "SELECT version, description, checksum, execution_ms, filename FROM schema_migrations ORDER BY version"
+    )
     assert rows[1][0] == "002"
     assert rows[1][1] == "Creates the workouts table for storing individual workout sessions"
     assert len(rows[1][2]) == 64 and rows[1][3] >= 0 and rows[1][4] == "002_add_workouts_table.sql"
@@ -40,14 +45,18 @@ def test_shipped_migrations_apply_then_second_run_skips(call, database):
 
 
 def test_failure_in_third_of_five_rolls_back_that_file_and_stops(call, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_a.sql": migration("001_a", table("a")),
-        "002_b.sql": migration("002_b", table("b")),
-        "003_c.sql": migration("003_c", "CREATE TABLE c (id int);\nINSERT INTO c VALUES (1);\n"
-                                        "INSERT INTO c VALUES ('not a number');"),
-        "004_d.sql": migration("004_d", table("d")),
-        "005_e.sql": migration("005_e", table("e")),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_a.sql": migration("001_a", table("a")),
+            "002_b.sql": migration("002_b", table("b")),
+            "003_c.sql": migration(
+                "003_c", "CREATE TABLE c (id int);\nINSERT INTO c VALUES (1);\nINSERT INTO c VALUES ('not a number');"
+            ),
+            "004_d.sql": migration("004_d", table("d")),
+            "005_e.sql": migration("005_e", table("e")),
+        },
+    )
     result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1, result.output
     assert database.versions() == ["001", "002"]
@@ -58,20 +67,26 @@ def test_failure_in_third_of_five_rolls_back_that_file_and_stops(call, database,
     assert "INSERT INTO c VALUES ('not a number');" in result.stderr
     assert "Applying 004_d" not in result.stdout
     # Fixed, the rerun applies the rest.
-    write_files(migrations_dir, {"003_c.sql": migration("003_c", "CREATE TABLE c (id int);\nINSERT INTO c VALUES (1);")})
+    write_files(
+        migrations_dir, {"003_c.sql": migration("003_c", "CREATE TABLE c (id int);\nINSERT INTO c VALUES (1);")}
+    )
     rerun = call("apply_sql_migrations", migrations=migrations_dir)
     assert rerun.returncode == 0, rerun.output
     assert database.versions() == ["001", "002", "003", "004", "005"]
 
 
 def test_error_reports_detail_hint_and_position_after_multibyte_text(call, database, migrations_dir):
-    body = ("-- Créé pour l'équipe: ünïcödé ☃\nCREATE TABLE p (id int PRIMARY KEY, note text DEFAULT 'ça');\n"
-            "INSERT INTO p VALUES (1, '☃☃');\nINSERT INTO p VALUES (1, 'dup');\nSELECT nosuchcolumn FROM p;")
+    body = (
+        "-- Créé pour l'équipe: ünïcödé ☃\nCREATE TABLE p (id int PRIMARY KEY, note text DEFAULT 'ça');\n"
+        "INSERT INTO p VALUES (1, '☃☃');\nINSERT INTO p VALUES (1, 'dup');\nSELECT nosuchcolumn FROM p;"
+    )
     write_files(migrations_dir, {"001_x.sql": migration("001_x", body)})
     result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
-    assert f"{migrations_dir / '001_x.sql'}:11:1: ERROR 23505: duplicate key value violates unique constraint" \
+    assert (
+        f"{migrations_dir / '001_x.sql'}:11:1: ERROR 23505: duplicate key value violates unique constraint"
         in result.stderr
+    )
     assert "DETAIL: Key (id)=(1) already exists." in result.stderr
     assert database.tables() == {"schema_migrations"}
 
@@ -80,7 +95,7 @@ def test_error_reports_detail_hint_and_position_after_multibyte_text(call, datab
     result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
     # column 8 of line 11 in characters, although the file has multibyte text before it
-    assert f"{migrations_dir / '001_x.sql'}:11:8: ERROR 42703: column \"nosuchcolumn\" does not exist" in result.stderr
+    assert f'{migrations_dir / "001_x.sql"}:11:8: ERROR 42703: column "nosuchcolumn" does not exist' in result.stderr
     assert "HINT:" not in result.stderr  # PostgreSQL gives none for an unknown column of a single table
 
 
@@ -116,7 +131,11 @@ def test_tricky_sql_dollar_quotes_comments_strings_unicode(call, database, migra
     assert result.returncode == 0, result.output
     assert database.query("SELECT tricky()") == [("semi;colons; and 'quotes' COMMIT;",)]
     assert [r[0] for r in database.query("SELECT s FROM tricky_t")] == [
-        "COMMIT;", "tab\there; it's", "ünïcödé ☃", "dollar; quoted"]
+        "COMMIT;",
+        "tab\there; it's",
+        "ünïcödé ☃",
+        "dollar; quoted",
+    ]
 
 
 def test_bom_and_crlf_files_apply_and_match_their_lf_checksum(call, database, migrations_dir):
@@ -131,10 +150,18 @@ def test_bom_and_crlf_files_apply_and_match_their_lf_checksum(call, database, mi
 
 
 def test_no_transaction_migration_runs_concurrently_and_says_not_atomic(call, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE TABLE big (id int, v int);\nINSERT INTO big SELECT g, g FROM generate_series(1, 100) g;"),
-        "002_idx.sql": migration("002_idx", "CREATE INDEX CONCURRENTLY IF NOT EXISTS big_v ON big (v);", wrap=False),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration(
+                "001_t",
+                "CREATE TABLE big (id int, v int);\nINSERT INTO big SELECT g, g FROM generate_series(1, 100) g;",
+            ),
+            "002_idx.sql": migration(
+                "002_idx", "CREATE INDEX CONCURRENTLY IF NOT EXISTS big_v ON big (v);", wrap=False
+            ),
+        },
+    )
     plan = call("apply_sql_migrations", "--plan", migrations=migrations_dir)
     assert "002_idx  (NO transaction (not atomic), 1 statement(s))" in plan.stdout
     result = call("apply_sql_migrations", migrations=migrations_dir)
@@ -145,10 +172,17 @@ def test_no_transaction_migration_runs_concurrently_and_says_not_atomic(call, da
 
 
 def test_failed_concurrent_index_names_the_invalid_index_and_cleanup(call, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE TABLE dup (v int);\nINSERT INTO dup VALUES (1), (1);"),
-        "002_idx.sql": migration("002_idx", "CREATE UNIQUE INDEX CONCURRENTLY dup_v ON dup (v);\nCREATE TABLE after_idx (id int);", wrap=False),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration("001_t", "CREATE TABLE dup (v int);\nINSERT INTO dup VALUES (1), (1);"),
+            "002_idx.sql": migration(
+                "002_idx",
+                "CREATE UNIQUE INDEX CONCURRENTLY dup_v ON dup (v);\nCREATE TABLE after_idx (id int);",
+                wrap=False,
+            ),
+        },
+    )
     result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
     assert "statement 1 of 2 failed; 1 did not run" in result.stderr
@@ -167,21 +201,24 @@ def test_wrapped_file_with_concurrently_is_refused(call, database, migrations_di
     assert database.tables() == set()
 
 
-@pytest.mark.parametrize("files, message", [
-    ({"4_x.sql": "SELECT 1;"}, "4_x.sql: invalid file name"),
-    ({"004-x.sql": "SELECT 1;"}, "004-x.sql: invalid file name"),
-    ({"004_X.sql": "SELECT 1;"}, "004_X.sql: invalid file name"),
-    ({"001_AddUsers.sql": "SELECT 1;"}, "001_AddUsers.sql: invalid file name"),
-    ({"001_a.sql": "SELECT 1;", "0001_b.sql": "SELECT 2;"}, "duplicate version 1"),
-    ({"001_a.sql": "SELECT 1;", "002_b.down.sql": "SELECT 1;"}, "down file without its up file"),
-    ({"001_a.sql": b"SELECT '\xff';"}, "001_a.sql:1: not valid UTF-8"),
-    ({"001_a.sql": "SELECT 1;\nSELEC 2;"}, "001_a.sql:2:1: syntax error at or near \"SELEC\""),
-    ({"001_a.sql": "BEGIN;\nSELECT 1;\nCOMMIT;\nSELECT 2;"}, "001_a.sql:3:1: transaction control (COMMIT)"),
-    ({"001_a.sql": "SELECT 1;\nROLLBACK;"}, "001_a.sql:2:1: transaction control (ROLLBACK)"),
-    ({"001_a.sql": "BEGIN;\nBEGIN;\nSELECT 1;\nCOMMIT;"}, "001_a.sql:2:1: transaction control (BEGIN)"),
-    ({"001_a.sql": "-- Migration: 001_a\nBEGIN;\n-- nothing yet\nCOMMIT;\n"}, "001_a.sql: empty file"),
-    ({"001_a.sql": "COPY t FROM STDIN;"}, "COPY … FROM STDIN needs psql"),
-])
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        ({"4_x.sql": "SELECT 1;"}, "4_x.sql: invalid file name"),
+        ({"004-x.sql": "SELECT 1;"}, "004-x.sql: invalid file name"),
+        ({"004_X.sql": "SELECT 1;"}, "004_X.sql: invalid file name"),
+        ({"001_AddUsers.sql": "SELECT 1;"}, "001_AddUsers.sql: invalid file name"),
+        ({"001_a.sql": "SELECT 1;", "0001_b.sql": "SELECT 2;"}, "duplicate version 1"),
+        ({"001_a.sql": "SELECT 1;", "002_b.down.sql": "SELECT 1;"}, "down file without its up file"),
+        ({"001_a.sql": b"SELECT '\xff';"}, "001_a.sql:1: not valid UTF-8"),
+        ({"001_a.sql": "SELECT 1;\nSELEC 2;"}, '001_a.sql:2:1: syntax error at or near "SELEC"'),
+        ({"001_a.sql": "BEGIN;\nSELECT 1;\nCOMMIT;\nSELECT 2;"}, "001_a.sql:3:1: transaction control (COMMIT)"),
+        ({"001_a.sql": "SELECT 1;\nROLLBACK;"}, "001_a.sql:2:1: transaction control (ROLLBACK)"),
+        ({"001_a.sql": "BEGIN;\nBEGIN;\nSELECT 1;\nCOMMIT;"}, "001_a.sql:2:1: transaction control (BEGIN)"),
+        ({"001_a.sql": "-- Migration: 001_a\nBEGIN;\n-- nothing yet\nCOMMIT;\n"}, "001_a.sql: empty file"),
+        ({"001_a.sql": "COPY t FROM STDIN;"}, "COPY … FROM STDIN needs psql"),
+    ],
+)
 def test_invalid_files_are_refused_before_touching_the_database(call, database, migrations_dir, files, message):
     write_files(migrations_dir, {"000_ok.sql": migration("000_ok", table("should_not_exist")), **files})
     result = call("apply_sql_migrations", migrations=migrations_dir)
@@ -191,8 +228,16 @@ def test_invalid_files_are_refused_before_touching_the_database(call, database, 
 
 
 def test_all_problems_are_listed_at_once(call, migrations_dir):
-    write_files(migrations_dir, {"4_x.sql": "SELECT 1;", "002_b.sql": "SELEC 1;", "003_c.down.sql": "SELECT 1;",
-                                 "README.md": "not sql", ".gitkeep": ""})
+    write_files(
+        migrations_dir,
+        {
+            "4_x.sql": "SELECT 1;",
+            "002_b.sql": "SELEC 1;",
+            "003_c.down.sql": "SELECT 1;",
+            "README.md": "not sql",
+            ".gitkeep": "",
+        },
+    )
     result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 2
     assert "3 invalid SQL file problems" in result.stderr
@@ -204,8 +249,10 @@ def test_all_problems_are_listed_at_once(call, migrations_dir):
 def test_drift_is_refused_and_repair_records_new_checksum(call, manage, database, migrations_dir):
     write_files(migrations_dir, {"001_a.sql": migration("001_a", table("a"))})
     assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
-    write_files(migrations_dir, {"001_a.sql": migration("001_a", table("a") + "\n-- edited"),
-                                 "002_b.sql": migration("002_b", table("b"))})
+    write_files(
+        migrations_dir,
+        {"001_a.sql": migration("001_a", table("a") + "\n-- edited"), "002_b.sql": migration("002_b", table("b"))},
+    )
     result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 2
     assert "001_a.sql" in result.stderr and "never edit an applied migration: add a new one" in result.stderr.lower()
@@ -219,7 +266,9 @@ def test_drift_is_refused_and_repair_records_new_checksum(call, manage, database
 
 
 def test_repair_forget_missing(call, database, migrations_dir):
-    write_files(migrations_dir, {"001_a.sql": migration("001_a", table("a")), "002_b.sql": migration("002_b", table("b"))})
+    write_files(
+        migrations_dir, {"001_a.sql": migration("001_a", table("a")), "002_b.sql": migration("002_b", table("b"))}
+    )
     call("apply_sql_migrations", migrations=migrations_dir)
     (migrations_dir / "002_b.sql").unlink()
     assert "MISSING" in call("sql_migration_status", migrations=migrations_dir).stdout
@@ -253,7 +302,9 @@ def test_fake_records_without_running_and_target_stops(call, database, migration
 
 
 def test_merged_branch_migration_applies_with_warning_or_is_refused_when_strict(call, database, migrations_dir):
-    write_files(migrations_dir, {"001_a.sql": migration("001_a", table("a")), "003_c.sql": migration("003_c", table("c"))})
+    write_files(
+        migrations_dir, {"001_a.sql": migration("001_a", table("a")), "003_c.sql": migration("003_c", table("c"))}
+    )
     call("apply_sql_migrations", migrations=migrations_dir)
     write_files(migrations_dir, {"002_b.sql": migration("002_b", table("b"))})
     strict = call("apply_sql_migrations", "--strict-order", migrations=migrations_dir)
@@ -269,10 +320,14 @@ def test_merged_branch_migration_applies_with_warning_or_is_refused_when_strict(
 
 
 def test_a_ledger_created_by_the_specs_ddl_keeps_working(call, database, migrations_dir):
-    database.query("CREATE TABLE schema_migrations (version VARCHAR(255) PRIMARY KEY, applied_at TIMESTAMP "
-                   "DEFAULT CURRENT_TIMESTAMP, checksum VARCHAR(64), description TEXT)")
+    database.query(
+        "CREATE TABLE schema_migrations (version VARCHAR(255) PRIMARY KEY, applied_at TIMESTAMP "
+        "DEFAULT CURRENT_TIMESTAMP, checksum VARCHAR(64), description TEXT)"
+    )
     database.query("INSERT INTO schema_migrations (version, description) VALUES ('001', 'old runner')")
-    write_files(migrations_dir, {"001_a.sql": migration("001_a", table("a")), "002_b.sql": migration("002_b", table("b"))})
+    write_files(
+        migrations_dir, {"001_a.sql": migration("001_a", table("a")), "002_b.sql": migration("002_b", table("b"))}
+    )
     status = call("sql_migration_status", "--json", migrations=migrations_dir)
     assert '"state": "applied"' in status.stdout and '"state": "pending"' in status.stdout
     result = call("apply_sql_migrations", migrations=migrations_dir)
@@ -293,10 +348,13 @@ def test_lock_timeout_while_another_runner_holds_the_lock(call, database, migrat
     assert "a" not in database.tables()
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--target", "abc"), "'abc' is not a migration version"),
-    (("--lock-timeout", "-3"), "'-3' is not a positive number of seconds"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--target", "abc"), "'abc' is not a migration version"),
+        (("--lock-timeout", "-3"), "'-3' is not a positive number of seconds"),
+    ],
+)
 def test_bad_option_values_are_one_line_errors(manage, database, migrations_dir, args, message):
     write_files(migrations_dir, {"001_a.sql": migration("001_a", table("a"))})
     result = manage("apply_sql_migrations", *args, migrations=migrations_dir)

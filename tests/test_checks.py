@@ -4,6 +4,7 @@ Each scenario writes its own migration and seed directories and runs ``check`` a
 ``manage.py`` runs it (exit code and output, as a developer sees them): in-process
 (``call``), and as a real process for the shipped files and Django's ``migrate``.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,10 @@ from tests.conftest import SHIPPED_MIGRATIONS, SHIPPED_SEEDS, migration, write_f
 
 CREATE_A = migration("001_create_a", "CREATE TABLE IF NOT EXISTS a (id int);")
 CREATE_B = migration("002_create_b", "CREATE TABLE IF NOT EXISTS b (id int);")
-SEED = ("-- Seed: 001_seed_a\n-- Environment: development\n-- Description: one row in a\n-- Created: 2024-01-01\n\n"
-        "BEGIN;\n\nINSERT INTO a (id) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM a);\n\nCOMMIT;\n")
+SEED = (
+    "-- Seed: 001_seed_a\n-- Environment: development\n-- Description: one row in a\n-- Created: 2024-01-01\n\n"
+    "BEGIN;\n\nINSERT INTO a (id) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM a);\n\nCOMMIT;\n"
+)
 
 
 @pytest.fixture
@@ -31,20 +34,36 @@ def test_shipped_files_have_no_issues(manage):
     assert "System check identified no issues" in result.output
 
 
-@pytest.mark.parametrize("where, files, check_id, named", [
-    ("migrations", {"003_AddUsers.sql": "SELECT 1;\n"}, "dbmigrations.E001", ["003_AddUsers.sql"]),
-    ("migrations", {"add_users.sql": "SELECT 1;\n"}, "dbmigrations.E001", ["add_users.sql"]),
-    ("migrations", {"0002_create_c.sql": "CREATE TABLE c (id int);\n"}, "dbmigrations.E002",
-     ["0002_create_c.sql", "002_create_b.sql"]),
-    ("migrations", {"007_gone.down.sql": "DROP TABLE gone;\n"}, "dbmigrations.E003", ["007_gone.down.sql"]),
-    ("migrations", {"003_broken.sql": "-- header\nCREATE TABLE (;\n"}, "dbmigrations.E004", ["003_broken.sql:2:14"]),
-    ("migrations", {"003_latin1.sql": b"-- caf\xe9\nSELECT 1;\n"}, "dbmigrations.E005", ["003_latin1.sql:1"]),
-    ("seeds", {"002_Sample.sql": "SELECT 1;\n"}, "dbmigrations.E001", ["002_Sample.sql"]),
-    ("seeds", {"002_broken.sql": "INSERT INTO;\n"}, "dbmigrations.E004", ["002_broken.sql:1:12"]),
-    ("seeds", {"001_seed_a.down.sql": "DELETE FROM a;\n"}, "dbmigrations.E007", ["001_seed_a.down.sql"]),
-    ("seeds", {"002_index.sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON a (id);\n"}, "dbmigrations.E009",
-     ["002_index.sql:1:1"]),
-])
+@pytest.mark.parametrize(
+    "where, files, check_id, named",
+    [
+        ("migrations", {"003_AddUsers.sql": "SELECT 1;\n"}, "dbmigrations.E001", ["003_AddUsers.sql"]),
+        ("migrations", {"add_users.sql": "SELECT 1;\n"}, "dbmigrations.E001", ["add_users.sql"]),
+        (
+            "migrations",
+            {"0002_create_c.sql": "CREATE TABLE c (id int);\n"},
+            "dbmigrations.E002",
+            ["0002_create_c.sql", "002_create_b.sql"],
+        ),
+        ("migrations", {"007_gone.down.sql": "DROP TABLE gone;\n"}, "dbmigrations.E003", ["007_gone.down.sql"]),
+        (
+            "migrations",
+            {"003_broken.sql": "-- header\nCREATE TABLE (;\n"},
+            "dbmigrations.E004",
+            ["003_broken.sql:2:14"],
+        ),
+        ("migrations", {"003_latin1.sql": b"-- caf\xe9\nSELECT 1;\n"}, "dbmigrations.E005", ["003_latin1.sql:1"]),
+        ("seeds", {"002_Sample.sql": "SELECT 1;\n"}, "dbmigrations.E001", ["002_Sample.sql"]),
+        ("seeds", {"002_broken.sql": "INSERT INTO;\n"}, "dbmigrations.E004", ["002_broken.sql:1:12"]),
+        ("seeds", {"001_seed_a.down.sql": "DELETE FROM a;\n"}, "dbmigrations.E007", ["001_seed_a.down.sql"]),
+        (
+            "seeds",
+            {"002_index.sql": "CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON a (id);\n"},
+            "dbmigrations.E009",
+            ["002_index.sql:1:1"],
+        ),
+    ],
+)
 def test_each_file_error(call, dirs, where, files, check_id, named):
     migrations, seeds = dirs
     write_files(migrations if where == "migrations" else seeds / "development", files)
@@ -62,8 +81,11 @@ def test_every_problem_is_reported_in_one_run(call, dirs):
     write_files(migrations, {"003_Bad.sql": "SELECT 1;\n", "004_broken.sql": "SELEC 1;\n", "009_x.down.sql": "x"})
     result = call("check", migrations=migrations, seeds=seeds)
     assert result.returncode == 1
-    for expected in ("003_Bad.sql: (dbmigrations.E001)", "004_broken.sql:1:1: (dbmigrations.E004)",
-                     "009_x.down.sql: (dbmigrations.E003)"):
+    for expected in (
+        "003_Bad.sql: (dbmigrations.E001)",
+        "004_broken.sql:1:1: (dbmigrations.E004)",
+        "009_x.down.sql: (dbmigrations.E003)",
+    ):
         assert expected in result.stderr
 
 
@@ -78,8 +100,10 @@ def test_pending_migrations_warn_with_database(call, dirs, database):
     migrations, seeds = dirs
     result = call("check", "--database", "default", migrations=migrations, seeds=seeds)
     assert result.returncode == 0, result.output
-    assert "(dbmigrations.W001) You have 2 unapplied SQL migration(s) in database 'default': " \
-           "001_create_a, 002_create_b." in result.stderr
+    assert (
+        "(dbmigrations.W001) You have 2 unapplied SQL migration(s) in database 'default': "
+        "001_create_a, 002_create_b." in result.stderr
+    )
     assert "apply_sql_migrations" in result.stderr
     assert "schema_migrations" not in database.tables()  # a check never creates the ledger
 
@@ -104,8 +128,10 @@ def test_checksum_drift_and_missing_files_warn(call, dirs, database):
     assert "001_create_a.sql: (dbmigrations.W002) applied to database 'default' but changed on disk" in result.stderr
     assert "repair_sql_migrations" in result.stderr
     assert "003_create_c.sql: (dbmigrations.W003) recorded as applied in database 'default'" in result.stderr
-    assert "(dbmigrations.W001) You have 1 unapplied SQL migration(s) in database 'default': 004_create_d." \
+    assert (
+        "(dbmigrations.W001) You have 1 unapplied SQL migration(s) in database 'default': 004_create_d."
         in result.stderr
+    )
     assert "002_create_b" not in result.stderr
     assert database.versions() == ["001", "002", "003"]  # nothing changed
 
@@ -122,20 +148,27 @@ def test_unreachable_database_is_a_warning_not_a_crash(call, dirs):
 
 def test_unreadable_ledger_is_a_warning_not_a_crash(call, dirs, database):
     migrations, seeds = dirs
-    database.query("CREATE VIEW schema_migrations AS SELECT (1 / 0)::text AS version, now()::timestamp AS applied_at, "
-                   "NULL::text AS checksum, NULL::text AS description, NULL::int AS execution_ms, "
-                   "NULL::text AS filename, NULL::text AS applied_by")
+    database.query(
+        "CREATE VIEW schema_migrations AS SELECT (1 / 0)::text AS version, now()::timestamp AS applied_at, "
+        "NULL::text AS checksum, NULL::text AS description, NULL::int AS execution_ms, "
+        "NULL::text AS filename, NULL::text AS applied_by"
+    )
     result = call("check", "--database", "default", migrations=migrations, seeds=seeds)
     assert result.returncode == 0, result.output
-    assert "(dbmigrations.W004) cannot read the SQL migration ledger of database 'default': division by zero" \
+    assert (
+        "(dbmigrations.W004) cannot read the SQL migration ledger of database 'default': division by zero"
         in result.stderr
+    )
     assert "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("files, expected", [
-    ({"003_Bad.sql": "SELECT 1;\n"}, "003_Bad.sql: (dbmigrations.E001)"),
-    ({"003_broken.sql": "SELEC 1;\n"}, "003_broken.sql:1:1: (dbmigrations.E004)"),
-])
+@pytest.mark.parametrize(
+    "files, expected",
+    [
+        ({"003_Bad.sql": "SELECT 1;\n"}, "003_Bad.sql: (dbmigrations.E001)"),
+        ({"003_broken.sql": "SELEC 1;\n"}, "003_broken.sql:1:1: (dbmigrations.E004)"),
+    ],
+)
 def test_invalid_files_with_database_report_errors_only(call, dirs, files, expected):
     migrations, seeds = dirs
     write_files(migrations, files)
@@ -179,8 +212,10 @@ def test_extension_point_runs_added_file_checks(monkeypatch, settings):
 
 # ---- style findings and scaffolds are warnings: they never stop Django's own commands ----
 
-STYLE_ONLY = ("-- Migration: 003_create_c\n-- Description: c without a Created header\n\n"
-              "BEGIN;\n\nCREATE TABLE c (id int);\n\nCOMMIT;\n")
+STYLE_ONLY = (
+    "-- Migration: 003_create_c\n-- Description: c without a Created header\n\n"
+    "BEGIN;\n\nCREATE TABLE c (id int);\n\nCOMMIT;\n"
+)
 
 
 def test_lint_findings_are_warnings(call, dirs):
@@ -202,8 +237,17 @@ def test_migrate_and_createsuperuser_run_despite_a_style_finding(manage, dirs, d
     assert result.returncode == 0, result.output
     assert "(dbmigrations.W105) CREATE TABLE c without IF NOT EXISTS" in result.output
     assert "auth_user" in database.tables()
-    result = manage("createsuperuser", "--no-input", "--username", "admin", "--email", "admin@example.com",
-                    migrations=migrations, seeds=seeds, env={"DJANGO_SUPERUSER_PASSWORD": "a-long-pass-4321"})
+    result = manage(
+        "createsuperuser",
+        "--no-input",
+        "--username",
+        "admin",
+        "--email",
+        "admin@example.com",
+        migrations=migrations,
+        seeds=seeds,
+        env={"DJANGO_SUPERUSER_PASSWORD": "a-long-pass-4321"},
+    )
     assert result.returncode == 0, result.output
     assert database.query("SELECT username FROM auth_user") == [("admin",)]
     # the runner accepts the same file
@@ -256,6 +300,7 @@ def test_each_lint_rule_has_a_documented_warning_id():
 
 
 # ---- the file checks' results are reused only while the files are unchanged ----
+
 
 def _age(directory, seconds=60):
     """Make every file look older than the cache's racy window, so results get stored."""

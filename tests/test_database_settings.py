@@ -1,4 +1,5 @@
 """The settings module: environment → database, masking, pooled URLs, production refusal."""
+
 import pytest
 
 from dbmigrations.database import (
@@ -26,12 +27,23 @@ def test_precedence_first_set_url_variable_wins(index):
 
 
 def test_parts_variables_are_last():
-    env = {"POSTGRES_HOST": "db.internal", "POSTGRES_PORT": "6000", "POSTGRES_DATABASE": "bestrong",
-           "POSTGRES_USER": "app", "POSTGRES_PASSWORD": "pw"}
+    env = {
+        "POSTGRES_HOST": "db.internal",
+        "POSTGRES_PORT": "6000",
+        "POSTGRES_DATABASE": "bestrong",
+        "POSTGRES_USER": "app",
+        "POSTGRES_PASSWORD": "pw",
+    }
     target = resolve_database(env)
     assert target.source == "POSTGRES_HOST"
     s = target.settings
-    assert (s["HOST"], s["PORT"], s["NAME"], s["USER"], s["PASSWORD"]) == ("db.internal", "6000", "bestrong", "app", "pw")
+    assert (s["HOST"], s["PORT"], s["NAME"], s["USER"], s["PASSWORD"]) == (
+        "db.internal",
+        "6000",
+        "bestrong",
+        "app",
+        "pw",
+    )
     assert target.masked_url == "postgresql://app:***@db.internal:6000/bestrong"
 
 
@@ -41,8 +53,9 @@ def test_parts_without_database_is_a_clear_error():
 
 
 def test_empty_variables_are_skipped():
-    target = resolve_database({"DATABASE_URL_UNPOOLED": "", "POSTGRES_URL_NON_POOLING": "  ",
-                               "DATABASE_URL": "postgresql://u@h/d"})
+    target = resolve_database(
+        {"DATABASE_URL_UNPOOLED": "", "POSTGRES_URL_NON_POOLING": "  ", "DATABASE_URL": "postgresql://u@h/d"}
+    )
     assert target.source == "DATABASE_URL"
 
 
@@ -76,13 +89,18 @@ def test_ipv6_host():
 
 
 def test_pooled_parameters_dropped_libpq_parameters_kept():
-    url = ("postgres://default:pw@ep-cool-1234-pooler.us-east-1.aws.neon.tech/verceldb?sslmode=require"
-           "&pgbouncer=true&connect_timeout=15&connection_limit=1&pool_timeout=0&schema=public"
-           "&channel_binding=require&application_name=bestrong&options=-c%20statement_timeout%3D5000")
+    url = (
+        "postgres://default:pw@ep-cool-1234-pooler.us-east-1.aws.neon.tech/verceldb?sslmode=require"
+        "&pgbouncer=true&connect_timeout=15&connection_limit=1&pool_timeout=0&schema=public"
+        "&channel_binding=require&application_name=bestrong&options=-c%20statement_timeout%3D5000"
+    )
     target = parse_database_url(url, source="POSTGRES_PRISMA_URL")
     assert target.settings["OPTIONS"] == {
-        "sslmode": "require", "connect_timeout": "15", "channel_binding": "require",
-        "application_name": "bestrong", "options": "-c statement_timeout=5000",
+        "sslmode": "require",
+        "connect_timeout": "15",
+        "channel_binding": "require",
+        "application_name": "bestrong",
+        "options": "-c statement_timeout=5000",
         **TCP_DEFAULTS,  # keepalives over TCP, added by default
     }
     assert set(target.dropped_params) == {"pgbouncer", "connection_limit", "pool_timeout", "schema"}
@@ -115,8 +133,10 @@ def test_configuration_error_is_kept_for_the_commands_not_raised():
 
 
 def test_masking_never_shows_the_password():
-    assert mask_url("postgresql://u:topsecret@h/d?password=alsosecret&sslmode=require") == \
-        "postgresql://u:***@h/d?sslmode=require"
+    assert (
+        mask_url("postgresql://u:topsecret@h/d?password=alsosecret&sslmode=require")
+        == "postgresql://u:***@h/d?sslmode=require"
+    )
     assert "topsecret" not in mask_url("garbage://u:topsecret@h/d")
     assert scrub("failed for s3cr@t and s3cr%40t", "s3cr@t") == "failed for *** and ***"
 
@@ -144,8 +164,11 @@ def test_dotenv_file_is_read_and_real_environment_wins(manage, tmp_path, databas
     env_file.write_text(f"DATABASE_URL_UNPOOLED={database.url}\nSQL_MIGRATIONS_DIR={tmp_path / 'none'}\n")
     # .env supplies the database; the real environment's SQL_MIGRATIONS_DIR wins over .env's.
     (tmp_path / "real").mkdir()
-    result = manage("sql_migration_status", database_url=None,
-                    env={"BESTRONG_ENV_FILE": str(env_file), "SQL_MIGRATIONS_DIR": str(tmp_path / "real")})
+    result = manage(
+        "sql_migration_status",
+        database_url=None,
+        env={"BESTRONG_ENV_FILE": str(env_file), "SQL_MIGRATIONS_DIR": str(tmp_path / "real")},
+    )
     assert result.returncode == 0, result.output
     assert "(from DATABASE_URL_UNPOOLED)" in result.stderr
     assert "No migrations found." in result.stdout
@@ -155,15 +178,19 @@ def test_real_environment_key_beats_dotenv_key_by_precedence(manage, tmp_path, d
     """.env has DATABASE_URL_UNPOOLED, the environment DATABASE_URL → precedence picks UNPOOLED."""
     env_file = tmp_path / ".env"
     env_file.write_text(f"DATABASE_URL_UNPOOLED={database.url}\n")
-    result = manage("sql_migration_status", env={"BESTRONG_ENV_FILE": str(env_file)},
-                    database_url="postgresql://nobody:pw@127.0.0.1:1/none")
+    result = manage(
+        "sql_migration_status",
+        env={"BESTRONG_ENV_FILE": str(env_file)},
+        database_url="postgresql://nobody:pw@127.0.0.1:1/none",
+    )
     assert result.returncode == 0, result.output
     assert "(from DATABASE_URL_UNPOOLED)" in result.stderr
 
 
 def test_connection_failure_names_source_and_hides_password(call, tmp_path):
-    result = call("apply_sql_migrations", database_url="postgresql://app:Sup3rSecret@127.0.0.1:1/bestrong",
-                  migrations=tmp_path)
+    result = call(
+        "apply_sql_migrations", database_url="postgresql://app:Sup3rSecret@127.0.0.1:1/bestrong", migrations=tmp_path
+    )
     assert result.returncode == 2
     assert "Sup3rSecret" not in result.output
     assert "postgresql://app:***@127.0.0.1:1/bestrong" in result.output

@@ -4,6 +4,7 @@
 current down file although its up file changed (outside production only); every
 refusal (drift, missing, replaced) names the ways out.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -17,8 +18,13 @@ MINE_DOWN = "DROP TABLE IF EXISTS mine;\n"
 
 
 def columns(database, table):
-    return [r[0] for r in database.query(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position", (table,))]
+    return [
+        r[0]
+        for r in database.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position",
+            (table,),
+        )
+    ]
 
 
 @pytest.fixture
@@ -50,8 +56,9 @@ def test_allow_modified_rolls_back_the_newest_then_apply_runs_the_edited_file(ca
 
 
 def test_allow_modified_never_rolls_back_an_older_modified_migration(call, database, edited):
-    write_files(edited, {"003_b.sql": migration("003_b", "CREATE TABLE b (id int);"),
-                         "003_b.down.sql": "DROP TABLE b;\n"})
+    write_files(
+        edited, {"003_b.sql": migration("003_b", "CREATE TABLE b (id int);"), "003_b.down.sql": "DROP TABLE b;\n"}
+    )
     call("apply_sql_migrations", "--fake", migrations=edited)  # 002 drifted: refused, nothing applied
     assert database.versions() == ["001", "002"]
     write_files(edited, {"002_mine.sql": MINE})
@@ -64,8 +71,13 @@ def test_allow_modified_never_rolls_back_an_older_modified_migration(call, datab
 
 
 def test_allow_modified_is_refused_in_production(manage, call, database, edited):
-    result = manage("rollback_sql_migrations", "--allow-modified", "--allow-production", migrations=edited,
-                    env={"VERCEL_ENV": "Production"})
+    result = manage(
+        "rollback_sql_migrations",
+        "--allow-modified",
+        "--allow-production",
+        migrations=edited,
+        env={"VERCEL_ENV": "Production"},
+    )
     assert result.returncode == 2
     assert "--allow-modified refused in production (VERCEL_ENV=Production)" in result.stderr
     assert database.versions() == ["001", "002"] and "mine" in database.tables()

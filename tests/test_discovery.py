@@ -1,4 +1,5 @@
 """discover(): the files on disk → sorted, validated SqlFiles, or every problem at once (no database)."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,16 +21,25 @@ def test_sorted_by_number_not_by_text_with_the_version_as_written(migrations_dir
     write_files(migrations_dir, {f"{v}_m.sql": migration(f"{v}_m", "SELECT 1;") for v in ("1000", "100", "010", "002")})
     files = discover(migrations_dir)
     assert [(f.version, f.number, f.name) for f in files] == [
-        ("002", 2, "002_m"), ("010", 10, "010_m"), ("100", 100, "100_m"), ("1000", 1000, "1000_m")]
+        ("002", 2, "002_m"),
+        ("010", 10, "010_m"),
+        ("100", 100, "100_m"),
+        ("1000", 1000, "1000_m"),
+    ]
 
 
 def test_down_file_description_and_what_is_ignored(migrations_dir):
-    write_files(migrations_dir, {
-        "001_add_users.sql": migration("001_add_users", "CREATE TABLE users (id int);", description="Adds users"),
-        "001_add_users.down.sql": "DROP TABLE users;\n",
-        "002_plain.sql": "SELECT 1;\n",
-        "README.md": "not sql", ".gitkeep": "", "notes.txt": "SELEC broken",
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_add_users.sql": migration("001_add_users", "CREATE TABLE users (id int);", description="Adds users"),
+            "001_add_users.down.sql": "DROP TABLE users;\n",
+            "002_plain.sql": "SELECT 1;\n",
+            "README.md": "not sql",
+            ".gitkeep": "",
+            "notes.txt": "SELEC broken",
+        },
+    )
     first, second = discover(migrations_dir)
     assert first.path == migrations_dir / "001_add_users.sql" and first.slug == "add_users"
     assert first.down.path == migrations_dir / "001_add_users.down.sql"
@@ -47,24 +57,28 @@ def test_checksum_ignores_bom_and_crlf_but_not_content(migrations_dir, tmp_path)
 
 
 def test_every_problem_at_once_with_positions(migrations_dir):
-    write_files(migrations_dir, {
-        "001_ok.sql": "SELECT 1;\n",
-        "2_short.sql": "SELECT 1;\n",
-        "003_CamelCase.sql": "SELECT 1;\n",
-        "004_typo.sql": "SELECT 1;\nSELEC 2;\n",
-        "005_latin1.sql": b"SELECT 1;\n-- caf\xe9\n",
-        "006_empty.sql": "-- nothing yet\nBEGIN;\nCOMMIT;\n",
-        "007_gone.down.sql": "SELECT 1;\n",
-        "008_a.sql": "SELECT 1;\n", "0008_b.sql": "SELECT 2;\n",
-        "009_copy.sql": "COPY t FROM STDIN;\n",
-        "010_stray.sql": "SELECT 1;\nCOMMIT;\n",
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_ok.sql": "SELECT 1;\n",
+            "2_short.sql": "SELECT 1;\n",
+            "003_CamelCase.sql": "SELECT 1;\n",
+            "004_typo.sql": "SELECT 1;\nSELEC 2;\n",
+            "005_latin1.sql": b"SELECT 1;\n-- caf\xe9\n",
+            "006_empty.sql": "-- nothing yet\nBEGIN;\nCOMMIT;\n",
+            "007_gone.down.sql": "SELECT 1;\n",
+            "008_a.sql": "SELECT 1;\n",
+            "0008_b.sql": "SELECT 2;\n",
+            "009_copy.sql": "COPY t FROM STDIN;\n",
+            "010_stray.sql": "SELECT 1;\nCOMMIT;\n",
+        },
+    )
     found = problems(migrations_dir)
     assert len(found) == 10, found
     expected = [
         "0008_b.sql: duplicate version 8",
         "003_CamelCase.sql: invalid file name",
-        "004_typo.sql:2:1: syntax error at or near \"SELEC\"",
+        '004_typo.sql:2:1: syntax error at or near "SELEC"',
         "005_latin1.sql:2: not valid UTF-8 (byte 0xe9)",
         "006_empty.sql: empty file",
         "007_gone.down.sql: down file without its up file (007_gone.sql)",
@@ -103,8 +117,10 @@ def test_folders_and_dangling_links_named_like_sql_files_are_problems(migrations
     write_files(migrations_dir, {"001_a.sql": "SELECT 1;\n"})
     (migrations_dir / "002_b.sql").mkdir()
     (migrations_dir / "003_c.sql").symlink_to(migrations_dir / "nowhere.sql")
-    assert problems(migrations_dir) == ["002_b.sql: a folder, not a SQL file",
-                                        "003_c.sql: cannot read the file: No such file or directory"]
+    assert problems(migrations_dir) == [
+        "002_b.sql: a folder, not a SQL file",
+        "003_c.sql: cannot read the file: No such file or directory",
+    ]
 
 
 def test_a_file_where_the_folder_should_be(tmp_path):

@@ -1,4 +1,5 @@
 """What a Django user reaches for: --version, --help, dbshell, the embedded banner, the admin's links."""
+
 import contextlib
 import io
 import os
@@ -14,8 +15,14 @@ from tests.conftest import ROOT, SHIPPED_MIGRATIONS, clean_env
 
 
 def manage(*args, env=None, timeout=120):
-    proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=clean_env(**(env or {})),
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=clean_env(**(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return proc
 
 
@@ -35,8 +42,18 @@ def help_in_process(command: str) -> tuple[int, str]:
     return exited.value.code, out.getvalue()
 
 
-@pytest.mark.parametrize("command", ["apply_sql_migrations", "sql_migration_status", "rollback_sql_migrations",
-                                     "seed_dev", "reset_db", "lint_sql_migrations", "verify_sql_migrations"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "apply_sql_migrations",
+        "sql_migration_status",
+        "rollback_sql_migrations",
+        "seed_dev",
+        "reset_db",
+        "lint_sql_migrations",
+        "verify_sql_migrations",
+    ],
+)
 def test_help_shows_examples_exit_codes_and_environment(command):
     if command == "apply_sql_migrations":  # once through a real process and argv
         proc = manage(command, "--help")
@@ -68,13 +85,15 @@ def test_dbshell_and_the_printed_url_reach_the_embedded_database(embedded_pgdata
     banner = applied.stderr.splitlines()[0]
     url = banner.removeprefix("Database: embedded PostgreSQL ").strip()
     assert url.startswith("postgresql://postgres@/bestrong?host=/"), banner
-    psql = subprocess.run(["psql", url, "-Atc", "SELECT count(*) FROM schema_migrations"],
-                          capture_output=True, text=True, timeout=60)
+    psql = subprocess.run(
+        ["psql", url, "-Atc", "SELECT count(*) FROM schema_migrations"], capture_output=True, text=True, timeout=60
+    )
     assert psql.returncode == 0, psql.stderr
     assert psql.stdout.strip() == "5"
 
-    shell = manage("dbshell", "--", "-Atc", "SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations",
-                   env=env)
+    shell = manage(
+        "dbshell", "--", "-Atc", "SELECT string_agg(version, ',' ORDER BY version) FROM schema_migrations", env=env
+    )
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout.strip() == "001,002,003,004,005"
 
@@ -90,8 +109,9 @@ def test_the_embedded_banner_is_not_styled_as_an_error(embedded_pgdata):
 
 def test_the_admin_has_no_view_site_link_to_a_missing_page():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bestrong.settings")
-    import bestrong.urls  # noqa: F401  (configures the admin site)
     from django.contrib import admin
+
+    import bestrong.urls  # noqa: F401  (configures the admin site)
 
     assert admin.site.site_url is None
 
@@ -107,7 +127,9 @@ def test_create_db_creates_a_missing_database_once_and_never_in_production(pg_se
         assert f"Created database {name}." in first.stdout
         again = manage("create_db", env={"DATABASE_URL": url})
         assert again.returncode == 0 and "already exists" in again.stdout
-        applied = manage("apply_sql_migrations", env={"DATABASE_URL": url, "SQL_MIGRATIONS_DIR": str(SHIPPED_MIGRATIONS)})
+        applied = manage(
+            "apply_sql_migrations", env={"DATABASE_URL": url, "SQL_MIGRATIONS_DIR": str(SHIPPED_MIGRATIONS)}
+        )
         assert applied.returncode == 0, applied.stderr
     finally:
         with pg_server.connect() as admin:

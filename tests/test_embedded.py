@@ -1,4 +1,5 @@
 """The embedded default database: started on first use, reused by later runs."""
+
 import shutil
 import subprocess
 import sys
@@ -10,8 +11,9 @@ from tests.conftest import ROOT, SHIPPED_MIGRATIONS, clean_env
 
 def run(*args, pgdata):
     env = clean_env(SQL_EMBEDDED_PGDATA=str(pgdata), SQL_MIGRATIONS_DIR=str(SHIPPED_MIGRATIONS))
-    proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     return proc
 
 

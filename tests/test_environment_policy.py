@@ -1,4 +1,5 @@
 """One environment policy (dbmigrations.conf): production in any spelling, folder settings, configuration errors."""
+
 from __future__ import annotations
 
 import subprocess
@@ -22,19 +23,32 @@ PRODUCTION_SPELLINGS = [
 # --- the production rule, in-process ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("env, cause", PRODUCTION_SPELLINGS + [
-    ({"NODE_ENV": "development", "VERCEL_ENV": "production"}, "VERCEL_ENV=production"),
-    ({"NODE_ENV": "production", "VERCEL_ENV": "Production"}, "NODE_ENV=production"),
-])
+@pytest.mark.parametrize(
+    "env, cause",
+    PRODUCTION_SPELLINGS
+    + [
+        ({"NODE_ENV": "development", "VERCEL_ENV": "production"}, "VERCEL_ENV=production"),
+        ({"NODE_ENV": "production", "VERCEL_ENV": "Production"}, "NODE_ENV=production"),
+    ],
+)
 def test_production_in_any_case_names_the_variable(env, cause):
     assert conf.is_production(env)
     assert conf.production_cause(env) == cause
 
 
-@pytest.mark.parametrize("env", [
-    {}, {"NODE_ENV": ""}, {"NODE_ENV": "development"}, {"NODE_ENV": "prod"}, {"NODE_ENV": "production-eu"},
-    {"VERCEL_ENV": "preview"}, {"VERCEL": "1"}, {"VERCEL_ENV": "   "},
-])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"NODE_ENV": ""},
+        {"NODE_ENV": "development"},
+        {"NODE_ENV": "prod"},
+        {"NODE_ENV": "production-eu"},
+        {"VERCEL_ENV": "preview"},
+        {"VERCEL": "1"},
+        {"VERCEL_ENV": "   "},
+    ],
+)
 def test_not_production(env):
     assert not conf.is_production(env)
     assert conf.production_cause(env) == ""
@@ -100,15 +114,22 @@ def test_empty_migrations_dir_variable_means_the_default_folder(call, database):
 
 
 def run_manage(*args, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "manage.py"), *args], cwd=cwd, env=clean_env(**env),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=cwd,
+        env=clean_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_relative_migrations_dir_is_relative_to_the_project_not_the_working_directory(database, tmp_path):
     elsewhere = tmp_path / "elsewhere"
     write_files(elsewhere / "migrations", {"001_decoy.sql": migration("001_decoy", "CREATE TABLE decoy (x int);")})
-    result = run_manage("apply_sql_migrations", cwd=elsewhere, DATABASE_URL=database.url,
-                        SQL_MIGRATIONS_DIR="migrations")
+    result = run_manage(
+        "apply_sql_migrations", cwd=elsewhere, DATABASE_URL=database.url, SQL_MIGRATIONS_DIR="migrations"
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert database.versions() == SHIPPED
     assert "decoy" not in database.tables()
@@ -158,8 +179,13 @@ def embedded_dir(tmp_path):
     directory = tmp_path / "embedded-pgdata"
     yield directory
     if (directory / "postmaster.pid").exists():
-        subprocess.run([sys.executable, str(ROOT / "manage.py"), "embedded_db", "stop"], cwd=ROOT, timeout=60,
-                       env=clean_env(SQL_EMBEDDED_PGDATA=str(directory)), capture_output=True)
+        subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "embedded_db", "stop"],
+            cwd=ROOT,
+            timeout=60,
+            env=clean_env(SQL_EMBEDDED_PGDATA=str(directory)),
+            capture_output=True,
+        )
 
 
 @pytest.mark.parametrize("env, cause", PRODUCTION_SPELLINGS[:3])
@@ -174,8 +200,9 @@ def test_every_spelling_of_production_refuses_the_embedded_default(call, embedde
 
 def test_rollback_in_production_runs_with_allow_production(call, database):
     populate(call, database)
-    result = call("rollback_sql_migrations", "--allow-production", migrations=SHIPPED_MIGRATIONS,
-                  env={"NODE_ENV": "PRODUCTION"})
+    result = call(
+        "rollback_sql_migrations", "--allow-production", migrations=SHIPPED_MIGRATIONS, env={"NODE_ENV": "PRODUCTION"}
+    )
     assert result.returncode == 0, result.output
     assert database.versions() == SHIPPED[:4]
 
@@ -202,11 +229,14 @@ def test_djangos_commands_report_a_configuration_error_in_one_line(manage, comma
     assert f"(dbmigrations.E011) {MYSQL_MESSAGE}" in result.stderr
 
 
-@pytest.mark.parametrize("command", [
-    ["migrate", "--skip-checks"],
-    ["shell", "-c", "from django.db import connection; connection.ensure_connection()"],
-    ["dbshell"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["migrate", "--skip-checks"],
+        ["shell", "-c", "from django.db import connection; connection.ensure_connection()"],
+        ["dbshell"],
+    ],
+)
 def test_a_connection_attempt_raises_improperly_configured(manage, command):
     result = manage(*command, database_url=MYSQL)
     assert result.returncode != 0
@@ -228,6 +258,9 @@ def test_no_database_in_production_is_improperly_configured_for_django(manage, e
     assert "Traceback" not in result.output
     shell = manage("dbshell", database_url=None, env={"NODE_ENV": "Production"})
     assert shell.returncode != 0
-    assert shell.stderr.strip().splitlines()[-1].startswith(
-        "django.core.exceptions.ImproperlyConfigured: embedded development database refused in production")
+    assert (
+        shell.stderr.strip()
+        .splitlines()[-1]
+        .startswith("django.core.exceptions.ImproperlyConfigured: embedded development database refused in production")
+    )
     assert not embedded_dir.exists()

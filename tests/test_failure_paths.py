@@ -1,4 +1,5 @@
 """Server failures outside a file's ordinary statements: deferred constraints, lost sessions, server lock_timeout."""
+
 from dbmigrations.executor import LOCK_KEY
 from tests.conftest import migration, write_files
 
@@ -19,11 +20,16 @@ def test_deferred_constraint_failing_at_commit_is_a_failure_not_a_concurrent_app
 
 
 def test_deferred_constraint_in_a_down_file(call, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE TABLE IF NOT EXISTS d (v int, CONSTRAINT d_v_key UNIQUE (v) "
-                                        "DEFERRABLE INITIALLY DEFERRED);"),
-        "001_t.down.sql": migration("001_t", "INSERT INTO d VALUES (1), (1);\nDROP TABLE IF EXISTS e;"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration(
+                "001_t",
+                "CREATE TABLE IF NOT EXISTS d (v int, CONSTRAINT d_v_key UNIQUE (v) DEFERRABLE INITIALLY DEFERRED);",
+            ),
+            "001_t.down.sql": migration("001_t", "INSERT INTO d VALUES (1), (1);\nDROP TABLE IF EXISTS e;"),
+        },
+    )
     assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     result = call("rollback_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1, result.output
@@ -32,8 +38,14 @@ def test_deferred_constraint_in_a_down_file(call, database, migrations_dir):
 
 
 def test_a_migration_that_ends_its_own_session_is_one_line_exit_1(call, database, migrations_dir):
-    write_files(migrations_dir, {"001_kill.sql": migration("001_kill", "CREATE TABLE IF NOT EXISTS k (id int);\n"
-                                                                    "SELECT pg_terminate_backend(pg_backend_pid());")})
+    write_files(
+        migrations_dir,
+        {
+            "001_kill.sql": migration(
+                "001_kill", "CREATE TABLE IF NOT EXISTS k (id int);\nSELECT pg_terminate_backend(pg_backend_pid());"
+            )
+        },
+    )
     result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1, result.output
     assert "Traceback" not in result.stderr
@@ -80,8 +92,9 @@ def test_reset_checks_the_server_it_really_reached(manage, database, pg_server):
     assert result.returncode == 2, result.output
     assert f"reached the server at {address}, which is not on this machine" in result.stderr
     assert "keep" in database.tables()
-    allowed = manage("reset_db", "--no-input", "--allow-remote", database_url=url,
-                     env={"PGHOST": address, "PGPORT": str(proxy.port)})
+    allowed = manage(
+        "reset_db", "--no-input", "--allow-remote", database_url=url, env={"PGHOST": address, "PGPORT": str(proxy.port)}
+    )
     assert allowed.returncode == 0, allowed.output
     assert "keep" not in database.tables()
 
@@ -102,8 +115,13 @@ def test_a_missing_migrations_folder_is_refused_not_a_green_no_op(call, database
 
 
 def test_failed_rollback_step_closes_its_progress_line(call, database, migrations_dir):
-    write_files(migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE IF NOT EXISTS t (id int);"),
-                                 "001_t.down.sql": migration("001_t", "DROP TABLE nosuch;")})
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration("001_t", "CREATE TABLE IF NOT EXISTS t (id int);"),
+            "001_t.down.sql": migration("001_t", "DROP TABLE nosuch;"),
+        },
+    )
     assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     result = call("rollback_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1

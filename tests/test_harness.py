@@ -1,4 +1,5 @@
 """The harness itself: a reused test database is as empty as a new one, or it is a new one."""
+
 from __future__ import annotations
 
 import psycopg
@@ -10,9 +11,9 @@ from tests.conftest import DatabasePool, migration, write_files
 LOOK = {
     "objects": "SELECT count(*) FROM pg_class WHERE oid >= 16384",
     "schemas": "SELECT array_agg(nspname::text ORDER BY nspname) FROM pg_namespace "
-               "WHERE nspname !~ '^pg_(temp|toast_temp)_'",
+    "WHERE nspname !~ '^pg_(temp|toast_temp)_'",
     "public": "SELECT nspowner::regrole::text, nspacl::text, obj_description(oid, 'pg_namespace') FROM pg_namespace "
-              "WHERE nspname = 'public'",
+    "WHERE nspname = 'public'",
     "functions": "SELECT count(*) FROM pg_proc WHERE oid >= 16384",
     "types": "SELECT count(*) FROM pg_type WHERE oid >= 16384",
     "extensions": "SELECT array_agg(extname::text ORDER BY extname) FROM pg_extension",
@@ -20,8 +21,8 @@ LOOK = {
     "event_triggers": "SELECT count(*) FROM pg_event_trigger",
     "large_objects": "SELECT count(*) FROM pg_largeobject_metadata",
     "database": "SELECT datdba::regrole::text, datacl::text, datconnlimit, shobj_description(oid, 'pg_database'), "
-                "(SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid) "
-                "FROM pg_database d WHERE datname = current_database()",
+    "(SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid) "
+    "FROM pg_database d WHERE datname = current_database()",
 }
 
 
@@ -81,12 +82,12 @@ RECREATED = {  # nothing a schema holds: a new database instead
     "a publication": "CREATE PUBLICATION everything FOR ALL TABLES;",
     "a large object": "SELECT lo_create(0);",
     "a database setting": "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET work_mem = ''8MB''', "
-                          "current_database()); END $$;",
+    "current_database()); END $$;",
     "a comment on the database": "DO $$ BEGIN EXECUTE format('COMMENT ON DATABASE %I IS ''x''', "
-                                 "current_database()); END $$;",
+    "current_database()); END $$;",
     "a privilege on a system function": "REVOKE EXECUTE ON FUNCTION pg_catalog.now() FROM PUBLIC;",
     "a privilege on the database": "DO $$ BEGIN EXECUTE format('REVOKE CONNECT ON DATABASE %I FROM PUBLIC', "
-                                   "current_database()); END $$;",
+    "current_database()); END $$;",
 }
 
 
@@ -98,8 +99,10 @@ def test_a_database_left_dirty_is_emptied_to_look_brand_new(pg_server, pool, dir
     left_open.execute("SELECT pg_advisory_lock(1)")
     with pg_server.connect(name) as connection:
         if "{extension}" in dirt:
-            available = connection.execute("SELECT name FROM pg_available_extensions WHERE name = ANY(%s) "
-                                           "ORDER BY name", (["pg_trgm", "pgcrypto", "vector"],)).fetchall()
+            available = connection.execute(
+                "SELECT name FROM pg_available_extensions WHERE name = ANY(%s) ORDER BY name",
+                (["pg_trgm", "pgcrypto", "vector"],),
+            ).fetchall()
             if not available:
                 left_open.close()
                 pytest.skip("the server has none of pg_trgm, pgcrypto, vector")
@@ -175,16 +178,23 @@ def _scenario_system_check_error(migrations_dir):
 
 
 def _scenario_bad_url(migrations_dir):
-    return ("sql_migration_status",), {"migrations": migrations_dir,
-                                       "database_url": "postgresql://app:S3cret@127.0.0.1:1/db"}
+    return ("sql_migration_status",), {
+        "migrations": migrations_dir,
+        "database_url": "postgresql://app:S3cret@127.0.0.1:1/db",
+    }
 
 
-@pytest.mark.parametrize("scenario", [_scenario_failed_file, _scenario_refused_in_production,
-                                      _scenario_system_check_error, _scenario_bad_url],
-                         ids=lambda f: f.__name__.removeprefix("_scenario_"))
+@pytest.mark.parametrize(
+    "scenario",
+    [_scenario_failed_file, _scenario_refused_in_production, _scenario_system_check_error, _scenario_bad_url],
+    ids=lambda f: f.__name__.removeprefix("_scenario_"),
+)
 def test_call_gives_what_manage_gives(manage, call, migrations_dir, scenario):
     args, options = scenario(migrations_dir)
     process, in_process = manage(*args, **options), call(*args, **options)
     assert process.returncode != 0
     assert (in_process.returncode, in_process.stdout, in_process.stderr) == (
-        process.returncode, process.stdout, process.stderr)
+        process.returncode,
+        process.stdout,
+        process.stderr,
+    )

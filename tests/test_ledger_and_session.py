@@ -4,6 +4,7 @@ Each test is a way the runner used to report success while the ledger and the
 database disagreed; they run ``manage.py`` (or ``call_command``) against the real
 PostgreSQL and check the exit code, the output and the database afterwards.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -49,9 +50,17 @@ def own_alias(database, settings, django_db_blocker):
 
     alias = f"test_{database.name}"
     connections.settings[alias] = {
-        **connections.settings["default"], "ENGINE": "django.db.backends.postgresql", "NAME": database.name,
-        "USER": database.server.user, "PASSWORD": database.server.password, "HOST": database.server.host,
-        "PORT": database.server.port, "OPTIONS": {}, "SOURCE": "TEST_DATABASE_URL", "POOLED": False, "TEST": {},
+        **connections.settings["default"],
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": database.name,
+        "USER": database.server.user,
+        "PASSWORD": database.server.password,
+        "HOST": database.server.host,
+        "PORT": database.server.port,
+        "OPTIONS": {},
+        "SOURCE": "TEST_DATABASE_URL",
+        "POOLED": False,
+        "TEST": {},
     }
     connections.settings[alias].pop("CONFIG_ERROR", None)
 
@@ -73,8 +82,9 @@ def own_alias(database, settings, django_db_blocker):
 def test_a_url_search_path_does_not_move_the_ledger(manage, database, migrations_dir):
     database.query("CREATE SCHEMA other")
     write_files(migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE t (id int);")})
-    result = manage("apply_sql_migrations", migrations=migrations_dir,
-                    database_url=url_with(database, search_path="other"))
+    result = manage(
+        "apply_sql_migrations", migrations=migrations_dir, database_url=url_with(database, search_path="other")
+    )
     assert result.returncode == 0, result.output
     assert "ledger public.schema_migrations" in result.stderr
     assert ledger_versions(database) == ["001"] and ledger_versions(database, "other") is None
@@ -87,11 +97,15 @@ def test_a_url_search_path_does_not_move_the_ledger(manage, database, migrations
 
 def test_a_schema_migrations_earlier_in_a_database_search_path_is_not_the_ledger(manage, database, migrations_dir):
     database.query("CREATE SCHEMA app")
-    database.query("CREATE TABLE app.schema_migrations (version VARCHAR(255) PRIMARY KEY, applied_at TIMESTAMP, "
-                   "checksum VARCHAR(64), description TEXT)")
+    database.query(
+        "CREATE TABLE app.schema_migrations (version VARCHAR(255) PRIMARY KEY, applied_at TIMESTAMP, "
+        "checksum VARCHAR(64), description TEXT)"
+    )
     database.query("INSERT INTO app.schema_migrations (version) VALUES ('001')")  # another tool's ledger
     database.query(f'ALTER DATABASE "{database.name}" SET search_path = app, public')
-    write_files(migrations_dir, {"001_real.sql": migration("001_real", "CREATE TABLE IF NOT EXISTS public.real (id int);")})
+    write_files(
+        migrations_dir, {"001_real.sql": migration("001_real", "CREATE TABLE IF NOT EXISTS public.real (id int);")}
+    )
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 0, result.output
     assert "Applying 001_real … OK" in result.stdout
@@ -109,8 +123,10 @@ def test_a_temp_table_named_schema_migrations_is_not_the_ledger(own_alias, datab
     write_files(migrations_dir, {"001_real.sql": migration("001_real", "CREATE TABLE IF NOT EXISTS real (id int);")})
     connection = connections[alias]
     with connection.cursor() as cursor:  # the session the command will use has a TEMP table of that name
-        cursor.execute("CREATE TEMP TABLE schema_migrations (version VARCHAR(255) PRIMARY KEY, applied_at TIMESTAMP,"
-                       " checksum VARCHAR(64), description TEXT)")
+        cursor.execute(
+            "CREATE TEMP TABLE schema_migrations (version VARCHAR(255) PRIMARY KEY, applied_at TIMESTAMP,"
+            " checksum VARCHAR(64), description TEXT)"
+        )
         cursor.execute("INSERT INTO schema_migrations (version) VALUES ('001')")
     assert "Applied 1, skipped 0 already applied" in run("apply_sql_migrations", migrations_dir)
     assert "real" in database.tables() and ledger_versions(database) == ["001"]
@@ -150,21 +166,32 @@ def test_the_admin_model_names_its_schema():
 
 # --- 2. A file's session state never reaches the next file ---------------------------------------
 
+
 def test_client_encoding_set_by_one_migration_does_not_garble_the_next(manage, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_latin1.sql": migration("001_latin1", "SET client_encoding TO 'LATIN1';\nCREATE TABLE IF NOT EXISTS a (id int);"),
-        "002_text.sql": migration("002_text", "CREATE TABLE IF NOT EXISTS words AS SELECT 'é€'::text AS word;"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_latin1.sql": migration(
+                "001_latin1", "SET client_encoding TO 'LATIN1';\nCREATE TABLE IF NOT EXISTS a (id int);"
+            ),
+            "002_text.sql": migration("002_text", "CREATE TABLE IF NOT EXISTS words AS SELECT 'é€'::text AS word;"),
+        },
+    )
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 0, result.output
     assert database.query("SELECT word FROM words") == [("é€",)]
 
 
 def test_read_only_default_set_by_one_migration_does_not_fail_the_next(manage, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_ro.sql": migration("001_ro", "SET default_transaction_read_only = on;\nCREATE TABLE IF NOT EXISTS a (id int);"),
-        "002_b.sql": migration("002_b", "CREATE TABLE IF NOT EXISTS b (id int);"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_ro.sql": migration(
+                "001_ro", "SET default_transaction_read_only = on;\nCREATE TABLE IF NOT EXISTS a (id int);"
+            ),
+            "002_b.sql": migration("002_b", "CREATE TABLE IF NOT EXISTS b (id int);"),
+        },
+    )
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 0, result.output
     assert ledger_versions(database) == ["001", "002"] and {"a", "b"} <= database.tables()
@@ -172,10 +199,13 @@ def test_read_only_default_set_by_one_migration_does_not_fail_the_next(manage, d
 
 def test_session_authorization_set_by_a_migration_is_reset(manage, database, migrations_dir):
     role = f"{database.name}_auth"
-    write_files(migrations_dir, {
-        "001_auth.sql": migration("001_auth", f"CREATE ROLE {role};\nSET SESSION AUTHORIZATION {role};\nSELECT 1;"),
-        "002_next.sql": migration("002_next", "CREATE TABLE IF NOT EXISTS nxt (id int);"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_auth.sql": migration("001_auth", f"CREATE ROLE {role};\nSET SESSION AUTHORIZATION {role};\nSELECT 1;"),
+            "002_next.sql": migration("002_next", "CREATE TABLE IF NOT EXISTS nxt (id int);"),
+        },
+    )
     try:
         result = manage("apply_sql_migrations", migrations=migrations_dir)
         assert result.returncode == 0, result.output
@@ -187,10 +217,13 @@ def test_session_authorization_set_by_a_migration_is_reset(manage, database, mig
 
 def test_temp_tables_of_one_migration_do_not_reach_the_next(manage, database, migrations_dir):
     scratch = "CREATE TEMP TABLE scratch AS SELECT 1 AS x;\nCREATE TABLE IF NOT EXISTS {0} AS SELECT x FROM scratch;"
-    write_files(migrations_dir, {
-        "001_a.sql": migration("001_a", scratch.format("a")),
-        "002_b.sql": migration("002_b", scratch.format("b")),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_a.sql": migration("001_a", scratch.format("a")),
+            "002_b.sql": migration("002_b", scratch.format("b")),
+        },
+    )
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 0, result.output
     assert ledger_versions(database) == ["001", "002"]
@@ -201,11 +234,16 @@ def test_the_callers_session_is_restored_after_the_run(own_alias, database, migr
 
     alias, run = own_alias
     # The server's default differs from Django's UTC, so Django sets TimeZone when it connects.
-    database.query(f'ALTER DATABASE "{database.name}" SET TimeZone = \'Asia/Tokyo\'')
-    write_files(migrations_dir, {
-        "001_reset.sql": migration("001_reset", "RESET ALL;\nCREATE TABLE IF NOT EXISTS b (id int);"),
-        "002_tz.sql": migration("002_tz", "SET TIME ZONE 'America/New_York';\nCREATE TABLE IF NOT EXISTS a (id int);"),
-    })
+    database.query(f"ALTER DATABASE \"{database.name}\" SET TimeZone = 'Asia/Tokyo'")
+    write_files(
+        migrations_dir,
+        {
+            "001_reset.sql": migration("001_reset", "RESET ALL;\nCREATE TABLE IF NOT EXISTS b (id int);"),
+            "002_tz.sql": migration(
+                "002_tz", "SET TIME ZONE 'America/New_York';\nCREATE TABLE IF NOT EXISTS a (id int);"
+            ),
+        },
+    )
     assert "Applied 2" in run("apply_sql_migrations", migrations_dir)
     with connections[alias].cursor() as cursor:
         cursor.execute("SHOW TimeZone")  # set by Django when it connected
@@ -214,12 +252,16 @@ def test_the_callers_session_is_restored_after_the_run(own_alias, database, migr
 
 # --- 3. A migration that changes the ledger is a failure, rolled back ------------------------------
 
+
 def _tamper(manage, database, migrations_dir, body: str):
-    write_files(migrations_dir, {
-        "001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);"),
-        "002_b.sql": migration("002_b", f"CREATE TABLE IF NOT EXISTS b (id int);\n{body}"),
-        "003_c.sql": migration("003_c", "CREATE TABLE IF NOT EXISTS c (id int);"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);"),
+            "002_b.sql": migration("002_b", f"CREATE TABLE IF NOT EXISTS b (id int);\n{body}"),
+            "003_c.sql": migration("003_c", "CREATE TABLE IF NOT EXISTS c (id int);"),
+        },
+    )
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert "Traceback" not in result.output
     assert result.returncode == 1, result.output
@@ -241,8 +283,9 @@ def test_a_migration_truncating_the_ledger_fails(manage, database, migrations_di
 
 
 def test_a_migration_forging_a_ledger_row_fails(manage, database, migrations_dir):
-    _tamper(manage, database, migrations_dir,
-            "INSERT INTO schema_migrations (version, checksum) VALUES ('003', 'forged');")
+    _tamper(
+        manage, database, migrations_dir, "INSERT INTO schema_migrations (version, checksum) VALUES ('003', 'forged');"
+    )
 
 
 def test_a_migration_rewriting_its_own_ledger_row_fails(manage, database, migrations_dir):
@@ -255,14 +298,21 @@ def test_a_migration_resetting_the_session_before_tampering_is_still_caught(mana
 
 # --- 4. A role's statement_timeout bounds the file's statements, not the wait for the lock ---------
 
+
 def test_a_role_statement_timeout_does_not_cut_the_wait_for_the_migration_lock(database, migrations_dir):
-    database.query(f'ALTER ROLE CURRENT_USER IN DATABASE "{database.name}" SET statement_timeout = \'1s\'')
+    database.query(f"ALTER ROLE CURRENT_USER IN DATABASE \"{database.name}\" SET statement_timeout = '1s'")
     write_files(migrations_dir, {"001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);")})
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))
     with database.connect() as holder:  # another deploy holds the lock
         holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        runner = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"], cwd=ROOT,
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        runner = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 30
             while not database.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):
@@ -278,9 +328,11 @@ def test_a_role_statement_timeout_does_not_cut_the_wait_for_the_migration_lock(d
 
 
 def test_a_role_statement_timeout_still_bounds_the_files_statements(manage, database, migrations_dir):
-    database.query(f'ALTER ROLE CURRENT_USER IN DATABASE "{database.name}" SET statement_timeout = \'1s\'')
-    write_files(migrations_dir, {"001_slow.sql": migration("001_slow", "CREATE TABLE IF NOT EXISTS a (id int);\n"
-                                                                       "SELECT pg_sleep(3);")})
+    database.query(f"ALTER ROLE CURRENT_USER IN DATABASE \"{database.name}\" SET statement_timeout = '1s'")
+    write_files(
+        migrations_dir,
+        {"001_slow.sql": migration("001_slow", "CREATE TABLE IF NOT EXISTS a (id int);\nSELECT pg_sleep(3);")},
+    )
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1, result.output
     assert "001_slow.sql:9:1: ERROR 57014" in result.stderr and "statement timeout" in result.stderr
@@ -288,11 +340,16 @@ def test_a_role_statement_timeout_still_bounds_the_files_statements(manage, data
 
 
 def test_a_down_file_changing_the_ledger_fails_and_is_rolled_back(manage, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);"),
-        "002_b.sql": migration("002_b", "CREATE TABLE IF NOT EXISTS b (id int);"),
-        "002_b.down.sql": migration("002_b", "DROP TABLE IF EXISTS b;\nDELETE FROM schema_migrations WHERE version = '001';"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);"),
+            "002_b.sql": migration("002_b", "CREATE TABLE IF NOT EXISTS b (id int);"),
+            "002_b.down.sql": migration(
+                "002_b", "DROP TABLE IF EXISTS b;\nDELETE FROM schema_migrations WHERE version = '001';"
+            ),
+        },
+    )
     assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     result = manage("rollback_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1, result.output

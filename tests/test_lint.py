@@ -1,4 +1,5 @@
 """lint_sql_migrations: our rules (failing and passing example each), squawk merged, suppression, output, exit codes."""
+
 from __future__ import annotations
 
 import json
@@ -65,27 +66,48 @@ DDL_CASES = [
     ("L005", "CREATE SEQUENCE s;", "CREATE SEQUENCE IF NOT EXISTS s;"),
     ("L005", "CREATE SCHEMA app;", "CREATE SCHEMA IF NOT EXISTS app;"),
     ("L005", "CREATE EXTENSION pgcrypto;", "CREATE EXTENSION IF NOT EXISTS pgcrypto;"),
-    ("L005", "CREATE TYPE mood AS ENUM ('ok');",
-     "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mood') THEN\n"
-     "    CREATE TYPE mood AS ENUM ('ok');\n  END IF;\nEND $$;"),
-    ("L005", "CREATE TYPE mood AS ENUM ('ok');",
-     "DO $$\nBEGIN\n  CREATE TYPE mood AS ENUM ('ok');\nEXCEPTION WHEN duplicate_object THEN NULL;\nEND $$;"),
+    (
+        "L005",
+        "CREATE TYPE mood AS ENUM ('ok');",
+        "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'mood') THEN\n"
+        "    CREATE TYPE mood AS ENUM ('ok');\n  END IF;\nEND $$;",
+    ),
+    (
+        "L005",
+        "CREATE TYPE mood AS ENUM ('ok');",
+        "DO $$\nBEGIN\n  CREATE TYPE mood AS ENUM ('ok');\nEXCEPTION WHEN duplicate_object THEN NULL;\nEND $$;",
+    ),
     ("L006", "DROP TABLE t;", "DROP TABLE IF EXISTS t;"),
     ("L006", "ALTER TABLE t DROP COLUMN c;", "ALTER TABLE t DROP COLUMN IF EXISTS c;"),
     ("L006", "DO $$ BEGIN EXECUTE 'DROP TABLE t'; END $$;", "DO $$ BEGIN EXECUTE 'DROP TABLE IF EXISTS t'; END $$;"),
-    ("L007", "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;",
-     "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;"),
+    (
+        "L007",
+        "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;",
+        "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;",
+    ),
     ("L007", "CREATE VIEW v AS SELECT 1 AS one;", "CREATE OR REPLACE VIEW v AS SELECT 1 AS one;"),
-    ("L008", "CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();",
-     "DROP TRIGGER IF EXISTS tr ON t;\nCREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();"),
-    ("L008", "CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();",
-     "CREATE OR REPLACE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();"),
+    (
+        "L008",
+        "CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();",
+        "DROP TRIGGER IF EXISTS tr ON t;\nCREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();",
+    ),
+    (
+        "L008",
+        "CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();",
+        "CREATE OR REPLACE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION f();",
+    ),
     ("L009", "ALTER TABLE t ADD COLUMN c int;", "ALTER TABLE t ADD COLUMN IF NOT EXISTS c int;"),
-    ("L009", "ALTER TABLE t ADD COLUMN c int;",  # the spec's example 2
-     "DO $$\nBEGIN\n  IF NOT EXISTS (\n    SELECT 1 FROM information_schema.columns\n"
-     "    WHERE table_name = 't' AND column_name = 'c'\n  ) THEN\n    ALTER TABLE t ADD COLUMN c int;\n  END IF;\nEND $$;"),
-    ("L009", "ALTER TABLE t ADD CONSTRAINT c_positive CHECK (c > 0);",
-     "ALTER TABLE t DROP CONSTRAINT IF EXISTS c_positive;\nALTER TABLE t ADD CONSTRAINT c_positive CHECK (c > 0);"),
+    (
+        "L009",
+        "ALTER TABLE t ADD COLUMN c int;",  # the spec's example 2
+        "DO $$\nBEGIN\n  IF NOT EXISTS (\n    SELECT 1 FROM information_schema.columns\n"
+        "    WHERE table_name = 't' AND column_name = 'c'\n  ) THEN\n    ALTER TABLE t ADD COLUMN c int;\n  END IF;\nEND $$;",
+    ),
+    (
+        "L009",
+        "ALTER TABLE t ADD CONSTRAINT c_positive CHECK (c > 0);",
+        "ALTER TABLE t DROP CONSTRAINT IF EXISTS c_positive;\nALTER TABLE t ADD CONSTRAINT c_positive CHECK (c > 0);",
+    ),
     ("L009", "ALTER TYPE mood ADD VALUE 'sad';", "ALTER TYPE mood ADD VALUE IF NOT EXISTS 'sad';"),
     ("L010", "INSERT INTO t (id) VALUES (1);", "SELECT count(*) FROM t;"),
     ("L010", "UPDATE t SET id = 2;", "CREATE INDEX IF NOT EXISTS idx_t ON t (id);"),
@@ -93,7 +115,11 @@ DDL_CASES = [
     ("L010", "TRUNCATE t;", "SELECT 1;"),
     ("L010", "MERGE INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN INSERT VALUES (s.id);", "SELECT 1;"),
     ("L010", "COPY t FROM '/tmp/t.csv';", "SELECT 1;"),
-    ("L010", "WITH gone AS (DELETE FROM t RETURNING id) SELECT count(*) FROM gone;", "WITH x AS (SELECT 1) SELECT * FROM x;"),
+    (
+        "L010",
+        "WITH gone AS (DELETE FROM t RETURNING id) SELECT count(*) FROM gone;",
+        "WITH x AS (SELECT 1) SELECT * FROM x;",
+    ),
 ]
 
 
@@ -115,28 +141,49 @@ def test_guarded_do_block_still_may_not_change_data(tmp_path):
 
 
 def test_invalid_file_is_l001_with_its_position(tmp_path):
-    found = findings(tmp_path, {"001_x.sql": migration("001_x", "CREATE TABLE IF NOT EXISTS t (id int;"),
-                                "2_bad_name.sql": migration("2_bad_name", "SELECT 1;")})
+    found = findings(
+        tmp_path,
+        {
+            "001_x.sql": migration("001_x", "CREATE TABLE IF NOT EXISTS t (id int;"),
+            "2_bad_name.sql": migration("2_bad_name", "SELECT 1;"),
+        },
+    )
     assert ("L001", 8) in rules(found)
-    assert any(f["rule"] == "L001" and f["path"].endswith("2_bad_name.sql") and "invalid file name" in f["message"]
-               for f in found)
+    assert any(
+        f["rule"] == "L001" and f["path"].endswith("2_bad_name.sql") and "invalid file name" in f["message"]
+        for f in found
+    )
     assert rules(findings(tmp_path / "ok", {"001_x.sql": migration("001_x", "SELECT 1;")})) == []
 
 
 def test_file_that_is_not_utf8_is_l001_and_squawk_still_lints_the_others(tmp_path):
-    found = findings(tmp_path, {"001_x.sql": migration("001_x", "CREATE INDEX IF NOT EXISTS i ON t (id);"),
-                                "002_y.sql": b"-- Migration: 002_y\nSELECT '\xe9';\n"}, squawk=True)
+    found = findings(
+        tmp_path,
+        {
+            "001_x.sql": migration("001_x", "CREATE INDEX IF NOT EXISTS i ON t (id);"),
+            "002_y.sql": b"-- Migration: 002_y\nSELECT '\xe9';\n",
+        },
+        squawk=True,
+    )
     assert any(f["rule"] == "L001" and "not valid UTF-8" in f["message"] and f["line"] == 2 for f in found)
     assert any(f["rule"] == "require-concurrent-index-creation" and f["path"].endswith("001_x.sql") for f in found)
 
 
 def test_name_problems_are_l001(tmp_path):
-    found = findings(tmp_path, {"001_a.sql": migration("001_a", "SELECT 1;"), "0001_b.sql": migration("0001_b", "SELECT 1;"),
-                                "002_c.down.sql": migration("002_c", "SELECT 1;").replace("002_c", "002_c (down)", 1)})
+    found = findings(
+        tmp_path,
+        {
+            "001_a.sql": migration("001_a", "SELECT 1;"),
+            "0001_b.sql": migration("0001_b", "SELECT 1;"),
+            "002_c.down.sql": migration("002_c", "SELECT 1;").replace("002_c", "002_c (down)", 1),
+        },
+    )
     messages = {(f["path"].rsplit("/", 1)[-1], f["message"]) for f in found if f["rule"] == "L001"}
-    assert messages == {("001_a.sql", "duplicate version 1: 0001_b.sql, 001_a.sql"),
-                        ("0001_b.sql", "duplicate version 1: 0001_b.sql, 001_a.sql"),
-                        ("002_c.down.sql", "down file without its up file (002_c.sql)")}
+    assert messages == {
+        ("001_a.sql", "duplicate version 1: 0001_b.sql, 001_a.sql"),
+        ("0001_b.sql", "duplicate version 1: 0001_b.sql, 001_a.sql"),
+        ("002_c.down.sql", "down file without its up file (002_c.sql)"),
+    }
 
 
 def test_do_block_that_is_not_plpgsql_is_l014(tmp_path):
@@ -169,9 +216,16 @@ def test_transaction_wrapper_rule_knows_concurrently_runs_outside(tmp_path):
 
 SEED_CASES = [
     ("L011", "INSERT INTO t (id) VALUES (1);", "INSERT INTO t (id) VALUES (1) ON CONFLICT (id) DO NOTHING;"),
-    ("L011", "INSERT INTO t (id) SELECT 1;", "INSERT INTO t (id) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM t WHERE id = 1);"),
-    ("L011", "INSERT INTO t (id) VALUES (1);",  # the spec's seed example
-     "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM t LIMIT 1) THEN\n    INSERT INTO t (id) VALUES (1);\n  END IF;\nEND $$;"),
+    (
+        "L011",
+        "INSERT INTO t (id) SELECT 1;",
+        "INSERT INTO t (id) SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM t WHERE id = 1);",
+    ),
+    (
+        "L011",
+        "INSERT INTO t (id) VALUES (1);",  # the spec's seed example
+        "DO $$\nBEGIN\n  IF NOT EXISTS (SELECT 1 FROM t LIMIT 1) THEN\n    INSERT INTO t (id) VALUES (1);\n  END IF;\nEND $$;",
+    ),
     ("L012", "CREATE TABLE t (id int);", "CREATE TEMP TABLE scratch (id int);"),
     ("L012", "ALTER TABLE t ADD COLUMN IF NOT EXISTS c int;", "UPDATE t SET id = id;"),
 ]
@@ -195,8 +249,11 @@ def test_data_rules_do_not_apply_across_kinds(tmp_path):
 
 # ---- squawk, merged ----
 
+
 def test_squawk_finding_is_merged_with_its_rule_name_and_1_based_line(tmp_path):
-    found = findings(tmp_path, {"001_x.sql": migration("001_x", "CREATE INDEX IF NOT EXISTS i ON t (id);")}, squawk=True)
+    found = findings(
+        tmp_path, {"001_x.sql": migration("001_x", "CREATE INDEX IF NOT EXISTS i ON t (id);")}, squawk=True
+    )
     concurrent = [f for f in found if f["rule"] == "require-concurrent-index-creation"]
     assert [(f["line"], f["column"], f["severity"], f["source"]) for f in concurrent] == [(8, 1, "warning", "squawk")]
     assert not any(f["rule"] == "transaction-nesting" for f in found)  # the file's own BEGIN is not a nested one
@@ -221,16 +278,19 @@ def test_hundreds_of_files_split_between_squawk_processes_lose_no_finding(tmp_pa
     from dbmigrations.lint.squawk import FILES_PER_PROCESS
 
     count = 2 * FILES_PER_PROCESS + 1  # two processes on a 2-core machine, one on a single core
-    files = {f"{i:03d}_x{i}.sql": migration(f"{i:03d}_x{i}", f"CREATE INDEX IF NOT EXISTS i{i} ON t (id);")
-             for i in range(1, count + 1)}
+    files = {
+        f"{i:03d}_x{i}.sql": migration(f"{i:03d}_x{i}", f"CREATE INDEX IF NOT EXISTS i{i} ON t (id);")
+        for i in range(1, count + 1)
+    }
     found = findings(tmp_path, files, squawk=True)
     concurrent = {f["path"].rsplit("/", 1)[-1] for f in found if f["rule"] == "require-concurrent-index-creation"}
     assert concurrent == set(files)
 
 
 def test_pg_version_comes_from_the_server_with_database(call, tmp_path):
-    directory = write_files(tmp_path / "m", {"001_x.sql": migration(
-        "001_x", "ALTER TABLE t ADD COLUMN IF NOT EXISTS c bigint DEFAULT 0;")})
+    directory = write_files(
+        tmp_path / "m", {"001_x.sql": migration("001_x", "ALTER TABLE t ADD COLUMN IF NOT EXISTS c bigint DEFAULT 0;")}
+    )
     old = lint(directory, "--pg-version", "10", "--format", "json")
     assert "adding-field-with-default" in {f["rule"] for f in json.loads(old.stdout)["findings"]}
     current = call("lint_sql_migrations", directory, "--format", "json")  # call passes --database
@@ -240,18 +300,23 @@ def test_pg_version_comes_from_the_server_with_database(call, tmp_path):
 
 # ---- suppression ----
 
+
 def test_line_suppression_on_the_line_or_the_line_before(tmp_path):
-    body = ("CREATE TABLE a (id int); -- lint: ignore L005 -- scratch table, dropped below\n"
-            "-- lint: ignore non-idempotent-create -- by name works too\n"
-            "CREATE TABLE b (id int);\n"
-            "-- lint: ignore L005 -- two lines above is too far\n\n"
-            "CREATE TABLE c (id int);")
+    body = (
+        "CREATE TABLE a (id int); -- lint: ignore L005 -- scratch table, dropped below\n"
+        "-- lint: ignore non-idempotent-create -- by name works too\n"
+        "CREATE TABLE b (id int);\n"
+        "-- lint: ignore L005 -- two lines above is too far\n\n"
+        "CREATE TABLE c (id int);"
+    )
     assert rules(findings(tmp_path, {"001_x.sql": migration("001_x", body)})) == [("L005", 13)]
 
 
 def test_file_suppression_covers_ours_and_squawks(tmp_path):
-    body = ("-- lint: ignore-file L005, require-concurrent-index-creation -- a throwaway schema\n"
-            "CREATE TABLE a (id int);\nCREATE INDEX IF NOT EXISTS i ON a (id);\nDROP TABLE b;")
+    body = (
+        "-- lint: ignore-file L005, require-concurrent-index-creation -- a throwaway schema\n"
+        "CREATE TABLE a (id int);\nCREATE INDEX IF NOT EXISTS i ON a (id);\nDROP TABLE b;"
+    )
     found = findings(tmp_path, {"001_x.sql": migration("001_x", body)}, squawk=True)
     assert not {"L005", "require-concurrent-index-creation"} & {f["rule"] for f in found}
     assert ("L006", 11) in rules(found)
@@ -284,6 +349,7 @@ def test_results_are_cached_by_content_and_name(tmp_path, lint_cache_dir):
 
 # ---- output, exit codes ----
 
+
 def test_text_output_and_exit_code_1_on_errors(tmp_path):
     directory = write_files(tmp_path / "m", {"001_x.sql": migration("001_x", "DROP TABLE t;")})
     result = lint(directory, "--no-squawk")
@@ -310,26 +376,48 @@ def test_json_shape(tmp_path):
     assert set(data["summary"]) == {"files", "errors", "warnings", "suppressed", "squawk"}
     assert data["summary"]["files"] == 1 and data["summary"]["squawk"] is True
     ours = next(f for f in found if f["rule"] == "L006")
-    assert ours == {"path": ours["path"], "line": 8, "column": 1, "end_line": 8, "rule": "L006",
-                    "name": "non-idempotent-drop", "severity": "error", "message": "DROP TABLE t without IF EXISTS",
-                    "hint": ours["hint"], "source": "dbmigrations"}
+    assert ours == {
+        "path": ours["path"],
+        "line": 8,
+        "column": 1,
+        "end_line": 8,
+        "rule": "L006",
+        "name": "non-idempotent-drop",
+        "severity": "error",
+        "message": "DROP TABLE t without IF EXISTS",
+        "hint": ours["hint"],
+        "source": "dbmigrations",
+    }
     assert ours["path"].endswith("001_x.sql") and ours["hint"]
 
 
 def test_missing_path_exits_2_in_a_subprocess(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), "lint_sql_migrations", "--no-cache", str(tmp_path / "nope")],
-                          cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "lint_sql_migrations", "--no-cache", str(tmp_path / "nope")],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2 and "nope: no such file or directory" in proc.stderr
 
 
 def test_errors_exit_1_in_a_subprocess(tmp_path):
     directory = write_files(tmp_path / "m", {"001_x.sql": migration("001_x", "INSERT INTO t VALUES (1);")})
-    proc = subprocess.run([sys.executable, str(ROOT / "manage.py"), "lint_sql_migrations", "--no-cache", str(directory)],
-                          cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "lint_sql_migrations", "--no-cache", str(directory)],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 1 and ":8:1: L010 INSERT in a migration" in proc.stdout
 
 
 # ---- the shipped files and the system check ----
+
 
 def test_shipped_migrations_and_seeds_lint_clean():
     result = lint(SHIPPED_MIGRATIONS, "--seeds", SHIPPED_SEEDS, "--format", "json")
@@ -354,7 +442,12 @@ def test_system_check_reports_lint_findings_as_warnings(settings, tmp_path):
 
 def test_a_migration_in_the_specs_own_style_lints_clean(manage, tmp_path):
     """SERIAL, INTEGER, VARCHAR, TIMESTAMP and no SET lock_timeout: the project's .squawk.toml says why."""
-    write_files(tmp_path / "migrations", {"001_add_goals.sql": migration("001_add_goals", """
+    write_files(
+        tmp_path / "migrations",
+        {
+            "001_add_goals.sql": migration(
+                "001_add_goals",
+                """
 CREATE TABLE IF NOT EXISTS goals (
   id SERIAL PRIMARY KEY,
   client_id INTEGER NOT NULL,
@@ -362,7 +455,10 @@ CREATE TABLE IF NOT EXISTS goals (
   created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP
 );
 CREATE INDEX IF NOT EXISTS idx_goals_client_id ON goals(client_id);
-""")})
+""",
+            )
+        },
+    )
     result = manage("lint_sql_migrations", migrations=tmp_path / "migrations", seeds=tmp_path / "seeds")
     assert result.returncode == 0, result.output
     assert "1 file: 0 errors, 0 warnings (0 suppressed)" in result.stdout

@@ -4,6 +4,7 @@ Each test holds a lock from a second connection (an open transaction that read t
 table), runs ``apply_sql_migrations`` as a subprocess and checks the exit code, the
 output (the blockers named) and the database afterwards.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -37,14 +38,22 @@ def reader(accounts):
 
 
 def columns(database, table="accounts") -> set[str]:
-    return {r[0] for r in database.query(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))}
+    return {
+        r[0]
+        for r in database.query("SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))
+    }
 
 
 def start_apply(database, migrations_dir, *args, env=None) -> subprocess.Popen:
     environment = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir), **(env or {}))
-    return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations", *args], cwd=ROOT,
-                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations", *args],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(condition, timeout=20.0, what="condition"):
@@ -57,16 +66,20 @@ def wait_for(condition, timeout=20.0, what="condition"):
 
 
 def alter_waiting(database) -> bool:
-    return bool(database.query(
-        "SELECT 1 FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock' AND relation = 'accounts'::regclass"))
+    return bool(
+        database.query(
+            "SELECT 1 FROM pg_locks WHERE NOT granted AND mode = 'AccessExclusiveLock' AND relation = 'accounts'::regclass"
+        )
+    )
 
 
 def test_blocked_migration_gives_up_naming_the_blocker_and_changes_nothing(accounts, reader, manage, migrations_dir):
     reader.execute("SELECT count(*) FROM accounts")  # stays open: idle in transaction
     pid = reader.info.backend_pid
 
-    result = manage("apply_sql_migrations", "--ddl-lock-timeout", "0.3", "--lock-retry-budget", "2",
-                    migrations=migrations_dir)
+    result = manage(
+        "apply_sql_migrations", "--ddl-lock-timeout", "0.3", "--lock-retry-budget", "2", migrations=migrations_dir
+    )
 
     assert result.returncode == 1, result.output
     assert f"pid {pid} " in result.output and "(report-job), idle in transaction for" in result.output
@@ -91,7 +104,7 @@ def test_migration_applies_once_the_blocker_ends_and_records_its_attempts(accoun
     assert runner.returncode == 0, out + err
     assert "note" in columns(accounts)
     assert accounts.versions() == ["002"]
-    (attempts,), = accounts.query("SELECT attempts FROM schema_migrations WHERE version = '002'")
+    ((attempts,),) = accounts.query("SELECT attempts FROM schema_migrations WHERE version = '002'")
     assert attempts >= 2
     assert f"attempt {attempts})" in out
     assert out.count("Applied 1,") == 1
@@ -100,8 +113,11 @@ def test_migration_applies_once_the_blocker_ends_and_records_its_attempts(accoun
 def test_settings_bound_the_wait_and_a_bad_value_is_refused(accounts, reader, manage, migrations_dir):
     reader.execute("SELECT count(*) FROM accounts")
 
-    result = manage("apply_sql_migrations", migrations=migrations_dir,
-                    env={"SQL_MIGRATIONS_DDL_LOCK_TIMEOUT": "0.1", "SQL_MIGRATIONS_LOCK_RETRY_BUDGET": "0"})
+    result = manage(
+        "apply_sql_migrations",
+        migrations=migrations_dir,
+        env={"SQL_MIGRATIONS_DDL_LOCK_TIMEOUT": "0.1", "SQL_MIGRATIONS_LOCK_RETRY_BUDGET": "0"},
+    )
     assert result.returncode == 1, result.output
     assert "not granted in 0.1 s" in result.stdout and "gave up after 1 attempt(s)" in result.stdout
     # Too short for the watcher: the blocker is found afterwards, from the locks held on the statement's table.
@@ -114,13 +130,20 @@ def test_settings_bound_the_wait_and_a_bad_value_is_refused(accounts, reader, ma
 
 
 def test_a_files_own_lock_timeout_wins(accounts, reader, manage, migrations_dir):
-    write_files(migrations_dir, {"002_add_note.sql": migration(
-        "002_add_note", "SET LOCAL lock_timeout = '20s';\nALTER TABLE accounts ADD COLUMN note TEXT;")})
+    write_files(
+        migrations_dir,
+        {
+            "002_add_note.sql": migration(
+                "002_add_note", "SET LOCAL lock_timeout = '20s';\nALTER TABLE accounts ADD COLUMN note TEXT;"
+            )
+        },
+    )
     reader.execute("SELECT count(*) FROM accounts")
     threading.Timer(1.5, reader.rollback).start()
 
-    result = manage("apply_sql_migrations", "--ddl-lock-timeout", "0.2", "--lock-retry-budget", "0",
-                    migrations=migrations_dir)
+    result = manage(
+        "apply_sql_migrations", "--ddl-lock-timeout", "0.2", "--lock-retry-budget", "0", migrations=migrations_dir
+    )
 
     assert result.returncode == 0, result.output
     assert accounts.query("SELECT attempts FROM schema_migrations WHERE version = '002'") == [(1,)]
@@ -153,8 +176,10 @@ def test_the_wait_for_another_runner_is_shown_and_not_counted_as_the_migrations_
     with psycopg.connect(accounts.url, autocommit=True, application_name="other-deploy") as other:
         other.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         runner = start_apply(accounts, migrations_dir)
-        wait_for(lambda: accounts.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"),
-                 what="the runner to wait for the migration lock")
+        wait_for(
+            lambda: accounts.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"),
+            what="the runner to wait for the migration lock",
+        )
         time.sleep(2.5)
         other.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
         out, err = runner.communicate(timeout=60)
@@ -170,13 +195,16 @@ def test_the_wait_for_another_runner_is_shown_and_not_counted_as_the_migrations_
 
 
 def test_rollback_is_bounded_and_retried_too(accounts, reader, manage, migrations_dir):
-    write_files(migrations_dir, {"002_add_note.down.sql": migration(
-        "002_add_note", "ALTER TABLE accounts DROP COLUMN IF EXISTS note;")})
+    write_files(
+        migrations_dir,
+        {"002_add_note.down.sql": migration("002_add_note", "ALTER TABLE accounts DROP COLUMN IF EXISTS note;")},
+    )
     assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     reader.execute("SELECT count(*) FROM accounts")
 
-    result = manage("rollback_sql_migrations", "--ddl-lock-timeout", "0.2", "--lock-retry-budget", "1",
-                    migrations=migrations_dir)
+    result = manage(
+        "rollback_sql_migrations", "--ddl-lock-timeout", "0.2", "--lock-retry-budget", "1", migrations=migrations_dir
+    )
 
     assert result.returncode == 1, result.output
     assert f"pid {reader.info.backend_pid} " in result.output
@@ -184,9 +212,13 @@ def test_rollback_is_bounded_and_retried_too(accounts, reader, manage, migration
 
 
 def migration_lock_holders(database) -> list[int]:
-    return [r[0] for r in database.query(
-        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s",
-        (LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF))]
+    return [
+        r[0]
+        for r in database.query(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s",
+            (LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF),
+        )
+    ]
 
 
 def test_between_attempts_the_runner_keeps_the_migration_lock(accounts, reader, manage, migrations_dir):

@@ -1,4 +1,5 @@
 """plan: (files on disk, ledger rows) → one status per version, what to apply, what to roll back (no database)."""
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,7 @@ def files(directory, *names: str):
 
 
 def row(version: str, *, minutes: int = 0, checksum: str | None = None) -> LedgerRow:
-    return LedgerRow(version=version, applied_at=T0 + timedelta(minutes=minutes), checksum=checksum,
-                     description=None)
+    return LedgerRow(version=version, applied_at=T0 + timedelta(minutes=minutes), checksum=checksum, description=None)
 
 
 def states(entries) -> list[tuple[str, str, bool]]:
@@ -33,10 +33,22 @@ def states(entries) -> list[tuple[str, str, bool]]:
 def test_every_state_by_number(migrations_dir):
     on_disk = files(migrations_dir, "001_a", "002_b", "004_d", "005_e")
     a, b, *_ = on_disk
-    entries = plan.status(on_disk, [row("001", checksum=a.checksum), row("002", checksum="0" * 64),
-                                    row("003", minutes=1), row("004", minutes=2, checksum=None)])
-    assert states(entries) == [("001", "applied", False), ("002", "modified", False), ("003", "missing", False),
-                               ("004", "applied", False), ("005", "pending", False)]
+    entries = plan.status(
+        on_disk,
+        [
+            row("001", checksum=a.checksum),
+            row("002", checksum="0" * 64),
+            row("003", minutes=1),
+            row("004", minutes=2, checksum=None),
+        ],
+    )
+    assert states(entries) == [
+        ("001", "applied", False),
+        ("002", "modified", False),
+        ("003", "missing", False),
+        ("004", "applied", False),
+        ("005", "pending", False),
+    ]
     assert [e.name for e in entries] == ["001_a", "002_b", "003", "004_d", "005_e"]
     assert entries[2].file is None and entries[4].row is None
     # A row without a checksum (the spec's table filled by another runner) has nothing to compare: applied.
@@ -55,15 +67,22 @@ def test_pending_older_than_the_newest_applied_is_out_of_order(migrations_dir):
     on_disk = files(migrations_dir, "001_a", "002_b", "003_c", "004_d")
     a, _, c, _ = on_disk
     entries = plan.status(on_disk, [row("001", checksum=a.checksum), row("003", minutes=1, checksum=c.checksum)])
-    assert states(entries) == [("001", "applied", False), ("002", "pending", True), ("003", "applied", False),
-                               ("004", "pending", False)]
+    assert states(entries) == [
+        ("001", "applied", False),
+        ("002", "pending", True),
+        ("003", "applied", False),
+        ("004", "pending", False),
+    ]
 
 
 def test_an_applied_row_recorded_after_a_higher_version_is_out_of_order(migrations_dir):
     on_disk = files(migrations_dir, "001_a", "002_b", "003_c")
     rows = [row(f.version, minutes=m, checksum=f.checksum) for f, m in zip(on_disk, (0, 10, 5))]  # 002 merged late
-    assert states(plan.status(on_disk, rows)) == [("001", "applied", False), ("002", "applied", True),
-                                                  ("003", "applied", False)]
+    assert states(plan.status(on_disk, rows)) == [
+        ("001", "applied", False),
+        ("002", "applied", True),
+        ("003", "applied", False),
+    ]
 
 
 def test_pending_stops_at_the_target(migrations_dir):
@@ -80,24 +99,30 @@ def applied(migrations_dir):
     return plan.status(on_disk, rows)
 
 
-@pytest.mark.parametrize("options, versions", [
-    ({}, ["003"]),
-    ({"steps": 2}, ["003", "002"]),
-    ({"steps": 3}, ["003", "002", "001"]),
-    ({"to": 1}, ["003", "002"]),
-    ({"to": 3}, []),
-    ({"to": 4}, []),  # a pending version: nothing above it is applied
-    ({"to": 0}, ["003", "002", "001"]),
-])
+@pytest.mark.parametrize(
+    "options, versions",
+    [
+        ({}, ["003"]),
+        ({"steps": 2}, ["003", "002"]),
+        ({"steps": 3}, ["003", "002", "001"]),
+        ({"to": 1}, ["003", "002"]),
+        ({"to": 3}, []),
+        ({"to": 4}, []),  # a pending version: nothing above it is applied
+        ({"to": 0}, ["003", "002", "001"]),
+    ],
+)
 def test_to_unapply_newest_first(applied, options, versions):
     assert [e.version for e in plan.to_unapply(applied, **options)] == versions
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"steps": 0}, "--steps 0: must be at least 1"),
-    ({"steps": 4}, "--steps 4: only 3 migration(s) are applied"),
-    ({"to": 7}, "--to 7: no migration file or ledger row has that version"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"steps": 0}, "--steps 0: must be at least 1"),
+        ({"steps": 4}, "--steps 4: only 3 migration(s) are applied"),
+        ({"to": 7}, "--to 7: no migration file or ledger row has that version"),
+    ],
+)
 def test_to_unapply_refuses_what_names_nothing(applied, options, message):
     with pytest.raises(NotReversible, match=re.escape(message)) as error:
         plan.to_unapply(applied, **options)
@@ -110,13 +135,41 @@ def test_nothing_applied_is_nothing_to_unapply(migrations_dir):
 
 def test_entry_as_dict_names_both_sides(migrations_dir):
     [a, b] = files(migrations_dir, "001_a", "002_b")
-    applied_row = LedgerRow(version="001", applied_at=T0, checksum=a.checksum, description="by the runner",
-                            execution_ms=12, filename="001_a.sql", applied_by="ci")
+    applied_row = LedgerRow(
+        version="001",
+        applied_at=T0,
+        checksum=a.checksum,
+        description="by the runner",
+        execution_ms=12,
+        filename="001_a.sql",
+        applied_by="ci",
+    )
     first, second = plan.status([a, b], [applied_row])
     data = first.as_dict()
-    assert {k: data[k] for k in ("version", "name", "state", "file", "checksum", "applied_checksum", "applied_at",
-                                 "execution_ms", "applied_by", "has_down")} == {
-        "version": "001", "name": "001_a", "state": "applied", "file": str(a.path), "checksum": a.checksum,
-        "applied_checksum": a.checksum, "applied_at": "2024-01-01T12:00:00", "execution_ms": 12, "applied_by": "ci",
-        "has_down": False}
+    assert {
+        k: data[k]
+        for k in (
+            "version",
+            "name",
+            "state",
+            "file",
+            "checksum",
+            "applied_checksum",
+            "applied_at",
+            "execution_ms",
+            "applied_by",
+            "has_down",
+        )
+    } == {
+        "version": "001",
+        "name": "001_a",
+        "state": "applied",
+        "file": str(a.path),
+        "checksum": a.checksum,
+        "applied_checksum": a.checksum,
+        "applied_at": "2024-01-01T12:00:00",
+        "execution_ms": 12,
+        "applied_by": "ci",
+        "has_down": False,
+    }
     assert second.as_dict()["state"] == "pending" and second.as_dict()["applied_at"] is None

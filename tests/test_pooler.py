@@ -5,6 +5,7 @@ an ordinary port, its URL without any pooler hint), and deploys run as processes
 once. Then: INVALID indexes, and resuming a file that stopped part-way (a failed statement,
 ``kill -9`` during a long concurrent index build).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,7 +30,8 @@ from dbmigrations.session import Session
 from tests.conftest import ROOT, Server, clean_env, migration, write_files
 
 PGBOUNCER = shutil.which("pgbouncer") or next(
-    (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.path.exists(p)), None)
+    (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.path.exists(p)), None
+)
 
 
 @dataclass
@@ -67,12 +69,12 @@ listen_addr = 127.0.0.1
 listen_port = {port}
 unix_socket_dir =
 auth_type = trust
-auth_file = {folder / 'users.txt'}
+auth_file = {folder / "users.txt"}
 pool_mode = {pool_mode}
 default_pool_size = 20
 max_client_conn = 200
 server_lifetime = 3600
-logfile = {folder / 'pgbouncer.log'}
+logfile = {folder / "pgbouncer.log"}
 """)
     command = [PGBOUNCER]
     if os.geteuid() == 0:  # PgBouncer refuses to run as root; the embedded server's own user reaches its socket
@@ -80,8 +82,9 @@ logfile = {folder / 'pgbouncer.log'}
         for path in (folder, *folder.iterdir()):
             shutil.chown(path, user)
         command += ["-u", user]
-    process = subprocess.Popen([*command, str(folder / "pgbouncer.ini")], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [*command, str(folder / "pgbouncer.ini")], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+    )
     deadline = time.monotonic() + 15
     while True:
         try:
@@ -124,8 +127,10 @@ def bouncers(pg_server):
 def advisory_locks(database) -> int:
     """Advisory locks held or awaited on the test's database, by any session, once the backends of
     connections that just closed have ended (a leaked lock stays; a closing backend's goes within a moment)."""
-    query = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
-             "(SELECT oid FROM pg_database WHERE datname = current_database())")
+    query = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
     deadline = time.monotonic() + 5
     while (count := database.query(query)[0][0]) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -138,9 +143,17 @@ def invalid_indexes(database) -> list[str]:
 
 def deploys(count: int, env: dict, *args: str) -> list[tuple[int, str, str]]:
     """``count`` apply_sql_migrations processes started at once; their exit codes and output."""
-    runners = [subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations", *args], cwd=ROOT,
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for _ in range(count)]
+    runners = [
+        subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
     outputs = [runner.communicate(timeout=300) for runner in runners]
     return [(runner.returncode, out, err) for runner, (out, err) in zip(runners, outputs)]
 
@@ -155,12 +168,15 @@ def twenty_migrations(directory: Path) -> Path:
             body = f"CREATE INDEX CONCURRENTLY IF NOT EXISTS t{i - 1}_v ON t{i - 1} (v);"
             files[f"{name}.sql"] = migration(name, body, wrap=False)
         else:
-            files[f"{name}.sql"] = migration(name, f"CREATE TABLE t{i} (id int, v int);\n"
-                                                   f"INSERT INTO t{i} SELECT g, g FROM generate_series(1, 500) g;")
+            files[f"{name}.sql"] = migration(
+                name,
+                f"CREATE TABLE t{i} (id int, v int);\nINSERT INTO t{i} SELECT g, g FROM generate_series(1, 500) g;",
+            )
     return write_files(directory, files)
 
 
 # --- telling a transaction pooler from its behaviour -------------------------------------------------
+
 
 def test_behaviour_tells_a_transaction_pooler_from_a_direct_or_session_connection(bouncers, database):
     def verdict(url):
@@ -176,11 +192,15 @@ def test_behaviour_tells_a_transaction_pooler_from_a_direct_or_session_connectio
 
 
 def test_concurrently_through_pgbouncer_on_an_ordinary_port_is_refused_and_nothing_changes(
-        bouncers, manage, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE TABLE t (x int);"),
-        "002_i.sql": migration("002_i", "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);", wrap=False),
-    })
+    bouncers, manage, database, migrations_dir
+):
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration("001_t", "CREATE TABLE t (x int);"),
+            "002_i.sql": migration("002_i", "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);", wrap=False),
+        },
+    )
     url = bouncers("transaction").url(database.name)
     for args in (("--plan",), ()):
         result = manage("apply_sql_migrations", *args, migrations=migrations_dir, database_url=url)
@@ -193,14 +213,18 @@ def test_concurrently_through_pgbouncer_on_an_ordinary_port_is_refused_and_nothi
 
 
 def test_a_down_file_outside_a_transaction_is_refused_through_pgbouncer(bouncers, manage, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE TABLE t (x int);"),
-        "002_i.sql": migration("002_i", "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);", wrap=False),
-        "002_i.down.sql": migration("002_i_down", "DROP INDEX CONCURRENTLY IF EXISTS t_x;", wrap=False),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration("001_t", "CREATE TABLE t (x int);"),
+            "002_i.sql": migration("002_i", "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON t (x);", wrap=False),
+            "002_i.down.sql": migration("002_i_down", "DROP INDEX CONCURRENTLY IF EXISTS t_x;", wrap=False),
+        },
+    )
     assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
-    result = manage("rollback_sql_migrations", migrations=migrations_dir,
-                    database_url=bouncers("transaction").url(database.name))
+    result = manage(
+        "rollback_sql_migrations", migrations=migrations_dir, database_url=bouncers("transaction").url(database.name)
+    )
     assert result.returncode == 2, result.output
     assert "cannot roll back" in result.stderr and "This connection goes through one" in result.stderr
     assert database.versions() == ["001", "002"]
@@ -208,10 +232,12 @@ def test_a_down_file_outside_a_transaction_is_refused_through_pgbouncer(bouncers
 
 
 def test_through_a_session_pooler_files_outside_a_transaction_run_and_leave_no_lock(
-        bouncers, manage, database, migrations_dir):
+    bouncers, manage, database, migrations_dir
+):
     twenty_migrations(migrations_dir)
-    result = manage("apply_sql_migrations", migrations=migrations_dir,
-                    database_url=bouncers("session").url(database.name))
+    result = manage(
+        "apply_sql_migrations", migrations=migrations_dir, database_url=bouncers("session").url(database.name)
+    )
     assert result.returncode == 0, result.output
     assert len(database.versions()) == 20
     assert invalid_indexes(database) == []
@@ -251,17 +277,21 @@ def test_eight_concurrent_deploys_through_pgbouncer(bouncers, database, migratio
     assert database.versions() == [f"{i:03d}" for i in range(1, 21)]
     assert sum(out.count(" OK (") for _, out, _ in outputs) == 20  # each migration ran in exactly one deploy
     assert invalid_indexes(database) == []
-    assert database.query("SELECT count(*) FROM pg_index WHERE indexrelid::regclass::text IN "
-                          "('t4_v', 't9_v', 't14_v')") == [(3,)]
+    assert database.query(
+        "SELECT count(*) FROM pg_index WHERE indexrelid::regclass::text IN ('t4_v', 't9_v', 't14_v')"
+    ) == [(3,)]
     assert database.query("SELECT count(*) FROM schema_migrations_progress") == [(0,)]
     assert advisory_locks(database) == 0
 
 
 def test_the_lock_of_a_failed_file_outside_a_transaction_is_not_left_behind(call, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE TABLE t (x int);"),
-        "002_i.sql": migration("002_i", "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON nope (x);", wrap=False),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration("001_t", "CREATE TABLE t (x int);"),
+            "002_i.sql": migration("002_i", "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_x ON nope (x);", wrap=False),
+        },
+    )
     result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1, result.output
     assert advisory_locks(database) == 0  # while the runner's connection is still open
@@ -269,24 +299,33 @@ def test_the_lock_of_a_failed_file_outside_a_transaction_is_not_left_behind(call
 
 # --- INVALID indexes ------------------------------------------------------------------------------
 
+
 def test_a_failed_concurrent_build_drops_the_invalid_index_it_left(manage, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE TABLE dup (v int);\nINSERT INTO dup VALUES (1), (1);"),
-        "002_idx.sql": migration("002_idx", "CREATE UNIQUE INDEX CONCURRENTLY dup_v ON dup (v);", wrap=False),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration("001_t", "CREATE TABLE dup (v int);\nINSERT INTO dup VALUES (1), (1);"),
+            "002_idx.sql": migration("002_idx", "CREATE UNIQUE INDEX CONCURRENTLY dup_v ON dup (v);", wrap=False),
+        },
+    )
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
-    assert ("It left the INVALID index public.dup_v, which the runner dropped "
-            "(DROP INDEX CONCURRENTLY IF EXISTS public.dup_v;)") in result.stderr
+    assert (
+        "It left the INVALID index public.dup_v, which the runner dropped "
+        "(DROP INDEX CONCURRENTLY IF EXISTS public.dup_v;)"
+    ) in result.stderr
     assert database.query("SELECT count(*) FROM pg_class WHERE relname = 'dup_v'") == [(0,)]
     assert database.versions() == ["001"]
 
 
 def test_an_unnamed_failed_concurrent_build_is_dropped_too(manage, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE TABLE dup (v int);\nINSERT INTO dup VALUES (1), (1);"),
-        "002_idx.sql": migration("002_idx", "CREATE UNIQUE INDEX CONCURRENTLY ON dup (v);", wrap=False),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration("001_t", "CREATE TABLE dup (v int);\nINSERT INTO dup VALUES (1), (1);"),
+            "002_idx.sql": migration("002_idx", "CREATE UNIQUE INDEX CONCURRENTLY ON dup (v);", wrap=False),
+        },
+    )
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
     assert "It left the INVALID index public.dup_v_idx, which the runner dropped" in result.stderr
@@ -294,15 +333,22 @@ def test_an_unnamed_failed_concurrent_build_is_dropped_too(manage, database, mig
 
 
 def test_an_invalid_index_left_by_an_interrupted_run_is_rebuilt_not_kept(manage, database, migrations_dir):
-    write_files(migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE dup (v int);\n"
-                                                                 "INSERT INTO dup VALUES (1), (1);")})
+    write_files(
+        migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE dup (v int);\nINSERT INTO dup VALUES (1), (1);")}
+    )
     assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     with pytest.raises(psycopg.errors.UniqueViolation):  # what a killed or failed earlier build leaves
         database.query("CREATE UNIQUE INDEX CONCURRENTLY dup_v ON dup (v)")
     database.query("DELETE FROM dup WHERE ctid = (SELECT max(ctid) FROM dup)")
     assert invalid_indexes(database) == ["dup_v"]
-    write_files(migrations_dir, {"002_idx.sql": migration(
-        "002_idx", "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS dup_v ON dup (v);", wrap=False)})
+    write_files(
+        migrations_dir,
+        {
+            "002_idx.sql": migration(
+                "002_idx", "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS dup_v ON dup (v);", wrap=False
+            )
+        },
+    )
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 0, result.output
     assert "dropped the INVALID index public.dup_v (left by an interrupted build) and built it again" in result.stdout
@@ -311,37 +357,60 @@ def test_an_invalid_index_left_by_an_interrupted_run_is_rebuilt_not_kept(manage,
 
 
 def test_invalid_index_lookup_follows_the_schema_and_the_search_path(manage, database, migrations_dir):
-    write_files(migrations_dir, {"001_t.sql": migration("001_t", "CREATE SCHEMA app;\n"
-                                                                 "CREATE TABLE app.t (v int);\n"
-                                                                 "CREATE TABLE public.t (v int);\n"
-                                                                 "CREATE INDEX t_v ON public.t (v);")})
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration(
+                "001_t",
+                "CREATE SCHEMA app;\n"
+                "CREATE TABLE app.t (v int);\n"
+                "CREATE TABLE public.t (v int);\n"
+                "CREATE INDEX t_v ON public.t (v);",
+            )
+        },
+    )
     assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     database.query("INSERT INTO app.t VALUES (1), (1)")
     with pytest.raises(psycopg.errors.UniqueViolation):
         database.query("CREATE UNIQUE INDEX CONCURRENTLY t_v ON app.t (v)")
     database.query("TRUNCATE app.t")
     assert invalid_indexes(database) == ["app.t_v"]
-    write_files(migrations_dir, {
-        "002_qualified.sql": migration("002_qualified", "SET search_path TO app;\n"
-                                       "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_v ON t (v);", wrap=False)})
+    write_files(
+        migrations_dir,
+        {
+            "002_qualified.sql": migration(
+                "002_qualified",
+                "SET search_path TO app;\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS t_v ON t (v);",
+                wrap=False,
+            )
+        },
+    )
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 0, result.output
     assert "dropped the INVALID index app.t_v" in result.stdout
     assert invalid_indexes(database) == []
-    assert database.query("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'app.t'::regclass") \
-        == [("app.t_v",)]
+    assert database.query("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'app.t'::regclass") == [
+        ("app.t_v",)
+    ]
     assert database.query("SELECT count(*) FROM pg_index WHERE indexrelid = 'public.t_v'::regclass") == [(1,)]
 
 
 def test_if_not_exists_skipping_a_taken_name_is_a_failure_not_an_applied_index(manage, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE TABLE a (v int);\nCREATE TABLE b (v int);\nCREATE INDEX v_idx ON a (v);"),
-        "002_idx.sql": migration("002_idx", "CREATE INDEX CONCURRENTLY IF NOT EXISTS v_idx ON b (v);", wrap=False),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration(
+                "001_t", "CREATE TABLE a (v int);\nCREATE TABLE b (v int);\nCREATE INDEX v_idx ON a (v);"
+            ),
+            "002_idx.sql": migration("002_idx", "CREATE INDEX CONCURRENTLY IF NOT EXISTS v_idx ON b (v);", wrap=False),
+        },
+    )
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1, result.output
-    assert ("002_idx.sql:6:1: ERROR: statement 1 returned without an error but built nothing: the name "
-            "public.v_idx belongs to an index of another table") in result.stderr
+    assert (
+        "002_idx.sql:6:1: ERROR: statement 1 returned without an error but built nothing: the name "
+        "public.v_idx belongs to an index of another table"
+    ) in result.stderr
     assert database.versions() == ["001"]
 
 
@@ -354,11 +423,15 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS other_id ON {table} (id);"""
 
 
 def test_a_file_that_failed_part_way_resumes_after_the_statements_that_ran(manage, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE SCHEMA app;\nCREATE TABLE app.runs (id int);\n"
-                                        "CREATE TABLE app.other (id int);"),
-        "002_idx.sql": migration("002_idx", PARTIAL.format(table="othr"), wrap=False),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration(
+                "001_t", "CREATE SCHEMA app;\nCREATE TABLE app.runs (id int);\nCREATE TABLE app.other (id int);"
+            ),
+            "002_idx.sql": migration("002_idx", PARTIAL.format(table="othr"), wrap=False),
+        },
+    )
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
     assert "statements 1-3 ran and stay committed; statement 4 of 4 failed" in result.stderr
@@ -385,25 +458,31 @@ def test_a_file_that_failed_part_way_resumes_after_the_statements_that_ran(manag
     assert "resumed after statement 3 (which an earlier run did)" in rerun.stdout
     assert database.query("SELECT count(*) FROM app.runs") == [(1,)]  # statement 2 did not run again
     # The replayed SET search_path put the index where the file meant it.
-    assert database.query("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'app.other'::regclass") \
-        == [("app.other_id",)]
+    assert database.query("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = 'app.other'::regclass") == [
+        ("app.other_id",)
+    ]
     assert database.versions() == ["001", "002"]
     assert database.query("SELECT count(*) FROM schema_migrations_progress") == [(0,)]
     assert manage("sql_migration_status", "--check", migrations=migrations_dir).returncode == 0
 
 
 def test_editing_a_statement_that_already_ran_is_refused(manage, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE SCHEMA app;\nCREATE TABLE app.runs (id int);"),
-        "002_idx.sql": migration("002_idx", PARTIAL.format(table="nope"), wrap=False),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration("001_t", "CREATE SCHEMA app;\nCREATE TABLE app.runs (id int);"),
+            "002_idx.sql": migration("002_idx", PARTIAL.format(table="nope"), wrap=False),
+        },
+    )
     assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 1
     edited = PARTIAL.format(table="runs").replace("VALUES (1)", "VALUES (2)")
     write_files(migrations_dir, {"002_idx.sql": migration("002_idx", edited, wrap=False)})
     result = manage("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 2, result.output
-    assert "002_idx.sql: statement 2 already ran (in an earlier run that stopped part-way) and has been edited" \
+    assert (
+        "002_idx.sql: statement 2 already ran (in an earlier run that stopped part-way) and has been edited"
         in result.stderr
+    )
     assert "DELETE FROM public.schema_migrations_progress WHERE version = '002';" in result.stderr
     assert database.query("SELECT id FROM app.runs") == [(1,)]
     status = manage("sql_migration_status", migrations=migrations_dir)
@@ -417,10 +496,18 @@ def _kill_during_blocked_build(database, migrations_dir, body: str) -> None:
     blocker.autocommit = False
     blocker.execute("INSERT INTO runs VALUES (100)")  # holds a lock CREATE INDEX CONCURRENTLY waits for
     write_files(migrations_dir, {"002_idx.sql": migration("002_idx", body, wrap=False)})
-    runner = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    building = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
-                "AND query LIKE 'CREATE INDEX CONCURRENTLY%'")
+    runner = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    building = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
+        "AND query LIKE 'CREATE INDEX CONCURRENTLY%'"
+    )
     deadline = time.monotonic() + 60
     while not database.query(building)[0][0]:
         assert time.monotonic() < deadline and runner.poll() is None, runner.communicate()
@@ -445,8 +532,9 @@ INSERT INTO log VALUES (2);"""
 @pytest.mark.slow
 @pytest.mark.parametrize("server_finishes", [False, True], ids=["index-left-invalid", "server-finished-index"])
 def test_kill_9_during_a_long_concurrent_build_then_rerun(manage, database, migrations_dir, server_finishes):
-    write_files(migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE runs (id int);\n"
-                                                                 "CREATE TABLE log (step int);")})
+    write_files(
+        migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE runs (id int);\nCREATE TABLE log (step int);")}
+    )
     assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     # A server that does not watch its clients (before PostgreSQL 14, or with the check off) finishes the build.
     setting = "SET client_connection_check_interval = 0;\n" if server_finishes else ""
@@ -468,26 +556,36 @@ def test_kill_9_during_a_long_concurrent_build_then_rerun(manage, database, migr
 
 
 @pytest.mark.slow
-def test_losing_the_lock_connection_mid_file_records_nothing_and_the_rerun_finishes(manage, database,
-                                                                                    migrations_dir):
-    write_files(migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE runs (id int);\n"
-                                                                 "CREATE TABLE log (step int);")})
+def test_losing_the_lock_connection_mid_file_records_nothing_and_the_rerun_finishes(manage, database, migrations_dir):
+    write_files(
+        migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE runs (id int);\nCREATE TABLE log (step int);")}
+    )
     assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))
     blocker = database.connect()
     blocker.autocommit = False
     blocker.execute("INSERT INTO runs VALUES (100)")
     write_files(migrations_dir, {"002_idx.sql": migration("002_idx", KILLED.format(setting=""), wrap=False)})
-    runner = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    holder = ("SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
-              "(SELECT oid FROM pg_database WHERE datname = current_database())")
+    runner = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    holder = (
+        "SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
     deadline = time.monotonic() + 60
-    while not database.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-                             "query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'")[0][0]:
+    while not database.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+        "query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'"
+    )[0][0]:
         assert time.monotonic() < deadline and runner.poll() is None, runner.communicate()
         time.sleep(0.05)
-    (pid,), = database.query(holder)
+    ((pid,),) = database.query(holder)
     database.query("SELECT pg_terminate_backend(%s)", (pid,))
     blocker.rollback()
     blocker.close()
@@ -506,30 +604,59 @@ def test_losing_the_lock_connection_mid_file_records_nothing_and_the_rerun_finis
 def test_a_deploy_waiting_for_the_lock_does_not_stall_a_concurrent_index_build(database, migrations_dir, tmp_path):
     # A runner waiting for the migration lock inside the server would hold a snapshot, which
     # CREATE INDEX CONCURRENTLY waits for: the build would wait for the waiter, the waiter for the build.
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE TABLE runs (id int);"),
-        "002_idx.sql": migration("002_idx", "CREATE INDEX CONCURRENTLY IF NOT EXISTS runs_id ON runs (id);",
-                                 wrap=False),
-    })
-    other = write_files(tmp_path / "other", {
-        "001_t.sql": (migrations_dir / "001_t.sql").read_text(),
-        "003_after.sql": migration("003_after", "CREATE TABLE after_build (id int);"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration("001_t", "CREATE TABLE runs (id int);"),
+            "002_idx.sql": migration(
+                "002_idx", "CREATE INDEX CONCURRENTLY IF NOT EXISTS runs_id ON runs (id);", wrap=False
+            ),
+        },
+    )
+    other = write_files(
+        tmp_path / "other",
+        {
+            "001_t.sql": (migrations_dir / "001_t.sql").read_text(),
+            "003_after.sql": migration("003_after", "CREATE TABLE after_build (id int);"),
+        },
+    )
     run = [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"]
-    assert subprocess.run([*run, "--target", "1"], cwd=ROOT, capture_output=True, timeout=60,
-                          env=clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))).returncode == 0
+    assert (
+        subprocess.run(
+            [*run, "--target", "1"],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=60,
+            env=clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir)),
+        ).returncode
+        == 0
+    )
     blocker = database.connect()
     blocker.autocommit = False
     blocker.execute("INSERT INTO runs VALUES (1)")  # the build waits for this transaction first
-    builder = subprocess.Popen(run, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir)))
+    builder = subprocess.Popen(
+        run,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir)),
+    )
     deadline = time.monotonic() + 60
-    while not database.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
-                             "query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'")[0][0]:
+    while not database.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+        "query LIKE 'CREATE INDEX CONCURRENTLY%' AND state = 'active'"
+    )[0][0]:
         assert time.monotonic() < deadline and builder.poll() is None, builder.communicate()
         time.sleep(0.05)
-    waiter = subprocess.Popen(run, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(other)))
+    waiter = subprocess.Popen(
+        run,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(other)),
+    )
     time.sleep(3)  # the waiter is waiting for the migration lock by now
     assert waiter.poll() is None
     blocker.rollback()

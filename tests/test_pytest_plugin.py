@@ -1,4 +1,5 @@
 """The pytest plugin, run by pytest itself (pytester) on a small generated Django project."""
+
 from __future__ import annotations
 
 import os
@@ -50,7 +51,8 @@ COMMIT;
 def test_the_plugin_is_installed_as_a_pytest11_entry_point():
     plugins = {ep.name: ep.value for ep in entry_points(group="pytest11")}
     assert plugins.get("dbmigrations") == "dbmigrations.pytest_plugin", (
-        "the package is not installed with its entry point: run `pip install -e .`")
+        "the package is not installed with its entry point: run `pip install -e .`"
+    )
 
 
 class Sample:
@@ -62,10 +64,17 @@ class Sample:
         self.name = f"plug_{uuid.uuid4().hex[:10]}"
         self.test_name = f"test_{self.name}"
         pytester.makepyfile(sample_settings=SETTINGS, helpers=HELPERS)
-        write_files(pytester.path / "migrations", {
-            "001_members.sql": migration("001_members", "CREATE TABLE IF NOT EXISTS members (id serial PRIMARY KEY, name text);"),
-            "002_member_email.sql": migration("002_member_email", "ALTER TABLE members ADD COLUMN IF NOT EXISTS email text;"),
-        })
+        write_files(
+            pytester.path / "migrations",
+            {
+                "001_members.sql": migration(
+                    "001_members", "CREATE TABLE IF NOT EXISTS members (id serial PRIMARY KEY, name text);"
+                ),
+                "002_member_email.sql": migration(
+                    "002_member_email", "ALTER TABLE members ADD COLUMN IF NOT EXISTS email text;"
+                ),
+            },
+        )
         write_files(pytester.path / "seeds" / "development", {"001_seed_members.sql": SEED})
 
     def ini(self, *lines: str) -> None:
@@ -75,13 +84,16 @@ class Sample:
         self.pytester.makepyfile(test_sample=textwrap.dedent(source))
 
     def run(self, *args: str) -> pytest.RunResult:
-        return self.pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist",
-                                                  *args, timeout=240)
+        return self.pytester.runpytest_subprocess(
+            "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:xdist", *args, timeout=240
+        )
 
     def databases(self) -> set[str]:
         with self.server.connect() as admin:
-            return {r[0] for r in admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s",
-                                                (f"%{self.name}%",))}
+            return {
+                r[0]
+                for r in admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (f"%{self.name}%",))
+            }
 
 
 @pytest.fixture
@@ -198,16 +210,22 @@ def test_option_enables_and_a_conftest_can_extend_it_further(sample):
 
 def test_a_failing_migration_errors_the_tests_naming_the_line(sample):
     sample.ini("sql_migrations = true")
-    write_files(sample.pytester.path / "migrations", {
-        "003_broken.sql": migration("003_broken", "ALTER TABLE no_such_table ADD COLUMN x int;")})
+    write_files(
+        sample.pytester.path / "migrations",
+        {"003_broken.sql": migration("003_broken", "ALTER TABLE no_such_table ADD COLUMN x int;")},
+    )
     sample.tests("""
         def test_needs_db(db):
             pass
     """)
     result = sample.run()
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*SQL migrations of the test database 'default' failed:*",
-                                 "*/migrations/003_broken.sql:8:1: ERROR 42P01: relation \"no_such_table\" does not exist"])
+    result.stdout.fnmatch_lines(
+        [
+            "*SQL migrations of the test database 'default' failed:*",
+            '*/migrations/003_broken.sql:8:1: ERROR 42P01: relation "no_such_table" does not exist',
+        ]
+    )
 
 
 def test_reuse_db_applies_only_what_is_pending(sample):
@@ -220,6 +238,8 @@ def test_reuse_db_applies_only_what_is_pending(sample):
     """)
     assert "VERSIONS ['001', '002']" in sample.run("--reuse-db", "-s").stdout.str()
     assert sample.databases() == {sample.test_name}  # kept for the next run
-    write_files(sample.pytester.path / "migrations", {
-        "003_member_age.sql": migration("003_member_age", "ALTER TABLE members ADD COLUMN IF NOT EXISTS age int;")})
+    write_files(
+        sample.pytester.path / "migrations",
+        {"003_member_age.sql": migration("003_member_age", "ALTER TABLE members ADD COLUMN IF NOT EXISTS age int;")},
+    )
     assert "VERSIONS ['001', '002', '003']" in sample.run("--reuse-db", "-s").stdout.str()

@@ -1,4 +1,5 @@
 """reset_db: drop and recreate public as in a new database; the guards that come first."""
+
 import uuid
 
 import pytest
@@ -11,8 +12,10 @@ from dbmigrations.session import Session
 from tests.conftest import SHIPPED_MIGRATIONS, SHIPPED_SEEDS, migration, write_files
 
 SHIPPED = ["001", "002", "003", "004", "005"]
-PUBLIC = ("SELECT nspowner::regrole::text, nspacl::text, obj_description(oid, 'pg_namespace') "
-          "FROM pg_namespace WHERE nspname = 'public'")
+PUBLIC = (
+    "SELECT nspowner::regrole::text, nspacl::text, obj_description(oid, 'pg_namespace') "
+    "FROM pg_namespace WHERE nspname = 'public'"
+)
 
 
 def schema(database):
@@ -38,10 +41,12 @@ def test_reset_populated_database_restores_a_new_databases_schema_then_reapply(c
     assert "dropped 7 table(s) and the record of 5 applied migration(s)" in result.stdout
     assert "`python manage.py migrate` to recreate them" in result.stdout
     assert database.tables() == set()
-    assert database.query("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                          "WHERE n.nspname = 'public'") == [(0,)]
-    assert database.query("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-                          "WHERE n.nspname = 'public'") == [(0,)]
+    assert database.query(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"
+    ) == [(0,)]
+    assert database.query(
+        "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'"
+    ) == [(0,)]
     assert database.query(PUBLIC) == fresh
 
     again = call("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS)
@@ -83,12 +88,20 @@ def test_closed_stdin_refuses(manage, call, database):
     assert database.versions() == SHIPPED
 
 
-@pytest.mark.parametrize("env", [
-    {"DATABASE_URL": "postgresql://u:pw@db.example.com/x"},
-    {"DATABASE_URL": "postgres://u:pw@10.1.2.3:5432/x?sslmode=require"},
-    {"DATABASE_URL": None, "POSTGRES_HOST": "db.example.com", "POSTGRES_USER": "u", "POSTGRES_PASSWORD": "pw",
-     "POSTGRES_DATABASE": "x"},
-])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"DATABASE_URL": "postgresql://u:pw@db.example.com/x"},
+        {"DATABASE_URL": "postgres://u:pw@10.1.2.3:5432/x?sslmode=require"},
+        {
+            "DATABASE_URL": None,
+            "POSTGRES_HOST": "db.example.com",
+            "POSTGRES_USER": "u",
+            "POSTGRES_PASSWORD": "pw",
+            "POSTGRES_DATABASE": "x",
+        },
+    ],
+)
 def test_remote_host_is_refused_before_connecting_and_the_password_never_shown(call, env):
     # db.example.com does not answer: a connection attempt would fail differently (or hang).
     result = call("reset_db", "--no-input", database_url=None, env=env)
@@ -108,17 +121,20 @@ def test_production_is_refused_even_local_and_with_allow_remote(call, database):
     assert database.versions() == SHIPPED
 
 
-@pytest.mark.parametrize("url, local", [
-    ("postgresql://u:pw@localhost/x", True),
-    ("postgresql://u:pw@127.0.0.1:5433/x", True),
-    ("postgresql://u:pw@[::1]/x", True),
-    ("postgresql://u@/x", True),
-    ("postgresql://u@/x?host=/var/run/postgresql", True),
-    ("postgresql://u:pw@db.example.com/x", False),
-    ("postgresql://u:pw@ep-cool-1234.eu-central-1.aws.neon.tech/neondb?sslmode=require", False),
-    ("postgresql://u:pw@localhost,db.example.com/x", False),
-    ("postgresql://u:pw@localhost/x?hostaddr=10.0.0.7", False),
-])
+@pytest.mark.parametrize(
+    "url, local",
+    [
+        ("postgresql://u:pw@localhost/x", True),
+        ("postgresql://u:pw@127.0.0.1:5433/x", True),
+        ("postgresql://u:pw@[::1]/x", True),
+        ("postgresql://u@/x", True),
+        ("postgresql://u@/x?host=/var/run/postgresql", True),
+        ("postgresql://u:pw@db.example.com/x", False),
+        ("postgresql://u:pw@ep-cool-1234.eu-central-1.aws.neon.tech/neondb?sslmode=require", False),
+        ("postgresql://u:pw@localhost,db.example.com/x", False),
+        ("postgresql://u:pw@localhost/x?hostaddr=10.0.0.7", False),
+    ],
+)
 def test_which_hosts_count_as_this_machine(url, local):
     assert is_local(parse_database_url(url)) is local
 
@@ -139,8 +155,14 @@ def test_invalid_migration_file_with_migrate_refuses_before_dropping(call, datab
 
 def test_seed_in_a_non_development_environment_refuses_before_dropping(call, database):
     populate(call, database)
-    result = call("reset_db", "--no-input", "--seed", migrations=SHIPPED_MIGRATIONS, seeds=SHIPPED_SEEDS,
-                  env={"NODE_ENV": "staging"})
+    result = call(
+        "reset_db",
+        "--no-input",
+        "--seed",
+        migrations=SHIPPED_MIGRATIONS,
+        seeds=SHIPPED_SEEDS,
+        env={"NODE_ENV": "staging"},
+    )
     assert result.returncode == 2
     assert "NODE_ENV=staging" in result.stderr
     assert database.versions() == SHIPPED
@@ -169,8 +191,9 @@ def test_database_owner_without_superuser_can_reset(call, pg_server, database, r
     """The hosted case (Neon, Vercel Postgres): the login owns the database but is no superuser."""
     fresh = database.query(PUBLIC)
     with pg_server.connect() as admin:
-        admin.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database.name),
-                                                                      sql.Identifier(role)))
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database.name), sql.Identifier(role))
+        )
     url = as_role(database, role)
     assert call("apply_sql_migrations", migrations=SHIPPED_MIGRATIONS, database_url=url).returncode == 0
     result = call("reset_db", "--no-input", "--migrate", migrations=SHIPPED_MIGRATIONS, database_url=url)

@@ -1,4 +1,5 @@
 """rollback_sql_migrations: down files, ledger rows, refusals, the lock."""
+
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,9 @@ from dbmigrations.session import Session
 from tests.conftest import ROOT, SHIPPED_MIGRATIONS, clean_env, migration, write_files
 
 SHIPPED = ["001", "002", "003", "004", "005"]
-THIS_DATABASE = "database = (SELECT oid FROM pg_database WHERE datname = current_database())"  # pg_locks is cluster-wide
+THIS_DATABASE = (
+    "database = (SELECT oid FROM pg_database WHERE datname = current_database())"  # pg_locks is cluster-wide
+)
 
 
 def schema(database):
@@ -89,11 +92,14 @@ def test_to_keeps_that_version_applied(call, database):
     assert "workouts" in database.tables() and "recommendation_jobs" not in database.tables()
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--to", "7"), "--to 7: no migration file or ledger row has that version"),
-    (("--steps", "6"), "--steps 6: only 5 migration(s) are applied"),
-    (("--steps", "0"), "--steps 0: must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--to", "7"), "--to 7: no migration file or ledger row has that version"),
+        (("--steps", "6"), "--steps 6: only 5 migration(s) are applied"),
+        (("--steps", "0"), "--steps 0: must be at least 1"),
+    ],
+)
 def test_a_target_that_names_nothing_is_refused(call, database, args, message):
     apply(call, SHIPPED_MIGRATIONS)
     result = call("rollback_sql_migrations", *args, migrations=SHIPPED_MIGRATIONS)
@@ -115,8 +121,10 @@ def test_missing_down_file_refuses_before_changing_anything(call, database, tmp_
     before = schema(database)
     result = call("rollback_sql_migrations", "--steps", "2", migrations=migrations)
     assert result.returncode == 2
-    assert "004_add_status_to_recommendations.sql: no down file (004_add_status_to_recommendations.down.sql)" \
+    assert (
+        "004_add_status_to_recommendations.sql: no down file (004_add_status_to_recommendations.down.sql)"
         in result.stderr
+    )
     assert "nothing was changed" in result.stderr
     # 005 has a down file, but nothing runs when any step cannot.
     assert database.versions() == SHIPPED
@@ -179,31 +187,42 @@ def test_production_is_refused_unless_allowed(call, database, variable):
     assert plan.returncode == 0, plan.output
     assert "005_add_index_to_questionnaires.down.sql" in plan.stdout
 
-    allowed = call("rollback_sql_migrations", "--allow-production", migrations=SHIPPED_MIGRATIONS,
-                   env={variable: "production"})
+    allowed = call(
+        "rollback_sql_migrations", "--allow-production", migrations=SHIPPED_MIGRATIONS, env={variable: "production"}
+    )
     assert allowed.returncode == 0, allowed.output
     assert database.versions() == SHIPPED[:4]
 
 
 def test_failing_down_file_names_file_and_line_and_keeps_everything(call, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_a.sql": migration("001_a", "CREATE TABLE a (id int);"),
-        "001_a.down.sql": migration("001_a_down", "DROP TABLE a;\nDROP TABLE not_there;"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_a.sql": migration("001_a", "CREATE TABLE a (id int);"),
+            "001_a.down.sql": migration("001_a_down", "DROP TABLE a;\nDROP TABLE not_there;"),
+        },
+    )
     apply(call, migrations_dir)
     result = call("rollback_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
-    assert "001_a.down.sql:9:1: ERROR 42P01: table \"not_there\" does not exist" in result.stderr
+    assert '001_a.down.sql:9:1: ERROR 42P01: table "not_there" does not exist' in result.stderr
     assert "a" in database.tables()
     assert database.versions() == ["001"]
 
 
 def test_down_file_with_concurrently_runs_outside_a_transaction(call, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_t.sql": migration("001_t", "CREATE TABLE t (id int);"),
-        "002_t_index.sql": migration("002_t_index", "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);", wrap=False),
-        "002_t_index.down.sql": migration("002_t_index_down", "DROP INDEX CONCURRENTLY IF EXISTS t_id;", wrap=False),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration("001_t", "CREATE TABLE t (id int);"),
+            "002_t_index.sql": migration(
+                "002_t_index", "CREATE INDEX CONCURRENTLY IF NOT EXISTS t_id ON t (id);", wrap=False
+            ),
+            "002_t_index.down.sql": migration(
+                "002_t_index_down", "DROP INDEX CONCURRENTLY IF EXISTS t_id;", wrap=False
+            ),
+        },
+    )
     apply(call, migrations_dir)
     result = call("rollback_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 0, result.output
@@ -228,8 +247,14 @@ def test_version_rolled_back_by_another_runner_meanwhile_is_skipped_and_its_down
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(SHIPPED_MIGRATIONS))
     with database.connect() as other:
         other.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        runner = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "rollback_sql_migrations"], cwd=ROOT,
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        runner = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "rollback_sql_migrations"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 30
         waiting = f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND {THIS_DATABASE}"
         while not other.execute(waiting).fetchone()[0]:

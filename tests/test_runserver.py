@@ -1,4 +1,5 @@
 """runserver warns about pending SQL migrations, like Django does for its own, and never stops for a warning."""
+
 import subprocess
 import sys
 import time
@@ -9,8 +10,14 @@ from tests.conftest import ROOT, clean_env, migration, write_files
 def start_runserver(env: dict, log) -> str:
     """Start ``runserver`` until it serves (or 30 s pass), stop it, return what it printed."""
     with open(log, "w") as out:
-        server = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "runserver", "--noreload", "127.0.0.1:0"],
-                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "runserver", "--noreload", "127.0.0.1:0"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and server.poll() is None and "Quit the server" not in log.read_text():
@@ -30,8 +37,13 @@ def test_runserver_warns_about_pending_sql_migrations(database, migrations_dir, 
 
 
 def test_runserver_names_modified_and_missing_files(manage, database, migrations_dir, tmp_path):
-    write_files(migrations_dir, {"001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);"),
-                                 "002_b.sql": migration("002_b", "CREATE TABLE IF NOT EXISTS b (id int);")})
+    write_files(
+        migrations_dir,
+        {
+            "001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);"),
+            "002_b.sql": migration("002_b", "CREATE TABLE IF NOT EXISTS b (id int);"),
+        },
+    )
     assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     (migrations_dir / "001_a.sql").write_text(migration("001_a", "CREATE TABLE IF NOT EXISTS a (id bigint);"))
     (migrations_dir / "002_b.sql").unlink()

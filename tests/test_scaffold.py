@@ -1,4 +1,5 @@
 """new_sql_migration: the next number, the template, the refusals."""
+
 from datetime import date
 from io import StringIO
 
@@ -53,16 +54,19 @@ def test_empty_directory_starts_at_001_with_the_specs_template(scaffold, tmp_pat
     assert names(tmp_path / "migrations") == ["001_add_goals_table.sql"]
 
 
-@pytest.mark.parametrize("existing, expected", [
-    (["001_a.sql", "002_b.sql"], "003_next.sql"),
-    (["009_a.sql"], "010_next.sql"),
-    (["0999_a.sql"], "1000_next.sql"),
-    (["0041_a.sql", "0042_b.sql"], "0043_next.sql"),
-    (["999_a.sql"], "1000_next.sql"),
-    (["002_a.sql", "010_b.sql", "1000_c.sql"], "1001_next.sql"),  # numeric, not string, order
-    (["004_a.sql", "005_b.down.sql"], "006_next.sql"),  # a down file's number is taken too
-    (["007_BadName.sql", "README.md", ".gitkeep"], "008_next.sql"),  # an invalid name still holds its number
-])
+@pytest.mark.parametrize(
+    "existing, expected",
+    [
+        (["001_a.sql", "002_b.sql"], "003_next.sql"),
+        (["009_a.sql"], "010_next.sql"),
+        (["0999_a.sql"], "1000_next.sql"),
+        (["0041_a.sql", "0042_b.sql"], "0043_next.sql"),
+        (["999_a.sql"], "1000_next.sql"),
+        (["002_a.sql", "010_b.sql", "1000_c.sql"], "1001_next.sql"),  # numeric, not string, order
+        (["004_a.sql", "005_b.down.sql"], "006_next.sql"),  # a down file's number is taken too
+        (["007_BadName.sql", "README.md", ".gitkeep"], "008_next.sql"),  # an invalid name still holds its number
+    ],
+)
 def test_next_number(scaffold, tmp_path, existing, expected):
     write_files(tmp_path / "migrations", {name: "-- x\n" for name in existing})
     result = scaffold("next")
@@ -79,17 +83,22 @@ def test_down_creates_the_matching_down_file(scaffold, tmp_path):
     assert f"Created {directory / '006_drop_legacy_column.sql'}" in result.stdout
     assert f"Created {directory / '006_drop_legacy_column.down.sql'}" in result.stdout
     down = (directory / "006_drop_legacy_column.down.sql").read_text()
-    assert down.startswith("-- Migration: 006_drop_legacy_column (down)\n-- Description: Reverts 006_drop_legacy_column\n")
+    assert down.startswith(
+        "-- Migration: 006_drop_legacy_column (down)\n-- Description: Reverts 006_drop_legacy_column\n"
+    )
     assert "BEGIN;" in down and "COMMIT;" in down
 
 
-@pytest.mark.parametrize("description, suggestion", [
-    ("AddGoals", "addgoals"),
-    ("add goals table", "add_goals_table"),
-    ("add-goals", "add_goals"),
-    ("add__goals", "add_goals"),
-    ("_add_goals", "add_goals"),
-])
+@pytest.mark.parametrize(
+    "description, suggestion",
+    [
+        ("AddGoals", "addgoals"),
+        ("add goals table", "add_goals_table"),
+        ("add-goals", "add_goals"),
+        ("add__goals", "add_goals"),
+        ("_add_goals", "add_goals"),
+    ],
+)
 def test_description_must_be_snake_case(scaffold, tmp_path, description, suggestion):
     result = scaffold(description)
     assert result.returncode == 2

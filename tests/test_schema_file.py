@@ -1,4 +1,5 @@
 """write_sql_schema: a deterministic, loadable schema file, and --check for CI."""
+
 import subprocess
 
 from dbmigrations import catalog
@@ -32,13 +33,19 @@ def test_the_schema_file_loads_into_the_same_schema_and_check_follows_it(manage,
         admin.execute(f'CREATE DATABASE "{database.name}_loaded"')
     try:
         loaded_url = pg_server.url(f"{database.name}_loaded")
-        proc = subprocess.run([str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(output),
-                               loaded_url], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", str(output), loaded_url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert proc.returncode == 0, proc.stderr
 
         class Loaded:
             url = loaded_url
+
         from dbmigrations.drift import compare
+
         differences = compare(snapshot(database), snapshot(Loaded))
         # The one thing PostgreSQL itself prints differently after a dump and reload: a CHECK (x IN (…)) on a
         # varchar column comes back as ARRAY[('a'::varchar)::text, …] instead of ARRAY['a'::varchar, …]::text[].

@@ -1,4 +1,5 @@
 """seed_dev: order, idempotency, rollback, the production guard, the schema check, --plan."""
+
 from __future__ import annotations
 
 import socket
@@ -104,13 +105,21 @@ def test_numeric_order_not_string_order(call, database, project):
 
 def test_rows_count_inserts_and_updates_and_no_ledger(call, database, project):
     migrations, seeds = project
-    write_files(seeds / "development", {
-        "001_three.sql": seed("001_three", "INSERT INTO seed_log (name) VALUES ('a'), ('b'), ('c') "
-                                           "ON CONFLICT (name) DO NOTHING;\nUPDATE seed_log SET name = name;"),
-        "002_unwrapped.sql": seed("002_unwrapped", log("d"), wrap=False),
-        "003_do_block.sql": seed("003_do_block", "DO $$ BEGIN INSERT INTO seed_log (name) VALUES ('e') "
-                                                 "ON CONFLICT (name) DO NOTHING; END $$;"),
-    })
+    write_files(
+        seeds / "development",
+        {
+            "001_three.sql": seed(
+                "001_three",
+                "INSERT INTO seed_log (name) VALUES ('a'), ('b'), ('c') "
+                "ON CONFLICT (name) DO NOTHING;\nUPDATE seed_log SET name = name;",
+            ),
+            "002_unwrapped.sql": seed("002_unwrapped", log("d"), wrap=False),
+            "003_do_block.sql": seed(
+                "003_do_block",
+                "DO $$ BEGIN INSERT INTO seed_log (name) VALUES ('e') ON CONFLICT (name) DO NOTHING; END $$;",
+            ),
+        },
+    )
     first = call("seed_dev", migrations=migrations, seeds=seeds)
     assert first.returncode == 0, first.output
     assert "001_three … OK: 6 row(s) changed" in first.stdout  # 3 inserted + 3 updated
@@ -143,19 +152,42 @@ def test_no_seeds_is_not_an_error(call, database, project):
     assert "No development seeds in" in result.stdout
 
 
-@pytest.mark.parametrize("files, where, message", [
-    ({"001_ok.sql": seed("001_ok", log("ok")), "002_Bad.sql": seed("002_bad", log("x"))},
-     "002_Bad.sql", "invalid file name"),
-    ({"001_ok.sql": seed("001_ok", log("ok")), "002_typo.sql": seed("002_typo", "INSERT INTO seed_log\nVALUS (1);")},
-     "002_typo.sql:8:1", "syntax error at or near \"VALUS\""),
-    ({"001_ok.sql": seed("001_ok", log("ok")), "001_ok.down.sql": "DELETE FROM seed_log;"},
-     "001_ok.down.sql", "down files"),
-    ({"001_ok.sql": seed("001_ok", log("ok")), "002_empty.sql": seed("002_empty", "-- nothing yet")},
-     "002_empty.sql", "empty file"),
-    ({"001_ok.sql": seed("001_ok", log("ok")),
-      "002_index.sql": seed("002_index", "CREATE INDEX CONCURRENTLY i ON seed_log (name);", wrap=False)},
-     "002_index.sql:5:1", "each seed file runs in one transaction"),
-])
+@pytest.mark.parametrize(
+    "files, where, message",
+    [
+        (
+            {"001_ok.sql": seed("001_ok", log("ok")), "002_Bad.sql": seed("002_bad", log("x"))},
+            "002_Bad.sql",
+            "invalid file name",
+        ),
+        (
+            {
+                "001_ok.sql": seed("001_ok", log("ok")),
+                "002_typo.sql": seed("002_typo", "INSERT INTO seed_log\nVALUS (1);"),
+            },
+            "002_typo.sql:8:1",
+            'syntax error at or near "VALUS"',
+        ),
+        (
+            {"001_ok.sql": seed("001_ok", log("ok")), "001_ok.down.sql": "DELETE FROM seed_log;"},
+            "001_ok.down.sql",
+            "down files",
+        ),
+        (
+            {"001_ok.sql": seed("001_ok", log("ok")), "002_empty.sql": seed("002_empty", "-- nothing yet")},
+            "002_empty.sql",
+            "empty file",
+        ),
+        (
+            {
+                "001_ok.sql": seed("001_ok", log("ok")),
+                "002_index.sql": seed("002_index", "CREATE INDEX CONCURRENTLY i ON seed_log (name);", wrap=False),
+            },
+            "002_index.sql:5:1",
+            "each seed file runs in one transaction",
+        ),
+    ],
+)
 def test_invalid_seed_files_refused_before_running_any(call, database, tmp_path, files, where, message):
     migrations = write_files(tmp_path / "migrations", {"001_seed_log.sql": LOG_TABLE})
     assert call("apply_sql_migrations", migrations=migrations).returncode == 0
@@ -174,13 +206,18 @@ def test_failure_rolls_back_the_file_and_stops(call, database, tmp_path):
     migrations = write_files(tmp_path / "migrations", {"001_seed_log.sql": LOG_TABLE})
     assert call("apply_sql_migrations", migrations=migrations).returncode == 0
     seeds = tmp_path / "seeds"
-    write_files(seeds / "development", {
-        "001_first.sql": seed("001_first", log("first")),
-        # Line 7 inserts (succeeds), line 8 violates the unique key.
-        "002_broken.sql": seed("002_broken", "INSERT INTO seed_log (name) VALUES ('kept?');\n"
-                                             "INSERT INTO seed_log (name) VALUES ('first');"),
-        "003_later.sql": seed("003_later", log("later")),
-    })
+    write_files(
+        seeds / "development",
+        {
+            "001_first.sql": seed("001_first", log("first")),
+            # Line 7 inserts (succeeds), line 8 violates the unique key.
+            "002_broken.sql": seed(
+                "002_broken",
+                "INSERT INTO seed_log (name) VALUES ('kept?');\nINSERT INTO seed_log (name) VALUES ('first');",
+            ),
+            "003_later.sql": seed("003_later", log("later")),
+        },
+    )
     result = call("seed_dev", migrations=migrations, seeds=seeds)
     assert result.returncode == 1, result.output
     assert "002_broken.sql:8:1: ERROR 23505: duplicate key value violates unique constraint" in result.stderr
@@ -259,8 +296,9 @@ def test_guard_refuses_before_connecting(call, listener, tmp_path, env, args, re
 
 def test_guard_at_a_dead_port(call, tmp_path):
     seeds = write_files(tmp_path / "seeds" / "development", {"001_a.sql": seed("001_a", log("a"))}).parent
-    result = call("seed_dev", seeds=seeds, env={"NODE_ENV": "production"},
-                  database_url="postgresql://u:secret@127.0.0.1:1/x")
+    result = call(
+        "seed_dev", seeds=seeds, env={"NODE_ENV": "production"}, database_url="postgresql://u:secret@127.0.0.1:1/x"
+    )
     assert result.returncode == 2
     assert "seed_dev refused in production (NODE_ENV=production)" in result.stderr
     assert "secret" not in result.output and "cannot connect" not in result.output
@@ -275,15 +313,18 @@ def test_the_probe_sees_a_connection_when_not_guarded(call, listener, tmp_path):
     assert "cannot connect" in result.stderr and "secret" not in result.output
 
 
-@pytest.mark.parametrize("env, args", [
-    ({}, []),
-    ({"NODE_ENV": ""}, []),
-    ({"NODE_ENV": "development"}, []),
-    ({"NODE_ENV": "test"}, []),
-    ({"VERCEL_ENV": "development"}, []),
-    ({"NODE_ENV": "staging"}, ["--allow-env", "staging"]),
-    ({"VERCEL_ENV": "preview", "NODE_ENV": "staging"}, ["--allow-env", "staging", "--allow-env", "preview"]),
-])
+@pytest.mark.parametrize(
+    "env, args",
+    [
+        ({}, []),
+        ({"NODE_ENV": ""}, []),
+        ({"NODE_ENV": "development"}, []),
+        ({"NODE_ENV": "test"}, []),
+        ({"VERCEL_ENV": "development"}, []),
+        ({"NODE_ENV": "staging"}, ["--allow-env", "staging"]),
+        ({"VERCEL_ENV": "preview", "NODE_ENV": "staging"}, ["--allow-env", "staging", "--allow-env", "preview"]),
+    ],
+)
 def test_development_environments_run(call, database, tmp_path, env, args):
     migrations = write_files(tmp_path / "migrations", {"001_seed_log.sql": LOG_TABLE})
     assert call("apply_sql_migrations", migrations=migrations).returncode == 0
@@ -297,10 +338,13 @@ def test_development_environments_run(call, database, tmp_path, env, args):
 
 
 def test_pending_migrations_refused(call, database, tmp_path):
-    migrations = write_files(tmp_path / "migrations", {
-        "001_seed_log.sql": LOG_TABLE,
-        "002_more.sql": migration("002_more", "CREATE TABLE more (id int);"),
-    })
+    migrations = write_files(
+        tmp_path / "migrations",
+        {
+            "001_seed_log.sql": LOG_TABLE,
+            "002_more.sql": migration("002_more", "CREATE TABLE more (id int);"),
+        },
+    )
     assert call("apply_sql_migrations", target="001", migrations=migrations).returncode == 0
     seeds = write_files(tmp_path / "seeds" / "development", {"001_a.sql": seed("001_a", log("a"))}).parent
     result = call("seed_dev", migrations=migrations, seeds=seeds)

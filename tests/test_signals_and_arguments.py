@@ -3,11 +3,11 @@
 The runner must say what became of the file in progress, in one line, and the
 ledger must then tell the truth (``sql_migration_status``).
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -29,8 +29,11 @@ def wait_for_query(database, pattern: str, timeout: float = 30) -> int:
     """The backend pid running a query LIKE ``pattern`` in the test's database, once it runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = database.query("SELECT pid FROM pg_stat_activity WHERE datname = %s AND (query LIKE %s OR wait_event = 'PgSleep') "
-                              "AND pid <> pg_backend_pid()", (database.name, pattern))
+        rows = database.query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND (query LIKE %s OR wait_event = 'PgSleep') "
+            "AND pid <> pg_backend_pid()",
+            (database.name, pattern),
+        )
         if rows:
             return rows[0][0]
         time.sleep(0.05)
@@ -43,17 +46,25 @@ def status_of(manage, migrations_dir, version: str) -> str:
     return states[version]
 
 
-SLEEPY = {"001_sleepy.sql": migration("001_sleepy", "CREATE TABLE IF NOT EXISTS before_sleep (id int);\n"
-                                                    "SELECT pg_sleep(30);")}
+SLEEPY = {
+    "001_sleepy.sql": migration("001_sleepy", "CREATE TABLE IF NOT EXISTS before_sleep (id int);\nSELECT pg_sleep(30);")
+}
 
 
 # --- 5. Ctrl-C --------------------------------------------------------------------------------------
 
+
 def test_ctrl_c_during_a_migration_is_one_line_exit_130_and_nothing_recorded(manage, database, migrations_dir):
     write_files(migrations_dir, SLEEPY)
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))
-    runner = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runner = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for_query(database, "%pg_sleep(30)%")
         began = time.monotonic()
@@ -74,12 +85,16 @@ def test_ctrl_c_during_a_migration_is_one_line_exit_130_and_nothing_recorded(man
 
 # --- 6. --lock-timeout values -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, message", [
-    ("inf", "'inf' seconds is too long: at most 86400"),
-    ("1e300", "'1e300' seconds is too long: at most 86400"),
-    ("86401", "'86401' seconds is too long"),
-    ("nan", "'nan' is not a positive number of seconds"),
-])
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("inf", "'inf' seconds is too long: at most 86400"),
+        ("1e300", "'1e300' seconds is too long: at most 86400"),
+        ("86401", "'86401' seconds is too long"),
+        ("nan", "'nan' is not a positive number of seconds"),
+    ],
+)
 def test_lock_timeout_must_be_finite_and_at_most_a_day(manage, database, migrations_dir, value, message):
     write_files(migrations_dir, {"001_a.sql": migration("001_a", "CREATE TABLE IF NOT EXISTS a (id int);")})
     result = manage("apply_sql_migrations", "--lock-timeout", value, migrations=migrations_dir)
@@ -96,6 +111,7 @@ def test_a_lock_timeout_of_a_day_is_accepted(manage, database, migrations_dir):
 
 # --- 7. Lost connections ----------------------------------------------------------------------------
 
+
 def test_tcp_connections_get_keepalives_unless_the_url_sets_them():
     options = database_settings({"DATABASE_URL": "postgresql://app:pw@db.example.com/app"})["OPTIONS"]
     assert options["keepalives"] == "1" and int(options["keepalives_idle"]) <= 60
@@ -106,8 +122,9 @@ def test_tcp_connections_get_keepalives_unless_the_url_sets_them():
     assert off["keepalives"] == "0" and "keepalives_idle" not in off
     socket = database_settings({"DATABASE_URL": "postgresql://app@%2Fvar%2Frun%2Fpostgresql/app"})["OPTIONS"]
     assert not any(k.startswith(("keepalives", "tcp_user")) for k in socket)
-    parts = database_settings({"POSTGRES_HOST": "db.example.com", "POSTGRES_DATABASE": "app",
-                               "POSTGRES_USER": "app"})["OPTIONS"]
+    parts = database_settings({"POSTGRES_HOST": "db.example.com", "POSTGRES_DATABASE": "app", "POSTGRES_USER": "app"})[
+        "OPTIONS"
+    ]
     assert parts["keepalives"] == "1"
 
 
@@ -119,8 +136,14 @@ def test_the_banner_does_not_list_the_default_keepalives():
 def test_a_connection_terminated_during_a_migration(manage, database, migrations_dir):
     write_files(migrations_dir, SLEEPY)
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))
-    runner = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runner = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         pid = wait_for_query(database, "%pg_sleep(30)%")
         database.query("SELECT pg_terminate_backend(%s)", (pid,))
@@ -162,7 +185,9 @@ class SwallowingProxy:
 
     async def handle(self, client_reader, client_writer):
         if self.server.host.startswith("/"):
-            reader, writer = await asyncio.open_unix_connection(f"{self.server.host}/.s.PGSQL.{self.server.port or 5432}")
+            reader, writer = await asyncio.open_unix_connection(
+                f"{self.server.host}/.s.PGSQL.{self.server.port or 5432}"
+            )
         else:
             reader, writer = await asyncio.open_connection(self.server.host, int(self.server.port or 5432))
         armed = asyncio.Event()
@@ -197,12 +222,19 @@ class SwallowingProxy:
 def test_a_connection_lost_after_the_commit_was_sent_says_outcome_unknown(manage, database, migrations_dir, pg_server):
     from urllib.parse import quote
 
-    write_files(migrations_dir, {"001_marked.sql": migration("001_marked", "CREATE TABLE IF NOT EXISTS outcome_marker (id int);")})
+    write_files(
+        migrations_dir,
+        {"001_marked.sql": migration("001_marked", "CREATE TABLE IF NOT EXISTS outcome_marker (id int);")},
+    )
     proxy = SwallowingProxy(pg_server, b"outcome_marker")
     auth = quote(pg_server.user, safe="") + (":" + quote(pg_server.password, safe="") if pg_server.password else "")
     try:
-        result = manage("apply_sql_migrations", migrations=migrations_dir,
-                        database_url=f"postgresql://{auth}@127.0.0.1:{proxy.port}/{database.name}", timeout=60)
+        result = manage(
+            "apply_sql_migrations",
+            migrations=migrations_dir,
+            database_url=f"postgresql://{auth}@127.0.0.1:{proxy.port}/{database.name}",
+            timeout=60,
+        )
     finally:
         proxy.close()
     assert proxy.swallowed.is_set()

@@ -4,6 +4,7 @@ Offsets are characters of the text even though libpg_query counts UTF-8 bytes; t
 wrapper is found and folded; stray transaction control and a wrapper around
 statements PostgreSQL refuses in a transaction are refused with the exact message.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,10 @@ import pytest
 from dbmigrations.discovery import SqlSource, checksum
 from dbmigrations.statements import Lines, ScriptError, parse_script
 
-STRAY = "inside the file: the runner puts each file in one transaction; only a BEGIN;…COMMIT; wrapper around the " \
-        "whole file is allowed"
+STRAY = (
+    "inside the file: the runner puts each file in one transaction; only a BEGIN;…COMMIT; wrapper around the "
+    "whole file is allowed"
+)
 
 
 def error_of(text: str) -> ScriptError:
@@ -23,14 +26,18 @@ def error_of(text: str) -> ScriptError:
 
 # ---- byte offsets (libpg_query) vs character offsets (ours) ----
 
+
 @pytest.mark.parametrize("char", ["é", "€", "😀"])  # 2, 3 and 4 bytes in UTF-8
 def test_statement_offsets_are_characters_after_multibyte_text(char):
     text = f"-- {char * 5}\nSELECT '{char}{char}' AS a;\n  SELECT 2;\nCREATE TABLE {char} (x int)"
     script = parse_script(text)
     assert [s.sql for s in script.statements] == [
-        f"SELECT '{char}{char}' AS a", "SELECT 2", f"CREATE TABLE {char} (x int)"]
+        f"SELECT '{char}{char}' AS a",
+        "SELECT 2",
+        f"CREATE TABLE {char} (x int)",
+    ]
     for statement in script.statements:
-        assert text[statement.start:statement.end] == statement.sql
+        assert text[statement.start : statement.end] == statement.sql
     assert [script.position(s.start) for s in script.statements] == [(2, 1), (3, 3), (4, 1)]
 
 
@@ -38,29 +45,36 @@ def test_syntax_error_offset_is_a_character_offset():
     text = "SELECT '€€€ ééé 😀';\nSELEC 1;"
     error = error_of(text)
     assert error.message == 'syntax error at or near "SELEC"'
-    assert text[error.offset:].startswith("SELEC 1") and Lines(text).position(error.offset) == (2, 1)
+    assert text[error.offset :].startswith("SELEC 1") and Lines(text).position(error.offset) == (2, 1)
 
 
 def test_refusal_offset_is_a_character_offset():
     text = "SELECT 'ééé';\nCOMMIT;"
     error = error_of(text)
     assert error.message == f"transaction control (COMMIT) {STRAY}"
-    assert text[error.offset:] == "COMMIT;"
+    assert text[error.offset :] == "COMMIT;"
 
 
 def test_do_body_offset_after_multibyte_text():
     text = "-- ünïcödé 😀\nDO $body$\nBEGIN\n  PERFORM 'é';\nEND $body$;"
     (do,) = parse_script(text).statements
-    assert do.kind == "DoStmt" and text[do.do_body_offset():].startswith("\nBEGIN\n  PERFORM")
+    assert do.kind == "DoStmt" and text[do.do_body_offset() :].startswith("\nBEGIN\n  PERFORM")
     assert parse_script("SELECT 1;").statements[0].do_body_offset() is None
 
 
 # ---- the wrapper ----
 
-@pytest.mark.parametrize("begin, commit", [
-    ("BEGIN", "COMMIT"), ("BEGIN WORK", "COMMIT WORK"), ("START TRANSACTION", "END"),
-    ("BEGIN ISOLATION LEVEL SERIALIZABLE", "COMMIT"), ("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "END"),
-])
+
+@pytest.mark.parametrize(
+    "begin, commit",
+    [
+        ("BEGIN", "COMMIT"),
+        ("BEGIN WORK", "COMMIT WORK"),
+        ("START TRANSACTION", "END"),
+        ("BEGIN ISOLATION LEVEL SERIALIZABLE", "COMMIT"),
+        ("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "END"),
+    ],
+)
 def test_wrapper_is_folded_and_its_begin_kept(begin, commit):
     script = parse_script(f"-- header\n{begin};\n\nCREATE TABLE t (a int);\nSELECT 1;\n\n{commit};\n")
     assert script.wrapped and script.begin == begin
@@ -75,7 +89,11 @@ def test_unwrapped_file_runs_in_a_transaction_with_a_plain_begin():
 def test_savepoints_are_allowed_inside_the_wrapper():
     script = parse_script("BEGIN;\nSAVEPOINT a;\nSELECT 1;\nROLLBACK TO SAVEPOINT a;\nRELEASE SAVEPOINT a;\nCOMMIT;")
     assert [s.transaction_kind for s in script.statements] == [
-        "TRANS_STMT_SAVEPOINT", None, "TRANS_STMT_ROLLBACK_TO", "TRANS_STMT_RELEASE"]
+        "TRANS_STMT_SAVEPOINT",
+        None,
+        "TRANS_STMT_ROLLBACK_TO",
+        "TRANS_STMT_RELEASE",
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "-- nothing yet\n", "/* a */\n", "BEGIN;\nCOMMIT;\n"])
@@ -85,12 +103,21 @@ def test_empty_and_bare_wrapper_have_no_statements(text):
 
 # ---- stray transaction control ----
 
-@pytest.mark.parametrize("text, keyword", [
-    ("SELECT 1;\nCOMMIT;", "COMMIT"), ("SELECT 1;\nROLLBACK;", "ROLLBACK"), ("SELECT 1;\nABORT;", "ROLLBACK"),
-    ("SELECT 1;\nBEGIN;", "BEGIN"), ("SELECT 1;\nEND;", "COMMIT"), ("BEGIN;\nBEGIN;\nSELECT 1;\nCOMMIT;", "BEGIN"),
-    ("SELECT 1;\nPREPARE TRANSACTION 'x';", "PREPARE TRANSACTION"),
-    ("SELECT 1;\nCOMMIT PREPARED 'x';", "COMMIT PREPARED"), ("SELECT 1;\nROLLBACK PREPARED 'x';", "ROLLBACK PREPARED"),
-])
+
+@pytest.mark.parametrize(
+    "text, keyword",
+    [
+        ("SELECT 1;\nCOMMIT;", "COMMIT"),
+        ("SELECT 1;\nROLLBACK;", "ROLLBACK"),
+        ("SELECT 1;\nABORT;", "ROLLBACK"),
+        ("SELECT 1;\nBEGIN;", "BEGIN"),
+        ("SELECT 1;\nEND;", "COMMIT"),
+        ("BEGIN;\nBEGIN;\nSELECT 1;\nCOMMIT;", "BEGIN"),
+        ("SELECT 1;\nPREPARE TRANSACTION 'x';", "PREPARE TRANSACTION"),
+        ("SELECT 1;\nCOMMIT PREPARED 'x';", "COMMIT PREPARED"),
+        ("SELECT 1;\nROLLBACK PREPARED 'x';", "ROLLBACK PREPARED"),
+    ],
+)
 def test_stray_transaction_control_is_refused_where_it_is(text, keyword):
     error = error_of(text)
     assert error.message == f"transaction control ({keyword}) {STRAY}"
@@ -100,9 +127,11 @@ def test_stray_transaction_control_is_refused_where_it_is(text, keyword):
 def test_commit_before_the_end_of_a_wrapped_file():
     text = "BEGIN;\nSELECT 1;\nCOMMIT;\nSELECT 2;"
     error = error_of(text)
-    assert error.message.startswith("transaction control (COMMIT) before the end of the file: the BEGIN;…COMMIT; "
-                                    "wrapper must enclose the whole file")
-    assert text[error.offset:].startswith("COMMIT;\nSELECT 2")
+    assert error.message.startswith(
+        "transaction control (COMMIT) before the end of the file: the BEGIN;…COMMIT; "
+        "wrapper must enclose the whole file"
+    )
+    assert text[error.offset :].startswith("COMMIT;\nSELECT 2")
 
 
 def test_begin_without_commit():
@@ -112,23 +141,38 @@ def test_begin_without_commit():
 
 # ---- what PostgreSQL refuses inside a transaction block ----
 
-@pytest.mark.parametrize("sql, reason", [
-    ("CREATE INDEX CONCURRENTLY i ON t (a)", "CREATE INDEX CONCURRENTLY"),
-    ("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a)", "CREATE INDEX CONCURRENTLY"),
-    ("DROP INDEX CONCURRENTLY IF EXISTS i", "DROP INDEX CONCURRENTLY"),
-    ("REINDEX (CONCURRENTLY) TABLE t", "REINDEX CONCURRENTLY"),
-    ("REINDEX TABLE CONCURRENTLY t", "REINDEX CONCURRENTLY"),
-    ("REINDEX DATABASE d", "REINDEX SYSTEM/DATABASE"), ("REINDEX SYSTEM d", "REINDEX SYSTEM/DATABASE"),
-    ("VACUUM t", "VACUUM"), ("VACUUM (ANALYZE) t", "VACUUM"),
-    ("CREATE DATABASE d", "CREATE DATABASE"), ("DROP DATABASE d", "DROP DATABASE"),
-    ("ALTER SYSTEM SET work_mem = '1MB'", "ALTER SYSTEM"), ("CLUSTER", "CLUSTER (all tables)"),
-    ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY", "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"),
-    ("CREATE TABLESPACE s LOCATION '/x'", "CREATE TABLESPACE"), ("DROP TABLESPACE s", "DROP TABLESPACE"),
-    ("CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p", "CREATE SUBSCRIPTION"),
-    ("DROP SUBSCRIPTION s", "DROP SUBSCRIPTION"),
-    ("CREATE INDEX i ON t (a)", None), ("DROP INDEX i", None), ("REINDEX TABLE t", None), ("ANALYZE t", None),
-    ("CLUSTER t USING i", None), ("CLUSTER t", None), ("ALTER TABLE p DETACH PARTITION c", None), ("SELECT 1", None),
-])
+
+@pytest.mark.parametrize(
+    "sql, reason",
+    [
+        ("CREATE INDEX CONCURRENTLY i ON t (a)", "CREATE INDEX CONCURRENTLY"),
+        ("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS i ON t (a)", "CREATE INDEX CONCURRENTLY"),
+        ("DROP INDEX CONCURRENTLY IF EXISTS i", "DROP INDEX CONCURRENTLY"),
+        ("REINDEX (CONCURRENTLY) TABLE t", "REINDEX CONCURRENTLY"),
+        ("REINDEX TABLE CONCURRENTLY t", "REINDEX CONCURRENTLY"),
+        ("REINDEX DATABASE d", "REINDEX SYSTEM/DATABASE"),
+        ("REINDEX SYSTEM d", "REINDEX SYSTEM/DATABASE"),
+        ("VACUUM t", "VACUUM"),
+        ("VACUUM (ANALYZE) t", "VACUUM"),
+        ("CREATE DATABASE d", "CREATE DATABASE"),
+        ("DROP DATABASE d", "DROP DATABASE"),
+        ("ALTER SYSTEM SET work_mem = '1MB'", "ALTER SYSTEM"),
+        ("CLUSTER", "CLUSTER (all tables)"),
+        ("ALTER TABLE p DETACH PARTITION c CONCURRENTLY", "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"),
+        ("CREATE TABLESPACE s LOCATION '/x'", "CREATE TABLESPACE"),
+        ("DROP TABLESPACE s", "DROP TABLESPACE"),
+        ("CREATE SUBSCRIPTION s CONNECTION 'x' PUBLICATION p", "CREATE SUBSCRIPTION"),
+        ("DROP SUBSCRIPTION s", "DROP SUBSCRIPTION"),
+        ("CREATE INDEX i ON t (a)", None),
+        ("DROP INDEX i", None),
+        ("REINDEX TABLE t", None),
+        ("ANALYZE t", None),
+        ("CLUSTER t USING i", None),
+        ("CLUSTER t", None),
+        ("ALTER TABLE p DETACH PARTITION c", None),
+        ("SELECT 1", None),
+    ],
+)
 def test_non_transactional_detection(sql, reason):
     script = parse_script(f"SELECT 1;\n{sql};")
     assert script.statements[1].non_transactional_reason == reason
@@ -142,15 +186,19 @@ def test_wrapper_around_a_non_transactional_statement_is_refused():
     assert error.message == (
         "CREATE INDEX CONCURRENTLY cannot run inside a transaction block, but the file is wrapped in BEGIN;…COMMIT;: "
         "remove the wrapper (the file then runs statement by statement, not atomically) or move this statement "
-        "to a migration of its own")
-    assert text[error.offset:].startswith("CREATE INDEX CONCURRENTLY")
+        "to a migration of its own"
+    )
+    assert text[error.offset :].startswith("CREATE INDEX CONCURRENTLY")
 
 
 # ---- what callers read from a statement ----
 
+
 def test_statement_kind_fields_index_name_and_copy():
-    script = parse_script("CREATE INDEX CONCURRENTLY idx_a ON t (a);\nCREATE INDEX ON t (b);\nCOPY t FROM STDIN;\n"
-                          "COPY t FROM '/tmp/x';\nCOPY t TO STDOUT;")
+    script = parse_script(
+        "CREATE INDEX CONCURRENTLY idx_a ON t (a);\nCREATE INDEX ON t (b);\nCOPY t FROM STDIN;\n"
+        "COPY t FROM '/tmp/x';\nCOPY t TO STDOUT;"
+    )
     kinds = [s.kind for s in script.statements]
     assert kinds == ["IndexStmt", "IndexStmt", "CopyStmt", "CopyStmt", "CopyStmt"]
     assert [s.index_name for s in script.statements] == ["idx_a", None, None, None, None]
@@ -179,4 +227,7 @@ def test_the_lint_reads_the_runners_parse_of_the_file(tmp_path):
     assert [s.fields for s in top] == [s.fields for s in source.script.statements]
     assert all(a.fields is b.fields for a, b in zip(top, source.script.statements))
     assert [(s.kind, s.in_do, lint_file.position(s.start)) for s in lint_file.statements] == [
-        ("CreateStmt", False, (3, 1)), ("DoStmt", False, (4, 1)), ("CreateStmt", True, (4, 13))]
+        ("CreateStmt", False, (3, 1)),
+        ("DoStmt", False, (4, 1)),
+        ("CreateStmt", True, (4, 13)),
+    ]

@@ -1,18 +1,23 @@
 """sql_migration_status in every state, as text, JSON and a CI gate."""
+
 import json
 
 from tests.conftest import migration, write_files
 
 
 def setup_states(call, database, migrations_dir):
-    write_files(migrations_dir, {f"00{i}_m{i}.sql": migration(f"00{i}_m{i}", f"CREATE TABLE t{i} (id int);")
-                                 for i in (1, 2, 4)})
+    write_files(
+        migrations_dir, {f"00{i}_m{i}.sql": migration(f"00{i}_m{i}", f"CREATE TABLE t{i} (id int);") for i in (1, 2, 4)}
+    )
     call("apply_sql_migrations", migrations=migrations_dir)
-    write_files(migrations_dir, {
-        "001_m1.sql": migration("001_m1", "CREATE TABLE t1 (id int);\n-- edited after applying"),
-        "003_m3.sql": migration("003_m3", "CREATE TABLE t3 (id int);"),
-        "005_m5.sql": migration("005_m5", "CREATE TABLE t5 (id int);"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_m1.sql": migration("001_m1", "CREATE TABLE t1 (id int);\n-- edited after applying"),
+            "003_m3.sql": migration("003_m3", "CREATE TABLE t3 (id int);"),
+            "005_m5.sql": migration("005_m5", "CREATE TABLE t5 (id int);"),
+        },
+    )
     (migrations_dir / "002_m2.sql").unlink()
 
 
@@ -35,8 +40,15 @@ def test_status_json_and_check(call, database, migrations_dir):
     data = json.loads(result.stdout)
     states = {m["version"]: m["state"] for m in data["migrations"]}
     assert states == {"001": "modified", "002": "missing", "003": "pending", "004": "applied", "005": "pending"}
-    assert data["summary"] == {"applied": 1, "pending": 2, "modified": 1, "missing": 1, "replaced": 0, "invalid": 0,
-                               "partial": 0}
+    assert data["summary"] == {
+        "applied": 1,
+        "pending": 2,
+        "modified": 1,
+        "missing": 1,
+        "replaced": 0,
+        "invalid": 0,
+        "partial": 0,
+    }
     applied = next(m for m in data["migrations"] if m["version"] == "004")
     assert applied["applied_at"] and applied["checksum"] == applied["applied_checksum"]
     check = call("sql_migration_status", "--check", migrations=migrations_dir)
@@ -54,11 +66,14 @@ def test_check_passes_when_up_to_date_and_status_never_creates_the_ledger(call, 
 
 
 def test_wrapper_forms_are_recognised(call, database, migrations_dir):
-    write_files(migrations_dir, {
-        "001_a.sql": "START TRANSACTION;\nCREATE TABLE a (id int);\nEND;\n",
-        "002_b.sql": "begin;\nCREATE TABLE b (id int);\ncommit;\n",
-        "003_c.sql": "CREATE TABLE c (id int);\n",
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_a.sql": "START TRANSACTION;\nCREATE TABLE a (id int);\nEND;\n",
+            "002_b.sql": "begin;\nCREATE TABLE b (id int);\ncommit;\n",
+            "003_c.sql": "CREATE TABLE c (id int);\n",
+        },
+    )
     plan = call("apply_sql_migrations", "--plan", migrations=migrations_dir)
     assert plan.stdout.count("(one transaction, 1 statement(s))") == 3
     assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0

@@ -1,5 +1,6 @@
 """package.json / turbo.json: the spec's npm script names run our management commands, through
 the real ``turbo`` from the npm registry, with the environment reaching the command."""
+
 from __future__ import annotations
 
 import json
@@ -12,19 +13,51 @@ import pytest
 
 from tests.conftest import ROOT, Result, clean_env, migration, write_files
 
-SPEC_ENV = ["NODE_ENV", "POSTGRES_URL", "POSTGRES_PRISMA_URL", "POSTGRES_URL_NON_POOLING", "POSTGRES_HOST",
-            "POSTGRES_PORT", "POSTGRES_DATABASE", "POSTGRES_USER", "POSTGRES_PASSWORD"]
-OUR_ENV = ["DATABASE_URL", "DATABASE_URL_UNPOOLED", "VERCEL", "VERCEL_ENV", "SQL_MIGRATIONS_DIR", "SQL_SEEDS_DIR",
-           "SQL_MIGRATIONS_ON_PREVIEW", "SQL_EMBEDDED_PGDATA", "BESTRONG_ENV_FILE"]
+SPEC_ENV = [
+    "NODE_ENV",
+    "POSTGRES_URL",
+    "POSTGRES_PRISMA_URL",
+    "POSTGRES_URL_NON_POOLING",
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_DATABASE",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
+]
+OUR_ENV = [
+    "DATABASE_URL",
+    "DATABASE_URL_UNPOOLED",
+    "VERCEL",
+    "VERCEL_ENV",
+    "SQL_MIGRATIONS_DIR",
+    "SQL_SEEDS_DIR",
+    "SQL_MIGRATIONS_ON_PREVIEW",
+    "SQL_EMBEDDED_PGDATA",
+    "BESTRONG_ENV_FILE",
+]
 SCRIPTS = {
-    "migrate": "apply_sql_migrations", "migrate:vercel": "apply_sql_migrations --vercel",
-    "migrate:status": "sql_migration_status", "migrate:rollback": "rollback_sql_migrations",
-    "migrate:new": "new_sql_migration", "migrate:lint": "lint_sql_migrations",
-    "migrate:verify": "verify_sql_migrations", "seed": "seed_dev", "seed:dev": "seed_dev",
-    "db:reset": "reset_db", "db:status": "sql_migration_status",
+    "migrate": "apply_sql_migrations",
+    "migrate:vercel": "apply_sql_migrations --vercel",
+    "migrate:status": "sql_migration_status",
+    "migrate:rollback": "rollback_sql_migrations",
+    "migrate:new": "new_sql_migration",
+    "migrate:lint": "lint_sql_migrations",
+    "migrate:verify": "verify_sql_migrations",
+    "seed": "seed_dev",
+    "seed:dev": "seed_dev",
+    "db:reset": "reset_db",
+    "db:status": "sql_migration_status",
 }
-README_SCRIPTS = ("migrate", "migrate:vercel", "migrate:status", "migrate:rollback", "seed", "seed:dev",
-                  "db:reset", "db:status")
+README_SCRIPTS = (
+    "migrate",
+    "migrate:vercel",
+    "migrate:status",
+    "migrate:rollback",
+    "seed",
+    "seed:dev",
+    "db:reset",
+    "db:status",
+)
 
 
 def test_package_json_maps_the_spec_names_onto_real_commands():
@@ -68,8 +101,12 @@ def turbo(tmp_path_factory) -> str:
     if npm is None:
         pytest.skip("npm is not installed: cannot install turbo to test package.json/turbo.json")
     prefix = tmp_path_factory.mktemp("turbo-install")
-    proc = subprocess.run([npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error",
-                           "turbo@2"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error", "turbo@2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, f"npm install turbo@2 failed:\n{proc.stdout}{proc.stderr}"
     binary = prefix / "node_modules" / ".bin" / "turbo"
     assert binary.exists(), "turbo's binary is missing after npm install"
@@ -80,14 +117,30 @@ def monorepo(root: Path) -> Path:
     """BeStrong's layout: an npm-workspaces Turborepo, a stub Next.js ``frontend/``, this project as ``backend/``.
 
     Returns the ``backend/`` folder (the project's tracked files, without any virtualenv)."""
-    write_files(root, {
-        "package.json": json.dumps({"name": "bestrong", "private": True, "packageManager": "npm@10.9.2",
-                                    "workspaces": ["frontend", "backend"]}),
-        "turbo.json": json.dumps({"$schema": "https://turborepo.dev/schema.json",
-                                  "tasks": {"build": {"outputs": [".next/**"]}}}),
-    })
-    write_files(root / "frontend", {"package.json": json.dumps(
-        {"name": "frontend", "private": True, "scripts": {"build": "echo frontend built"}})})
+    write_files(
+        root,
+        {
+            "package.json": json.dumps(
+                {
+                    "name": "bestrong",
+                    "private": True,
+                    "packageManager": "npm@10.9.2",
+                    "workspaces": ["frontend", "backend"],
+                }
+            ),
+            "turbo.json": json.dumps(
+                {"$schema": "https://turborepo.dev/schema.json", "tasks": {"build": {"outputs": [".next/**"]}}}
+            ),
+        },
+    )
+    write_files(
+        root / "frontend",
+        {
+            "package.json": json.dumps(
+                {"name": "frontend", "private": True, "scripts": {"build": "echo frontend built"}}
+            )
+        },
+    )
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
     backend = root / "backend"
     for name in filter(None, tracked.decode().split("\0")):
@@ -110,23 +163,38 @@ def project(tmp_path) -> Path:
 
 
 def turbo_env(database, tmp_path, **env) -> dict:
-    return clean_env(DATABASE_URL=database.url, SQL_EMBEDDED_PGDATA=str(tmp_path / "pgdata"),
-                     TURBO_TELEMETRY_DISABLED="1", DO_NOT_TRACK="1", TURBO_NO_UPDATE_NOTIFIER="1", **env)
+    return clean_env(
+        DATABASE_URL=database.url,
+        SQL_EMBEDDED_PGDATA=str(tmp_path / "pgdata"),
+        TURBO_TELEMETRY_DISABLED="1",
+        DO_NOT_TRACK="1",
+        TURBO_NO_UPDATE_NOTIFIER="1",
+        **env,
+    )
 
 
 @pytest.fixture
 def run_turbo(turbo, project, database, tmp_path):
     """``turbo run TASK --filter=backend …`` from the monorepo's root."""
+
     def run(*args, **env) -> Result:
-        proc = subprocess.run([turbo, "run", "--ui=stream", "--filter=backend", *args], cwd=project.parent,
-                              env=turbo_env(database, tmp_path, **env), capture_output=True, text=True, timeout=180)
+        proc = subprocess.run(
+            [turbo, "run", "--ui=stream", "--filter=backend", *args],
+            cwd=project.parent,
+            env=turbo_env(database, tmp_path, **env),
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     return run
 
 
 def test_turbo_migrate_and_status_use_the_environment(run_turbo, database, tmp_path):
-    only = write_files(tmp_path / "only", {"007_only_table.sql": migration("007_only_table", "CREATE TABLE only_t (id int);")})
+    only = write_files(
+        tmp_path / "only", {"007_only_table.sql": migration("007_only_table", "CREATE TABLE only_t (id int);")}
+    )
 
     result = run_turbo("migrate", SQL_MIGRATIONS_DIR=str(only))
     assert result.returncode == 0, result.output
@@ -146,10 +214,13 @@ def test_turbo_migrate_and_status_use_the_environment(run_turbo, database, tmp_p
 
 
 def test_turbo_migrate_failure_exits_1_naming_the_line(run_turbo, database, tmp_path):
-    bad = write_files(tmp_path / "bad", {
-        "001_ok.sql": migration("001_ok", "CREATE TABLE ok_t (id int);"),
-        "002_broken.sql": migration("002_broken", "CREATE TABLE broken_t (id int);\nSELECT * FROM no_such_table;"),
-    })
+    bad = write_files(
+        tmp_path / "bad",
+        {
+            "001_ok.sql": migration("001_ok", "CREATE TABLE ok_t (id int);"),
+            "002_broken.sql": migration("002_broken", "CREATE TABLE broken_t (id int);\nSELECT * FROM no_such_table;"),
+        },
+    )
     result = run_turbo("migrate", SQL_MIGRATIONS_DIR=str(bad))
     assert result.returncode == 1, result.output
     assert "002_broken.sql:9:" in result.output and "no_such_table" in result.output
@@ -165,8 +236,9 @@ def test_turbo_migrate_vercel_sees_the_preview_variables(run_turbo, database, tm
     assert "SQL_MIGRATIONS_ON_PREVIEW" in skipped.output
     assert database.versions() == []
 
-    applied = run_turbo("migrate:vercel", SQL_MIGRATIONS_DIR=str(one), VERCEL="1", VERCEL_ENV="preview",
-                        SQL_MIGRATIONS_ON_PREVIEW="1")
+    applied = run_turbo(
+        "migrate:vercel", SQL_MIGRATIONS_DIR=str(one), VERCEL="1", VERCEL_ENV="preview", SQL_MIGRATIONS_ON_PREVIEW="1"
+    )
     assert applied.returncode == 0, applied.output
     assert database.versions() == ["001"]
 
@@ -183,22 +255,33 @@ def test_the_spec_build_line_works_in_the_monorepo_from_scratch(turbo, database,
     assert "installing the Python dependencies" in proc.stdout + proc.stderr
     assert database.versions() == ["001", "002", "003", "004", "005"]
     assert {"admin_users", "clients", "workouts"} <= database.tables()
-    installed = subprocess.run([str(backend / ".venv" / "bin" / "python"), "-c", "import pgserver"],
-                               capture_output=True, text=True)
+    installed = subprocess.run(
+        [str(backend / ".venv" / "bin" / "python"), "-c", "import pgserver"], capture_output=True, text=True
+    )
     assert installed.returncode != 0  # a deploy does not carry the embedded server's binaries
 
 
 def test_a_preview_without_database_variables_skips_with_exit_0(call, database, migrations_dir):
     write_files(migrations_dir, {"001_a.sql": migration("001_a", "CREATE TABLE a (id int);")})
-    result = call("apply_sql_migrations", migrations=migrations_dir, database_url=None,
-                  env={"VERCEL": "1", "VERCEL_ENV": "preview"})
+    result = call(
+        "apply_sql_migrations",
+        migrations=migrations_dir,
+        database_url=None,
+        env={"VERCEL": "1", "VERCEL_ENV": "preview"},
+    )
     assert result.returncode == 0, result.output
     assert "Preview deployment" in result.stdout and "SQL_MIGRATIONS_ON_PREVIEW" in result.stdout
     assert database.tables() == set()
 
 
 def test_scripts_py_uses_the_venv(project, tmp_path):
-    proc = subprocess.run(["sh", str(project / "scripts" / "py"), "-c", "import sys; print(sys.prefix)"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=60, env=clean_env())
+    proc = subprocess.run(
+        ["sh", str(project / "scripts" / "py"), "-c", "import sys; print(sys.prefix)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean_env(),
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == sys.prefix  # .venv/bin/python (here: the test's interpreter)

@@ -1,4 +1,5 @@
 """verify_sql_migrations: idempotency, reversibility and seed idempotency proved on a scratch database."""
+
 import dataclasses
 import json
 import re
@@ -36,8 +37,13 @@ def assert_dropped(pg_server, name: str) -> None:
 
 
 def verify_json(call, pg_server, migrations, seeds=None, *extra):
-    result = call("verify_sql_migrations", "--json", *extra, migrations=migrations,
-                  seeds=seeds if seeds is not None else migrations.parent / "no-seeds")
+    result = call(
+        "verify_sql_migrations",
+        "--json",
+        *extra,
+        migrations=migrations,
+        seeds=seeds if seeds is not None else migrations.parent / "no-seeds",
+    )
     report = json.loads(result.stdout)
     assert_dropped(pg_server, report["database"])
     assert scratch_name(result.stderr) == report["database"]
@@ -51,8 +57,13 @@ def by_name(report) -> dict:
 def test_shipped_files_pass(manage, database, pg_server):
     result = manage("verify_sql_migrations", migrations=SHIPPED_MIGRATIONS, seeds=SHIPPED_SEEDS)
     assert result.returncode == 0, result.output
-    for name in ("001_initial_schema", "002_add_workouts_table", "003_add_recommendation_jobs_table",
-                 "004_add_status_to_recommendations", "005_add_index_to_questionnaires"):
+    for name in (
+        "001_initial_schema",
+        "002_add_workouts_table",
+        "003_add_recommendation_jobs_table",
+        "004_add_status_to_recommendations",
+        "005_add_index_to_questionnaires",
+    ):
         assert re.search(rf"{name}\s+idempotent: yes, reversible: yes\n", result.stdout), result.stdout
     assert re.search(r"001_seed_admin_users\s+rows changed: first run 2, second run 0\n", result.stdout)
     assert re.search(r"002_seed_sample_clients\s+rows changed: first run \d+, second run 0\n", result.stdout)
@@ -73,11 +84,14 @@ def test_shipped_files_json(call, pg_server):
 
 
 def test_create_table_without_if_not_exists_fails_second_run(call, pg_server, migrations_dir):
-    write_files(migrations_dir, {
-        "001_base.sql": BASE,
-        "002_plain_create.sql": migration("002_plain_create", "CREATE TABLE plain (id int);"),
-        "003_fine.sql": migration("003_fine", "CREATE INDEX IF NOT EXISTS idx_plain_id ON plain(id);"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_base.sql": BASE,
+            "002_plain_create.sql": migration("002_plain_create", "CREATE TABLE plain (id int);"),
+            "003_fine.sql": migration("003_fine", "CREATE INDEX IF NOT EXISTS idx_plain_id ON plain(id);"),
+        },
+    )
     result, report = verify_json(call, pg_server, migrations_dir)
     assert result.returncode == 1
     assert "verification failed: 1 problem(s)" in result.stderr
@@ -97,8 +111,9 @@ def test_text_report_names_file_line_and_error(call, pg_server, migrations_dir):
     result = call("verify_sql_migrations", "--skip-seeds", migrations=migrations_dir)
     assert result.returncode == 1, result.output
     assert re.search(r"001_plain\s+idempotent: NO, reversible: no down file", result.stdout), result.stdout
-    assert re.search(r"second run failed: \S*001_plain\.sql:8:1: ERROR 42P07: relation \"plain\" already exists",
-                     result.stdout), result.stdout
+    assert re.search(
+        r"second run failed: \S*001_plain\.sql:8:1: ERROR 42P07: relation \"plain\" already exists", result.stdout
+    ), result.stdout
     assert "verification failed: 1 problem(s)" in result.stderr
     assert_dropped(pg_server, scratch_name(result.stderr))
 
@@ -112,8 +127,9 @@ END $$;
 
 
 def test_second_run_that_changes_the_schema_is_named(call, pg_server, migrations_dir):
-    write_files(migrations_dir, {"001_base.sql": BASE,
-                                 "002_random_index.sql": migration("002_random_index", RANDOM_INDEX)})
+    write_files(
+        migrations_dir, {"001_base.sql": BASE, "002_random_index.sql": migration("002_random_index", RANDOM_INDEX)}
+    )
     result, report = verify_json(call, pg_server, migrations_dir)
     assert result.returncode == 1
     bad = by_name(report)["002_random_index"]
@@ -126,13 +142,21 @@ def test_second_run_that_changes_the_schema_is_named(call, pg_server, migrations
 
 
 def test_down_file_that_does_not_fully_reverse(call, pg_server, migrations_dir):
-    write_files(migrations_dir, {
-        "001_base.sql": BASE,
-        "002_index_and_column.sql": migration("002_index_and_column", """
+    write_files(
+        migrations_dir,
+        {
+            "001_base.sql": BASE,
+            "002_index_and_column.sql": migration(
+                "002_index_and_column",
+                """
             CREATE INDEX IF NOT EXISTS idx_base_a ON base(a);
-            ALTER TABLE base ADD COLUMN IF NOT EXISTS note text;"""),
-        "002_index_and_column.down.sql": migration("002_index_and_column", "ALTER TABLE base DROP COLUMN IF EXISTS note;"),
-    })
+            ALTER TABLE base ADD COLUMN IF NOT EXISTS note text;""",
+            ),
+            "002_index_and_column.down.sql": migration(
+                "002_index_and_column", "ALTER TABLE base DROP COLUMN IF EXISTS note;"
+            ),
+        },
+    )
     result, report = verify_json(call, pg_server, migrations_dir)
     assert result.returncode == 1
     bad = by_name(report)["002_index_and_column"]
@@ -143,10 +167,13 @@ def test_down_file_that_does_not_fully_reverse(call, pg_server, migrations_dir):
 
 
 def test_failing_down_file_reported_with_line(call, pg_server, migrations_dir):
-    write_files(migrations_dir, {
-        "001_base.sql": BASE,
-        "001_base.down.sql": migration("001_base", "DROP TABLE basee;"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_base.sql": BASE,
+            "001_base.down.sql": migration("001_base", "DROP TABLE basee;"),
+        },
+    )
     result, report = verify_json(call, pg_server, migrations_dir)
     assert result.returncode == 1
     [check] = report["migrations"]
@@ -158,16 +185,22 @@ def test_failing_down_file_reported_with_line(call, pg_server, migrations_dir):
 
 
 def test_failing_first_apply_stops_and_still_drops(call, pg_server, migrations_dir):
-    write_files(migrations_dir, {
-        "001_base.sql": BASE,
-        "002_broken.sql": migration("002_broken", "CREATE TABLE IF NOT EXISTS child (base_id int REFERENCES nope(id));"),
-        "003_later.sql": migration("003_later", "CREATE TABLE IF NOT EXISTS later (id int);"),
-    })
+    write_files(
+        migrations_dir,
+        {
+            "001_base.sql": BASE,
+            "002_broken.sql": migration(
+                "002_broken", "CREATE TABLE IF NOT EXISTS child (base_id int REFERENCES nope(id));"
+            ),
+            "003_later.sql": migration("003_later", "CREATE TABLE IF NOT EXISTS later (id int);"),
+        },
+    )
     result = call("verify_sql_migrations", migrations=migrations_dir, seeds=migrations_dir.parent / "none")
     assert result.returncode == 1, result.output
     assert re.search(r"002_broken\s+FAILED", result.stdout)
-    assert re.search(r"first run failed: \S*002_broken\.sql:8:\d+: ERROR 42P01: relation \"nope\" does not exist",
-                     result.stdout), result.stdout
+    assert re.search(
+        r"first run failed: \S*002_broken\.sql:8:\d+: ERROR 42P01: relation \"nope\" does not exist", result.stdout
+    ), result.stdout
     assert "003_later" not in result.stdout
     assert "Stopped: 002_broken could not be applied; the files after it were not verified." in result.stdout
     assert "stopped early" in result.stderr
@@ -177,31 +210,43 @@ def test_failing_first_apply_stops_and_still_drops(call, pg_server, migrations_d
 def test_non_idempotent_seed_reported(call, pg_server, migrations_dir, tmp_path):
     write_files(migrations_dir, {"001_base.sql": BASE})
     seeds = tmp_path / "seeds"
-    write_files(seeds / "development", {
-        "001_good.sql": "INSERT INTO base (id, a) VALUES (100, 1) ON CONFLICT (id) DO NOTHING;\n",
-        "002_again.sql": "BEGIN;\nINSERT INTO base (a) VALUES (2), (3);\nCOMMIT;\n",
-    })
+    write_files(
+        seeds / "development",
+        {
+            "001_good.sql": "INSERT INTO base (id, a) VALUES (100, 1) ON CONFLICT (id) DO NOTHING;\n",
+            "002_again.sql": "BEGIN;\nINSERT INTO base (a) VALUES (2), (3);\nCOMMIT;\n",
+        },
+    )
     result, report = verify_json(call, pg_server, migrations_dir, seeds)
     assert result.returncode == 1
     good, again = report["seeds"]
     assert (good["rows_first"], good["rows_second"], good["findings"]) == (1, 0, [])
     assert (again["rows_first"], again["rows_second"]) == (2, 2)
-    assert again["findings"] == [{"check": "second run changed row counts", "differences": ["base: 3 → 5 rows"],
-                                  "failure": None}]
+    assert again["findings"] == [
+        {"check": "second run changed row counts", "differences": ["base: 3 → 5 rows"], "failure": None}
+    ]
 
 
 def test_non_transactional_migration_and_extra_schema(call, pg_server, migrations_dir):
-    write_files(migrations_dir, {
-        "001_base.sql": BASE,
-        "002_concurrent_index.sql": migration(
-            "002_concurrent_index", "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_base_a ON base(a);", wrap=False),
-        "002_concurrent_index.down.sql": migration(
-            "002_concurrent_index", "DROP INDEX CONCURRENTLY IF EXISTS idx_base_a;", wrap=False),
-        "003_app_schema.sql": migration("003_app_schema", """
+    write_files(
+        migrations_dir,
+        {
+            "001_base.sql": BASE,
+            "002_concurrent_index.sql": migration(
+                "002_concurrent_index", "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_base_a ON base(a);", wrap=False
+            ),
+            "002_concurrent_index.down.sql": migration(
+                "002_concurrent_index", "DROP INDEX CONCURRENTLY IF EXISTS idx_base_a;", wrap=False
+            ),
+            "003_app_schema.sql": migration(
+                "003_app_schema",
+                """
             CREATE SCHEMA IF NOT EXISTS app;
-            CREATE TABLE IF NOT EXISTS app.items (id int);"""),
-        "003_app_schema.down.sql": migration("003_app_schema", "DROP TABLE IF EXISTS app.items;"),
-    })
+            CREATE TABLE IF NOT EXISTS app.items (id int);""",
+            ),
+            "003_app_schema.down.sql": migration("003_app_schema", "DROP TABLE IF EXISTS app.items;"),
+        },
+    )
     result, report = verify_json(call, pg_server, migrations_dir)
     assert result.returncode == 1
     checks = by_name(report)
@@ -222,8 +267,9 @@ def test_role_without_createdb_is_refused(call, database, pg_server, migrations_
     write_files(migrations_dir, {"001_base.sql": BASE})
     role, password = f"nocreatedb_{uuid.uuid4().hex[:8]}", "s3cret-Pw"
     with pg_server.connect() as admin:
-        admin.execute(sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB PASSWORD {}").format(
-            sql.Identifier(role), sql.Literal(password)))
+        admin.execute(
+            sql.SQL("CREATE ROLE {} LOGIN NOCREATEDB PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+        )
     try:
         url = dataclasses.replace(pg_server, user=role, password=password).url(database.name)
         result = call("verify_sql_migrations", migrations=migrations_dir, database_url=url)
@@ -241,8 +287,14 @@ def test_role_without_createdb_is_refused(call, database, pg_server, migrations_
 def test_interrupt_drops_scratch_database(database, pg_server, migrations_dir, signum):
     write_files(migrations_dir, {"001_sleep.sql": migration("001_sleep", "SELECT pg_sleep(60);")})
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))
-    proc = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "verify_sql_migrations"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "verify_sql_migrations"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         name = None
         for line in proc.stderr:
@@ -252,8 +304,10 @@ def test_interrupt_drops_scratch_database(database, pg_server, migrations_dir, s
         assert name, proc.stderr.read()
         deadline = time.monotonic() + 30
         with pg_server.connect() as admin:
-            while not admin.execute("SELECT 1 FROM pg_stat_activity WHERE datname = %s AND (query LIKE '%%pg_sleep%%' OR wait_event = 'PgSleep')",
-                                    (name,)).fetchone():
+            while not admin.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = %s AND (query LIKE '%%pg_sleep%%' OR wait_event = 'PgSleep')",
+                (name,),
+            ).fetchone():
                 assert time.monotonic() < deadline, "the migration never started"
                 time.sleep(0.1)
         started = time.monotonic()
@@ -270,14 +324,20 @@ def test_interrupt_drops_scratch_database(database, pg_server, migrations_dir, s
 
 
 def test_failing_reapply_after_down_stops(call, pg_server, migrations_dir):
-    write_files(migrations_dir, {
-        "001_base.sql": BASE,
-        "002_items.sql": migration("002_items", """
+    write_files(
+        migrations_dir,
+        {
+            "001_base.sql": BASE,
+            "002_items.sql": migration(
+                "002_items",
+                """
             CREATE TABLE IF NOT EXISTS items (id int);
-            CREATE INDEX IF NOT EXISTS idx_items_id ON items(id);"""),
-        "002_items.down.sql": migration("002_items", "DROP TABLE items;\nCREATE VIEW items AS SELECT 1 AS id;"),
-        "003_later.sql": migration("003_later", "CREATE TABLE IF NOT EXISTS later (id int);"),
-    })
+            CREATE INDEX IF NOT EXISTS idx_items_id ON items(id);""",
+            ),
+            "002_items.down.sql": migration("002_items", "DROP TABLE items;\nCREATE VIEW items AS SELECT 1 AS id;"),
+            "003_later.sql": migration("003_later", "CREATE TABLE IF NOT EXISTS later (id int);"),
+        },
+    )
     result, report = verify_json(call, pg_server, migrations_dir)
     assert result.returncode == 1
     [_, items] = report["migrations"]  # 003 was not verified: the schema lacks 002
@@ -291,9 +351,12 @@ def test_failing_reapply_after_down_stops(call, pg_server, migrations_dir):
 
 def test_seed_failing_on_second_run(call, pg_server, migrations_dir, tmp_path):
     write_files(migrations_dir, {"001_base.sql": BASE})
-    seeds = write_files(tmp_path / "seeds" / "development", {
-        "001_plain_insert.sql": "-- Seed: 001_plain_insert\nINSERT INTO base (id, a) VALUES (7, 7);\n",
-    }).parent
+    seeds = write_files(
+        tmp_path / "seeds" / "development",
+        {
+            "001_plain_insert.sql": "-- Seed: 001_plain_insert\nINSERT INTO base (id, a) VALUES (7, 7);\n",
+        },
+    ).parent
     result, report = verify_json(call, pg_server, migrations_dir, seeds)
     assert result.returncode == 1
     [seed] = report["seeds"]
@@ -306,27 +369,36 @@ def test_seed_failing_on_second_run(call, pg_server, migrations_dir, tmp_path):
 
 def test_seed_failing_on_first_run_stops_the_seeds(call, pg_server, migrations_dir, tmp_path):
     write_files(migrations_dir, {"001_base.sql": BASE})
-    seeds = write_files(tmp_path / "seeds" / "development", {
-        "001_ok.sql": "INSERT INTO base (id, a) VALUES (1, 1) ON CONFLICT (id) DO NOTHING;\n",
-        "002_typo.sql": "-- Seed: 002_typo\n\nINSERT INTO bsae (a) VALUES (2);\n",
-        "003_never.sql": "INSERT INTO base (id, a) VALUES (3, 3) ON CONFLICT (id) DO NOTHING;\n",
-    }).parent
+    seeds = write_files(
+        tmp_path / "seeds" / "development",
+        {
+            "001_ok.sql": "INSERT INTO base (id, a) VALUES (1, 1) ON CONFLICT (id) DO NOTHING;\n",
+            "002_typo.sql": "-- Seed: 002_typo\n\nINSERT INTO bsae (a) VALUES (2);\n",
+            "003_never.sql": "INSERT INTO base (id, a) VALUES (3, 3) ON CONFLICT (id) DO NOTHING;\n",
+        },
+    ).parent
     result = call("verify_sql_migrations", migrations=migrations_dir, seeds=seeds)
     assert result.returncode == 1, result.output
     assert re.search(r"001_ok\s+rows changed: first run 1, second run -\n", result.stdout), result.stdout
-    assert re.search(r"002_typo\s+rows changed: first run -, second run -\n\s+first run failed: \S*002_typo\.sql:3:13: "
-                     r"ERROR 42P01: relation \"bsae\" does not exist", result.stdout), result.stdout
+    assert re.search(
+        r"002_typo\s+rows changed: first run -, second run -\n\s+first run failed: \S*002_typo\.sql:3:13: "
+        r"ERROR 42P01: relation \"bsae\" does not exist",
+        result.stdout,
+    ), result.stdout
     assert "003_never" not in result.stdout
     assert "Stopped: seed 002_typo failed on its first run; the seeds after it were not verified." in result.stdout
     assert_dropped(pg_server, scratch_name(result.stderr))
 
 
 def test_migration_inserting_rows_again_is_not_idempotent(call, pg_server, migrations_dir):
-    write_files(migrations_dir, {"001_base.sql": BASE,
-                                 "002_data.sql": migration("002_data", "INSERT INTO base (a) VALUES (42);")})
+    write_files(
+        migrations_dir,
+        {"001_base.sql": BASE, "002_data.sql": migration("002_data", "INSERT INTO base (a) VALUES (42);")},
+    )
     result, report = verify_json(call, pg_server, migrations_dir)
     assert result.returncode == 1
     data = by_name(report)["002_data"]
     assert data["idempotent"] is False
-    assert data["findings"] == [{"check": "second run changed row counts", "differences": ["base: 1 → 2 rows"],
-                                 "failure": None}]
+    assert data["findings"] == [
+        {"check": "second run changed row counts", "differences": ["base: 1 → 2 rows"], "failure": None}
+    ]

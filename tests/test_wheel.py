@@ -1,5 +1,6 @@
 """The reusable app: the wheel built from the repository, installed into a fresh virtualenv,
 runs the commands and the public API in a Django project that is not BeStrong."""
+
 from __future__ import annotations
 
 import shutil
@@ -70,8 +71,13 @@ def wheel(tmp_path_factory) -> Path:
 
 def test_wheel_holds_the_app_its_backends_templates_and_entry_point(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
-    for required in ("dbmigrations/apps.py", "dbmigrations/api.py", "dbmigrations/pytest_plugin.py",
-                     "dbmigrations/backends/embedded/base.py", "dbmigrations/management/commands/apply_sql_migrations.py"):
+    for required in (
+        "dbmigrations/apps.py",
+        "dbmigrations/api.py",
+        "dbmigrations/pytest_plugin.py",
+        "dbmigrations/backends/embedded/base.py",
+        "dbmigrations/management/commands/apply_sql_migrations.py",
+    ):
         assert required in names
     for path in PACKAGE.rglob("*"):  # every file of the app (subpackages, templates, static) is in the wheel
         if path.is_file() and path.suffix != ".pyc" and "__pycache__" not in path.parts:
@@ -105,17 +111,26 @@ def test_installed_wheel_migrates_another_django_project(wheel, database, tmp_pa
     where = _run([python, "-c", "import dbmigrations; print(dbmigrations.__file__)"], cwd=host, env=env)
     assert Path(where.stdout.strip()).is_relative_to(env_dir), where.stdout  # the installed copy, not the repo
 
-    applied = subprocess.run([python, "manage.py", "apply_sql_migrations"], cwd=host, env=env,
-                             capture_output=True, text=True, timeout=300)
+    applied = subprocess.run(
+        [python, "manage.py", "apply_sql_migrations"], cwd=host, env=env, capture_output=True, text=True, timeout=300
+    )
     assert applied.returncode == 0, applied.stdout + applied.stderr
     assert "Applied 5, skipped 0 already applied, 0 pending." in applied.stdout
     assert database.versions() == ["001", "002", "003", "004", "005"]
     rows = database.query("SELECT version, filename FROM schema_migrations ORDER BY version")
     assert rows[0] == ("001", "001_initial_schema.sql")
 
-    status = subprocess.run([python, "manage.py", "sql_migration_status", "--check"], cwd=host, env=env,
-                            capture_output=True, text=True, timeout=300)
+    status = subprocess.run(
+        [python, "manage.py", "sql_migration_status", "--check"],
+        cwd=host,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert status.returncode == 0, status.stdout + status.stderr
     api = _run([python, "-c", API_SCRIPT], cwd=host, env={**env, "DJANGO_SETTINGS_MODULE": "hostproject.settings"})
-    assert "API [('001', 'applied'), ('002', 'applied'), ('003', 'applied'), ('004', 'applied'), ('005', 'applied')]" \
+    assert (
+        "API [('001', 'applied'), ('002', 'applied'), ('003', 'applied'), ('004', 'applied'), ('005', 'applied')]"
         in api.stdout
+    )

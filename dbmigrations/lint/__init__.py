@@ -3,6 +3,7 @@
 ``lint(targets)`` → :class:`Report`; ``default_targets()`` are the project's files.
 Statements come from the runner's own parse of each file; rules live in ``rules_*.py``, one function each.
 """
+
 from .engine import lint
 from .registry import RULES
 from .report import Finding, Report

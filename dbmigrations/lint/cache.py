@@ -7,6 +7,7 @@ pglast's version. Editing a rule therefore invalidates every entry, and a stale
 result is never reused. Only our rules are cached; squawk runs every time. The cache
 is an optimization: when it cannot be read or written, the lint runs without it.
 """
+
 from __future__ import annotations
 
 import functools
@@ -78,8 +79,9 @@ class Cache:
         entries = dict(list(self.entries.items())[-MAX_ENTRIES:])
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, suffix=".tmp", delete=False,
-                                             encoding="utf-8") as temporary:
+            with tempfile.NamedTemporaryFile(
+                "w", dir=self.path.parent, suffix=".tmp", delete=False, encoding="utf-8"
+            ) as temporary:
                 json.dump(entries, temporary)
             os.replace(temporary.name, self.path)
             for old in self.path.parent.glob("lint-*.json"):

@@ -6,6 +6,7 @@ reported as ``W1NN`` (L005 → W105), a stable mapping. Our rules only: squawk i
 not run for a system check. L001 (a file the runner refuses) is left out: the
 file checks E001…E010 of ``dbmigrations.checks`` report those problems as Errors.
 """
+
 from __future__ import annotations
 
 from django.core.checks import Warning, register
@@ -29,8 +30,11 @@ def lint_check_warnings() -> list[Warning]:
     except ConfigurationError:
         return []  # a missing migrations folder: dbmigrations.checks reports it
     report = lint(targets, squawk=False)
-    return [Warning(f.message, hint=f.hint, obj=f"{display_path(f.path)}:{f.line}:{f.column}", id=check_id(f.rule))
-            for f in report.findings if f.rule != "L001"]
+    return [
+        Warning(f.message, hint=f.hint, obj=f"{display_path(f.path)}:{f.line}:{f.column}", id=check_id(f.rule))
+        for f in report.findings
+        if f.rule != "L001"
+    ]
 
 
 _cached_lint_check_warnings = reused_while_unchanged(lint_check_warnings)

@@ -6,6 +6,7 @@ see the same statement (outside a transaction): squawk's finding is kept, at our
 severity, and ours dropped (never two findings for one problem). Our results per file content are
 cached between runs (``cache.py``); squawk's are not.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -46,8 +47,7 @@ def squawk_errors() -> set[str]:
     return set(SQUAWK_DUPLICATES) | set(getattr(settings, "SQL_LINT_SQUAWK_ERRORS", None) or ())
 
 
-def lint(targets: list[Target], *, squawk: bool = True, pg_version: str | None = None,
-         cache: bool = True) -> Report:
+def lint(targets: list[Target], *, squawk: bool = True, pg_version: str | None = None, cache: bool = True) -> Report:
     """Lint ``targets``; ``squawk=False`` runs only our rules (the Django system check does)."""
     targets = unique(targets)
     named = name_problems(targets)
@@ -59,10 +59,13 @@ def lint(targets: list[Target], *, squawk: bool = True, pg_version: str | None =
     for target in targets:
         analysis = analyse(target, store)
         findings += [_finding(target.path, *hit) for hit in analysis.hits]
-        findings += [_finding(target.path, "L001", p.line or 1, p.column or 1, p.message, p.line or 1)
-                     for p in named.get(target.path, ())]
+        findings += [
+            _finding(target.path, "L001", p.line or 1, p.column or 1, p.message, p.line or 1)
+            for p in named.get(target.path, ())
+        ]
         suppressions[str(target.path)] = suppress.Suppressions(
-            set(analysis.ignore_file), {line: set(keys) for line, keys in analysis.ignore_lines})
+            set(analysis.ignore_file), {line: set(keys) for line, keys in analysis.ignore_lines}
+        )
         unreadable |= not analysis.readable
         if not analysis.parsed or analysis.assume:
             skip.add(str(target.path))
@@ -79,7 +82,9 @@ def lint(targets: list[Target], *, squawk: bool = True, pg_version: str | None =
         theirs = run.findings(paths, errors, skip) + (rerun.findings(paths, errors, set()) if rerun else [])
         findings = _merge(findings, theirs)
     total = len(findings)
-    findings = [x for x in findings if x.rule == "L001" or not suppressions[str(x.path)].covers(x.line, {x.rule, x.name})]
+    findings = [
+        x for x in findings if x.rule == "L001" or not suppressions[str(x.path)].covers(x.line, {x.rule, x.name})
+    ]
     findings.sort(key=lambda x: (*_file_order(x.path), x.line, x.column, x.rule))
     return Report(len(targets), findings, total - len(findings), squawk=run is not None)
 
@@ -96,12 +101,21 @@ def analyse(target: Target, store: result_cache.Cache | None) -> Analysis:
         return Analysis(*cached)
     f = load(target.path, target.kind, source)
     parsed = f.parsed
-    hits = [[rule.id, hit.line, hit.column, hit.message, hit.end_line or hit.line]
-            for rule in RULES.values() if f.kind in rule.kinds and (parsed or not rule.needs_statements)
-            for hit in rule.check(f)]
+    hits = [
+        [rule.id, hit.line, hit.column, hit.message, hit.end_line or hit.line]
+        for rule in RULES.values()
+        if f.kind in rule.kinds and (parsed or not rule.needs_statements)
+        for hit in rule.check(f)
+    ]
     found = suppress.of(f)
-    analysis = Analysis(hits, f.source is not None, f.parsed, f.parsed and f.runs_in_transaction and not f.wrapped,
-                        sorted(found.whole_file), [[line, sorted(keys)] for line, keys in found.lines.items()])
+    analysis = Analysis(
+        hits,
+        f.source is not None,
+        f.parsed,
+        f.parsed and f.runs_in_transaction and not f.wrapped,
+        sorted(found.whole_file),
+        [[line, sorted(keys)] for line, keys in found.lines.items()],
+    )
     if key:
         store.put(key, list(analysis))
     return analysis
@@ -118,8 +132,13 @@ def _merge(ours: list[Finding], theirs: list[Finding]) -> list[Finding]:
     for x in theirs:
         if x.rule in SQUAWK_DUPLICATES:
             owned[x.path].append((x.line, SQUAWK_DUPLICATES[x.rule]))
-    kept = [x for x in ours if not any(x.rule in rules and x.line <= line <= (x.end_line or x.line)
-                                       for line, rules in owned.get(x.path, ()))]
+    kept = [
+        x
+        for x in ours
+        if not any(
+            x.rule in rules and x.line <= line <= (x.end_line or x.line) for line, rules in owned.get(x.path, ())
+        )
+    ]
     return kept + theirs
 
 

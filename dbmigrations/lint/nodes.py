@@ -4,6 +4,7 @@ A node is ``{"CreateStmt": {...fields}}``; a statement's ``fields`` are the very
 of :class:`dbmigrations.statements.Statement`, so a file is parsed once for the runner
 and the lint alike.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -23,8 +24,14 @@ class Stmt(NamedTuple):
     in_do: bool = False
 
 
-DATA_CHANGES = {"InsertStmt": "INSERT", "UpdateStmt": "UPDATE", "DeleteStmt": "DELETE",
-                "TruncateStmt": "TRUNCATE", "CopyStmt": "COPY", "MergeStmt": "MERGE"}
+DATA_CHANGES = {
+    "InsertStmt": "INSERT",
+    "UpdateStmt": "UPDATE",
+    "DeleteStmt": "DELETE",
+    "TruncateStmt": "TRUNCATE",
+    "CopyStmt": "COPY",
+    "MergeStmt": "MERGE",
+}
 _DDL_PREFIXES = ("Create", "Alter", "Drop", "Define", "Rename", "Comment", "Grant", "Import", "SecLabel")
 _DDL_EXTRA = {"IndexStmt", "ViewStmt", "RuleStmt", "CompositeTypeStmt"}
 
@@ -39,7 +46,7 @@ def parse(sql: str) -> list[dict]:
 
 def kind_of(node: dict) -> tuple[str, dict]:
     """``{"CreateStmt": {...}}`` → ``("CreateStmt", {...})``."""
-    (kind, fields), = node.items()
+    ((kind, fields),) = node.items()
     return kind, fields
 
 
@@ -52,7 +59,7 @@ def walk(value) -> Iterator[tuple[str, dict]]:
             stack.extend(item)
         elif isinstance(item, dict):
             if len(item) == 1:
-                (key, inner), = item.items()
+                ((key, inner),) = item.items()
                 if key[:1].isupper() and isinstance(inner, dict):
                     yield key, inner
             stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
@@ -102,8 +109,9 @@ def is_existence_check(condition: str) -> bool:
             return True
         if kind == "FuncCall" and (names(fields.get("funcname")) or [""])[-1].startswith("to_reg"):
             return True
-        if kind == "RangeVar" and (fields.get("schemaname") in ("pg_catalog", "information_schema")
-                                   or fields.get("relname", "").startswith("pg_")):
+        if kind == "RangeVar" and (
+            fields.get("schemaname") in ("pg_catalog", "information_schema")
+            or fields.get("relname", "").startswith("pg_")
+        ):
             return True
     return False
-

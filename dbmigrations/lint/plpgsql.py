@@ -6,6 +6,7 @@ top-level one. A statement is *guarded* when an ``IF`` whose condition looks the
 object up (EXISTS, ``to_regclass()``, the catalogs) or a ``duplicate_*``/``undefined_*``
 exception handler encloses it: the spec's idempotent ``DO $$ … IF NOT EXISTS …`` idiom.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,11 @@ def expand(lint_file, do: Stmt) -> list[Stmt]:
     while tag in body:
         tag = tag[:-1] + "_$"
     try:
-        tree = json.loads(parser.parse_plpgsql_json(
-            f"CREATE FUNCTION pg_temp.lint_do() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}"))
+        tree = json.loads(
+            parser.parse_plpgsql_json(
+                f"CREATE FUNCTION pg_temp.lint_do() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}"
+            )
+        )
     except parser.ParseError as error:
         raise BodyError(error.args[0] if error.args else str(error)) from None
     walker = _Walker(lint_file, do, lint_file.position(body_offset)[0])
@@ -66,7 +70,7 @@ class _Walker:
         for item in items or ():
             if not isinstance(item, dict) or len(item) != 1:
                 continue
-            (kind, fields), = item.items()
+            ((kind, fields),) = item.items()
             if not isinstance(fields, dict):
                 continue
             if kind == "PLpgSQL_stmt_execsql":
@@ -75,7 +79,9 @@ class _Walker:
                 self.emit(_literal(_query(fields.get("query"))), fields.get("lineno"), guarded)
             elif kind == "PLpgSQL_stmt_if":
                 conditions = [_query(fields.get("cond"))]
-                conditions += [_query(e.get("PLpgSQL_if_elsif", {}).get("cond")) for e in fields.get("elsif_list") or ()]
+                conditions += [
+                    _query(e.get("PLpgSQL_if_elsif", {}).get("cond")) for e in fields.get("elsif_list") or ()
+                ]
                 inner = guarded or any(nodes.is_existence_check(c) for c in conditions if c)
                 self.visit(fields.get("then_body"), inner)
                 for branch in fields.get("elsif_list") or ():
@@ -96,8 +102,11 @@ class _Walker:
             return
         line_start = self.file.line_offset(self.first_line + (lineno or 1) - 1)
         found = self.file.text.find(query, line_start, self.do.end)
-        start = found if found >= 0 else line_start + len(self.file.text[line_start:]) - len(
-            self.file.text[line_start:].lstrip(" \t"))
+        start = (
+            found
+            if found >= 0
+            else line_start + len(self.file.text[line_start:]) - len(self.file.text[line_start:].lstrip(" \t"))
+        )
         # A query that does not parse gives nothing: the server parses it when the block runs.
         for raw in nodes.parse(query):
             kind, fields = nodes.kind_of(raw["stmt"])

@@ -1,4 +1,5 @@
 """The rule registry: a stable id, a name, a severity, a fix hint and one check function each."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable

@@ -1,4 +1,5 @@
 """Lint findings and the report the command renders (text like ruff, or JSON)."""
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,18 @@ class Finding(NamedTuple):
         return f"{display_path(self.path)}:{self.line}:{self.column}: {self.rule} {self.message}"
 
     def as_dict(self) -> dict:
-        return {"path": display_path(self.path), "line": self.line, "column": self.column, "rule": self.rule,
-                "name": self.name, "severity": self.severity, "message": self.message, "hint": self.hint,
-                "source": self.source, "end_line": self.end_line or self.line}
+        return {
+            "path": display_path(self.path),
+            "line": self.line,
+            "column": self.column,
+            "rule": self.rule,
+            "name": self.name,
+            "severity": self.severity,
+            "message": self.message,
+            "hint": self.hint,
+            "source": self.source,
+            "end_line": self.end_line or self.line,
+        }
 
 
 @dataclass
@@ -54,14 +64,21 @@ class Report:
         return [f for f in self.findings if f.severity == WARNING]
 
     def summary(self) -> dict:
-        return {"files": self.files, "errors": len(self.errors), "warnings": len(self.warnings),
-                "suppressed": self.suppressed, "squawk": self.squawk}
+        return {
+            "files": self.files,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "suppressed": self.suppressed,
+            "squawk": self.squawk,
+        }
 
     def summary_text(self) -> str:
         """``12 files: 0 errors, 3 warnings (82 suppressed)``."""
-        return (f"{plural(self.files, 'file')}: {plural(len(self.errors), 'error')}, "
-                f"{plural(len(self.warnings), 'warning')} ({self.suppressed} suppressed)"
-                + ("" if self.squawk else ", squawk not run"))
+        return (
+            f"{plural(self.files, 'file')}: {plural(len(self.errors), 'error')}, "
+            f"{plural(len(self.warnings), 'warning')} ({self.suppressed} suppressed)"
+            + ("" if self.squawk else ", squawk not run")
+        )
 
     def as_dict(self) -> dict:
         return {"findings": [f.as_dict() for f in self.findings], "summary": self.summary()}

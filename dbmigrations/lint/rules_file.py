@@ -1,4 +1,5 @@
 """Rules about the file as a whole: runnable at all, header, transaction wrapper."""
+
 from __future__ import annotations
 
 from datetime import date
@@ -10,15 +11,21 @@ from .source import DOWN, SEED, LintFile
 HEADER_KEYS = ("Description", "Created")
 
 
-@rule("L001", "invalid-file", ERROR, "apply_sql_migrations refuses this file: fix it before anything else",
-      needs_statements=False)  # the same problems as the file checks E001…E009 of dbmigrations.checks
+@rule(
+    "L001",
+    "invalid-file",
+    ERROR,
+    "apply_sql_migrations refuses this file: fix it before anything else",
+    needs_statements=False,
+)  # the same problems as the file checks E001…E009 of dbmigrations.checks
 def invalid_file(f: LintFile):
     for problem in f.problems:
         yield Hit(problem.line or 1, problem.column or 1, problem.message)
 
 
-@rule("L014", "invalid-do-block", ERROR, "fix the PL/pgSQL of the DO block: the server would refuse it when the "
-      "file runs")
+@rule(
+    "L014", "invalid-do-block", ERROR, "fix the PL/pgSQL of the DO block: the server would refuse it when the file runs"
+)
 def invalid_do_block(f: LintFile):
     for problem in f.do_problems:
         yield Hit(problem.line or 1, problem.column or 1, problem.message)
@@ -48,9 +55,14 @@ def _stem(f: LintFile) -> str:
     return f.path.name.removesuffix(".sql").removesuffix(".down")
 
 
-@rule("L002", "missing-header", ERROR,
-      "start the file with `-- Migration: NNN_name` (`-- Seed:` in seeds), `-- Description: …` and "
-      "`-- Created: YYYY-MM-DD` comments", needs_statements=False)
+@rule(
+    "L002",
+    "missing-header",
+    ERROR,
+    "start the file with `-- Migration: NNN_name` (`-- Seed:` in seeds), `-- Description: …` and "
+    "`-- Created: YYYY-MM-DD` comments",
+    needs_statements=False,
+)
 def missing_header(f: LintFile):
     if f.source is None:
         return
@@ -62,9 +74,13 @@ def missing_header(f: LintFile):
             yield Hit(found[0], 1, f"header comment `-- {key}:` has no value")
 
 
-@rule("L003", "header-mismatch", ERROR,
-      "make `-- Migration:`/`-- Seed:` repeat the file name (without .sql) and write `-- Created:` as YYYY-MM-DD",
-      needs_statements=False)
+@rule(
+    "L003",
+    "header-mismatch",
+    ERROR,
+    "make `-- Migration:`/`-- Seed:` repeat the file name (without .sql) and write `-- Created:` as YYYY-MM-DD",
+    needs_statements=False,
+)
 def header_mismatch(f: LintFile):
     if f.source is None:
         return
@@ -82,8 +98,12 @@ def header_mismatch(f: LintFile):
             yield Hit(created[0], 1, f"`-- Created: {created[1]}` is not a YYYY-MM-DD date")
 
 
-@rule("L004", "missing-transaction-wrapper", ERROR,
-      "put `BEGIN;` after the header and `COMMIT;` at the end (a file with CONCURRENTLY must stay unwrapped)")
+@rule(
+    "L004",
+    "missing-transaction-wrapper",
+    ERROR,
+    "put `BEGIN;` after the header and `COMMIT;` at the end (a file with CONCURRENTLY must stay unwrapped)",
+)
 def missing_transaction_wrapper(f: LintFile):
     if f.runs_in_transaction and not f.wrapped and f.statements:
         yield at(f, f.statements[0], "the file is not wrapped in BEGIN; … COMMIT;")

@@ -6,6 +6,7 @@ the lint sees the statements, wrapper and non-transactional statements the runne
 would run. A file the runner would refuse gets its problems from
 ``discovery.validate_source``, word for word what ``apply`` would say.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -8,6 +8,7 @@ our own rules run so both work at the same time. squawk checks its files on one
 core, so a run over hundreds of files is split in one process per core. Output goes
 to temporary files, not pipes, so squawk never blocks on a full pipe while we are busy.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,12 @@ class Run:
         executable = binary()
         self._jobs = []
         for assume, paths in groups.items():
-            command = [executable, "--reporter", "json",
-                       "--assume-in-transaction" if assume else "--no-assume-in-transaction"]
+            command = [
+                executable,
+                "--reporter",
+                "json",
+                "--assume-in-transaction" if assume else "--no-assume-in-transaction",
+            ]
             if pg_version:
                 command += ["--pg-version", pg_version]
             if config_file().is_file():
@@ -97,10 +102,20 @@ class Run:
                     continue
                 rule, line = row.get("rule_name") or "squawk", (row.get("line") or 0) + 1
                 end = row.get("line_end")
-                found.append(Finding(paths.get(row["file"]) or Path(row["file"]), line, (row.get("column") or 0) + 1,
-                                     rule, rule, ERROR if rule in errors else WARNING,
-                                     (row.get("message") or "").strip(), row.get("help"), "squawk",
-                                     line if end is None else end + 1))
+                found.append(
+                    Finding(
+                        paths.get(row["file"]) or Path(row["file"]),
+                        line,
+                        (row.get("column") or 0) + 1,
+                        rule,
+                        rule,
+                        ERROR if rule in errors else WARNING,
+                        (row.get("message") or "").strip(),
+                        row.get("help"),
+                        "squawk",
+                        line if end is None else end + 1,
+                    )
+                )
         return found
 
 
@@ -108,4 +123,4 @@ def _chunks(paths: list[str]) -> list[list[str]]:
     """``paths`` in as many parts as there are cores (parts of at least FILES_PER_PROCESS files)."""
     parts = max(1, min(os.cpu_count() or 1, len(paths) // FILES_PER_PROCESS))
     size = -(-len(paths) // parts) if paths else 0
-    return [paths[i:i + size] for i in range(0, len(paths), size)] if paths else []
+    return [paths[i : i + size] for i in range(0, len(paths), size)] if paths else []

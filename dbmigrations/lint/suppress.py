@@ -5,6 +5,7 @@ file. RULE is one of ours (``L005`` or ``non-idempotent-create``) or a squawk ru
 name (``require-lock-timeout``). Comments come from PostgreSQL's own scanner,
 inside dollar-quoted bodies too, so a ``-- lint:`` inside a string is not one.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -57,8 +58,9 @@ def _parse(f: LintFile) -> Suppressions:
             key = resolve(token) or (token if _looks_like_squawk_rule(token) else None)
             keys.add(key) if key else unknown.append(f"`{token}`")
         if unknown:
-            found.problems.append(Hit(line, 1, f"{', '.join(unknown)}: not a rule id or name; "
-                                               "put the reason after ` -- `"))
+            found.problems.append(
+                Hit(line, 1, f"{', '.join(unknown)}: not a rule id or name; put the reason after ` -- `")
+            )
         elif not keys:
             found.problems.append(Hit(line, 1, f"`lint: {directive}` names no rule"))
         elif not reason.strip():
@@ -83,7 +85,7 @@ def _comments(text: str, base: int):
     except ScriptError:
         return
     for start, end, name in found:
-        chunk = text[start:end + 1]
+        chunk = text[start : end + 1]
         if name in ("SQL_COMMENT", "C_COMMENT"):
             yield base + start, chunk
         elif name == "SCONST" and chunk.startswith("$"):
@@ -91,7 +93,13 @@ def _comments(text: str, base: int):
             if 0 < close <= len(chunk) // 2:
                 yield from _comments(chunk[close:-close], base + start + close)
 
-@rule("L013", "bad-suppression", WARNING, "write `-- lint: ignore RULE[, RULE…] -- why it is safe`",
-      needs_statements=False)
+
+@rule(
+    "L013",
+    "bad-suppression",
+    WARNING,
+    "write `-- lint: ignore RULE[, RULE…] -- why it is safe`",
+    needs_statements=False,
+)
 def bad_suppression(f: LintFile):
     yield from of(f).problems

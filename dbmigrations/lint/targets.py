@@ -1,4 +1,5 @@
 """Which files to lint, as what (migration, down file, seed), and what is wrong with their names."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The shared base of every command: options, connection, errors → exit codes."""
+
 from __future__ import annotations
 
 import argparse
@@ -108,22 +109,35 @@ class SqlCommand(BaseCommand):
     def add_arguments(self, parser):
         if self.uses_database:
             parser.add_argument(
-                "--database", default=DEFAULT_DB_ALIAS,
+                "--database",
+                default=DEFAULT_DB_ALIAS,
                 help='Database alias to use (default: "default").',
             )
 
     def add_lock_timeout_argument(self, parser):
-        parser.add_argument("--lock-timeout", type=seconds, metavar="SECONDS",
-                            help="Give up (exit 2) after waiting this long for another runner's migration lock.")
+        parser.add_argument(
+            "--lock-timeout",
+            type=seconds,
+            metavar="SECONDS",
+            help="Give up (exit 2) after waiting this long for another runner's migration lock.",
+        )
 
     def add_lock_wait_arguments(self, parser):
-        parser.add_argument("--ddl-lock-timeout", type=seconds_or_zero, metavar="SECONDS",
-                            help="Longest wait of a migration's statement for a table lock before its transaction is "
-                                 "rolled back and retried (default: SQL_MIGRATIONS_DDL_LOCK_TIMEOUT or 1; 0 = the "
-                                 "server's lock_timeout). A file's own SET lock_timeout wins.")
-        parser.add_argument("--lock-retry-budget", type=seconds_or_zero, metavar="SECONDS",
-                            help="How long to keep retrying after table-lock timeouts before failing (exit 1) "
-                                 "naming the blockers (default: SQL_MIGRATIONS_LOCK_RETRY_BUDGET or 300; 0 = no retry).")
+        parser.add_argument(
+            "--ddl-lock-timeout",
+            type=seconds_or_zero,
+            metavar="SECONDS",
+            help="Longest wait of a migration's statement for a table lock before its transaction is "
+            "rolled back and retried (default: SQL_MIGRATIONS_DDL_LOCK_TIMEOUT or 1; 0 = the "
+            "server's lock_timeout). A file's own SET lock_timeout wins.",
+        )
+        parser.add_argument(
+            "--lock-retry-budget",
+            type=seconds_or_zero,
+            metavar="SECONDS",
+            help="How long to keep retrying after table-lock timeouts before failing (exit 1) "
+            "naming the blockers (default: SQL_MIGRATIONS_LOCK_RETRY_BUDGET or 300; 0 = no retry).",
+        )
 
     def lock_policy(self, options) -> LockPolicy:
         """The DDL lock bound and retry budget of ``--ddl-lock-timeout``/``--lock-retry-budget`` or the settings."""
@@ -170,8 +184,10 @@ class SqlCommand(BaseCommand):
         except KeyboardInterrupt:
             # Outside a file (the core names the file it interrupts): one line, the shell's 128 + SIGINT.
             self.close_open_line("INTERRUPTED")
-            raise CommandError("interrupted (Ctrl-C): what was running was cancelled; run sql_migration_status "
-                               "to see what is applied", returncode=130) from None
+            raise CommandError(
+                "interrupted (Ctrl-C): what was running was cancelled; run sql_migration_status to see what is applied",
+                returncode=130,
+            ) from None
 
     def start_line(self, text: str) -> None:
         """Begin a progress line ("Applying x … ") that :meth:`end_line` (or a failure) completes."""
@@ -211,8 +227,11 @@ class SqlCommand(BaseCommand):
             socket_dir = embedded.ensure_server(conf.embedded_data_dir())
             url = embedded.url(socket_dir, target.settings.get("NAME") or "bestrong")
             self.stderr.write(f"Database: embedded PostgreSQL {url}", self.style.HTTP_INFO)  # the URL alone: copyable
-            self.stderr.write(f"  (embedded development server, data in {conf.embedded_data_dir()}; ledger "
-                              f"{ledger.display_name()}; set DATABASE_URL to use another database)", style_func=plain)
+            self.stderr.write(
+                f"  (embedded development server, data in {conf.embedded_data_dir()}; ledger "
+                f"{ledger.display_name()}; set DATABASE_URL to use another database)",
+                style_func=plain,
+            )
         else:
             self.stderr.write(f"Database: {target.describe()}, ledger {ledger.display_name()}", self.style.HTTP_INFO)
 

@@ -2,6 +2,7 @@
 
 In production it raises ``ImproperlyConfigured`` instead (see ``database.connection_refusal``).
 """
+
 from __future__ import annotations
 
 import psycopg

@@ -1,4 +1,5 @@
 """``manage.py dbshell`` on the embedded server: psql pointed at its unix socket."""
+
 from __future__ import annotations
 
 from ... import conf, embedded

@@ -6,6 +6,7 @@ so that ``manage.py`` still starts. Django's own commands (``migrate``, ``shell`
 commands: here the error becomes ``ImproperlyConfigured`` with the tool's one-line
 message, before libpq is asked to connect to a server that was never configured.
 """
+
 from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured

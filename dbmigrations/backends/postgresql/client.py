@@ -1,4 +1,5 @@
 """``manage.py dbshell``: refused like a connection when the configuration is broken."""
+
 from __future__ import annotations
 
 from django.db.backends.postgresql import client

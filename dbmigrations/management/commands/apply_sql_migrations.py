@@ -9,20 +9,30 @@ from dbmigrations.management.base import SqlCommand, version_number
 
 class Command(SqlCommand):
     help = "Apply pending SQL migrations from SQL_MIGRATIONS_DIR, each in one transaction with its ledger row."
-    examples = ('', '--plan', '--target 004', '--vercel            # deploy mode (VERCEL=1 implies it)', '--lock-timeout 30',
-                '--ddl-lock-timeout 5 --lock-retry-budget 1800   # a table that always has long readers')
+    examples = (
+        "",
+        "--plan",
+        "--target 004",
+        "--vercel            # deploy mode (VERCEL=1 implies it)",
+        "--lock-timeout 30",
+        "--ddl-lock-timeout 5 --lock-retry-budget 1800   # a table that always has long readers",
+    )
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.add_argument("--plan", action="store_true", help="Print what would run; change nothing.")
         parser.add_argument("--fake", action="store_true", help="Record pending migrations without running them.")
         parser.add_argument("--target", type=version_number, metavar="VERSION", help="Stop after this version.")
-        parser.add_argument("--strict-order", action="store_true",
-                            help="Refuse pending migrations older than the newest applied one.")
+        parser.add_argument(
+            "--strict-order", action="store_true", help="Refuse pending migrations older than the newest applied one."
+        )
         self.add_lock_timeout_argument(parser)
         self.add_lock_wait_arguments(parser)
-        parser.add_argument("--vercel", action="store_true",
-                            help="Deploy mode (implied by VERCEL=1): explicit database only, plain output.")
+        parser.add_argument(
+            "--vercel",
+            action="store_true",
+            help="Deploy mode (implied by VERCEL=1): explicit database only, plain output.",
+        )
 
     def handle(self, *args, **options):
         deploy = options["vercel"] or conf.is_vercel_build()
@@ -36,16 +46,27 @@ class Command(SqlCommand):
                 return
         target = options["target"]
         if options["plan"]:
-            return self.show_plan(api.migration_plan(options["database"], target=target,
-                                                     strict_order=options["strict_order"], progress=self.progress))
+            return self.show_plan(
+                api.migration_plan(
+                    options["database"], target=target, strict_order=options["strict_order"], progress=self.progress
+                )
+            )
         result = api.apply_migrations(
-            options["database"], target=target, fake=options["fake"], strict_order=options["strict_order"],
-            lock_timeout=options["lock_timeout"], ddl_lock_timeout=options["ddl_lock_timeout"],
-            lock_retry_budget=options["lock_retry_budget"], progress=self.progress,
+            options["database"],
+            target=target,
+            fake=options["fake"],
+            strict_order=options["strict_order"],
+            lock_timeout=options["lock_timeout"],
+            ddl_lock_timeout=options["ddl_lock_timeout"],
+            lock_retry_budget=options["lock_retry_budget"],
+            progress=self.progress,
         )
         for entry in result.out_of_order:
-            self.stderr.write(self.style.WARNING(
-                f"WARNING: {entry.name} is older than the newest applied migration (merged branch); applied anyway"))
+            self.stderr.write(
+                self.style.WARNING(
+                    f"WARNING: {entry.name} is older than the newest applied migration (merged branch); applied anyway"
+                )
+            )
         applied = len(result.applied)
         concurrent = len(result.outcomes) - applied
         summary = f"Applied {applied}, skipped {result.already_applied} already applied"

@@ -6,9 +6,11 @@ from dbmigrations.scratch import server_params
 
 
 class Command(SqlCommand):
-    help = ("Compare the live database with the schema its applied migrations build (on a scratch database): "
-            "tables, columns, constraints, indexes, sequences, views, functions, triggers, types, extensions, "
-            "policies, grants, comments. Exit 0 when they match, 1 when they differ, 2 when it could not check.")
+    help = (
+        "Compare the live database with the schema its applied migrations build (on a scratch database): "
+        "tables, columns, constraints, indexes, sequences, views, functions, triggers, types, extensions, "
+        "policies, grants, comments. Exit 0 when they match, 1 when they differ, 2 when it could not check."
+    )
     examples = ("", "--json")
 
     def add_arguments(self, parser):
@@ -24,8 +26,11 @@ class Command(SqlCommand):
         else:
             self.render(report, files)
         if not report.ok:
-            self.fail(f"schema drift: {len(report.differences)} difference(s) between the database and its "
-                      "applied migrations", 1)
+            self.fail(
+                f"schema drift: {len(report.differences)} difference(s) between the database and its "
+                "applied migrations",
+                1,
+            )
 
     def render(self, report, files):
         for note in report.notes:
@@ -38,8 +43,16 @@ class Command(SqlCommand):
             self.stdout.write("  " + difference.render())
             if annotations.enabled():
                 where = drift.first_mention(files, difference.name)
-                annotations.annotate(self.stdout, where and where[0], where and where[1], None,
-                                     difference.render(), level="warning", title="schema drift")
-        summary = (f"{len(report.versions)} applied migration(s) rebuilt on {report.built_on}: "
-                   + ("the database matches them." if report.ok else f"{len(report.differences)} difference(s)."))
+                annotations.annotate(
+                    self.stdout,
+                    where and where[0],
+                    where and where[1],
+                    None,
+                    difference.render(),
+                    level="warning",
+                    title="schema drift",
+                )
+        summary = f"{len(report.versions)} applied migration(s) rebuilt on {report.built_on}: " + (
+            "the database matches them." if report.ok else f"{len(report.differences)} difference(s)."
+        )
         self.stdout.write(self.style.SUCCESS(summary) if report.ok else summary)

@@ -3,8 +3,10 @@ from dbmigrations.management.base import SqlCommand
 
 
 class Command(SqlCommand):
-    help = ("Create the configured database if it does not exist yet (like dbmate create); then run "
-            "apply_sql_migrations. Never in production.")
+    help = (
+        "Create the configured database if it does not exist yet (like dbmate create); then run "
+        "apply_sql_migrations. Never in production."
+    )
     examples = ("", "&& python manage.py apply_sql_migrations")
 
     def handle(self, *args, **options):

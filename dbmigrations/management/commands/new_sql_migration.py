@@ -5,9 +5,11 @@ from dbmigrations.scaffold import create_migration
 
 
 class Command(SqlCommand):
-    help = ("Create SQL_MIGRATIONS_DIR/NNN_description.sql (next number, skipping every version on disk or in the "
-            "database's ledger) from the spec's template; with --down also its .down.sql. Never overwrites a file.")
-    examples = ('add_goals_table --down',)
+    help = (
+        "Create SQL_MIGRATIONS_DIR/NNN_description.sql (next number, skipping every version on disk or in the "
+        "database's ledger) from the spec's template; with --down also its .down.sql. Never overwrites a file."
+    )
+    examples = ("add_goals_table --down",)
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -19,9 +21,12 @@ class Command(SqlCommand):
             known = api.recorded_versions(options["database"])
         except DbMigrationsError as error:
             known = []
-            self.stderr.write(self.style.WARNING(
-                f"Note: numbered from the files on disk only ({error}): a version applied from a file that is not "
-                "on disk (another branch's) could be reused; `apply_sql_migrations` refuses it if so."))
+            self.stderr.write(
+                self.style.WARNING(
+                    f"Note: numbered from the files on disk only ({error}): a version applied from a file that is not "
+                    "on disk (another branch's) could be reused; `apply_sql_migrations` refuses it if so."
+                )
+            )
         scaffold = create_migration(conf.migrations_dir(), options["description"], down=options["down"], known=known)
         for path in scaffold.paths:
             self.stdout.write(self.style.SUCCESS(f"Created {path}"))

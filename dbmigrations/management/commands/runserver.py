@@ -8,6 +8,7 @@ and honour ``SILENCED_SYSTEM_CHECKS``. List ``dbmigrations`` before
 ``django.contrib.staticfiles`` so this command wins; static files are still served
 (it extends staticfiles' ``runserver`` when installed).
 """
+
 from django.apps import apps
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS

@@ -3,16 +3,22 @@ from dbmigrations.management.base import SqlCommand
 
 
 class Command(SqlCommand):
-    help = ("Run every development seed (SQL_SEEDS_DIR/development) in numeric order, each in one transaction. "
-            "Refused in production and while migrations are pending.")
-    examples = ('', '--plan', '--allow-env staging')
+    help = (
+        "Run every development seed (SQL_SEEDS_DIR/development) in numeric order, each in one transaction. "
+        "Refused in production and while migrations are pending."
+    )
+    examples = ("", "--plan", "--allow-env staging")
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.add_argument("--plan", action="store_true", help="List the seeds that would run; connect to nothing.")
-        parser.add_argument("--allow-env", action="append", default=[], metavar="NAME",
-                            help="Also run when NODE_ENV (or VERCEL_ENV=preview) is NAME, e.g. staging. "
-                                 "Never allows production.")
+        parser.add_argument(
+            "--allow-env",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="Also run when NODE_ENV (or VERCEL_ENV=preview) is NAME, e.g. staging. Never allows production.",
+        )
 
     def handle(self, *args, **options):
         seeds.check_environment(allowed=options["allow_env"])  # before any connection
@@ -39,10 +45,14 @@ class Command(SqlCommand):
             self.end_line(self.style.ERROR("FAILED"))
         else:
             note = " (writes inside DO blocks are not counted)" if payload.uncounted else ""
-            self.end_line(self.style.SUCCESS("OK") + f": {payload.rows} row(s) changed ({payload.run.elapsed_ms} ms){note}")
+            self.end_line(
+                self.style.SUCCESS("OK") + f": {payload.rows} row(s) changed ({payload.run.elapsed_ms} ms){note}"
+            )
 
     def show_plan(self, files, directory):
-        self.stdout.write(f"Would run {len(files)} development seed(s) from {directory}, each in its own "
-                          "transaction (no ledger: every run executes every file):")
+        self.stdout.write(
+            f"Would run {len(files)} development seed(s) from {directory}, each in its own "
+            "transaction (no ledger: every run executes every file):"
+        )
         for file in files:
             self.stdout.write(f"  {file.name}  ({len(file.source.script.statements)} statement(s))")

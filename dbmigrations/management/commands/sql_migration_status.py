@@ -10,23 +10,27 @@ USUAL_STATES = (State.APPLIED, State.PENDING, State.MODIFIED, State.MISSING)
 
 
 class Command(SqlCommand):
-    help = ("List every SQL migration file and ledger row: applied, pending, partial, modified, replaced, missing, "
-            "invalid.")
-    examples = ('', '--check          # exit 1 when anything is not applied (pending, partial, modified, …)', '--json')
+    help = (
+        "List every SQL migration file and ledger row: applied, pending, partial, modified, replaced, missing, invalid."
+    )
+    examples = ("", "--check          # exit 1 when anything is not applied (pending, partial, modified, …)", "--json")
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.add_argument("--json", action="store_true", help="Print the status as JSON.")
-        parser.add_argument("--check", action="store_true",
-                            help="Exit 1 when anything is pending, partial, modified, replaced, missing or "
-                                 "invalid (for CI gates).")
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Exit 1 when anything is pending, partial, modified, replaced, missing or invalid (for CI gates).",
+        )
 
     def handle(self, *args, **options):
         announce = None if options["json"] else self.announce_database
         entries = api.migration_status(options["database"], progress=announce)
         if options["json"]:
-            self.stdout.write(json.dumps({"migrations": [e.as_dict() for e in entries],
-                                          "summary": summarize(entries)}, indent=2))
+            self.stdout.write(
+                json.dumps({"migrations": [e.as_dict() for e in entries], "summary": summarize(entries)}, indent=2)
+            )
         else:
             self.render(entries)
         problems = {k: v for k, v in summarize(entries).items() if k != "applied" and v}

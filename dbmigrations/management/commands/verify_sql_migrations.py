@@ -13,14 +13,18 @@ from dbmigrations.verify import verify
 
 INTERRUPTED = 130
 YES_NO = {True: "yes", False: "NO", None: "-"}
-SECTIONS = {"migration": "Migrations (apply, run again, down → up):",
-            "seed": "Development seeds (run twice; the second run must not change row counts):"}
+SECTIONS = {
+    "migration": "Migrations (apply, run again, down → up):",
+    "seed": "Development seeds (run twice; the second run must not change row counts):",
+}
 
 
 class Command(SqlCommand):
-    help = ("Prove on a throwaway database that every migration is idempotent (run twice) and reversible "
-            "(down → up), and that the development seeds are idempotent. The scratch database is always dropped.")
-    examples = ('', '--skip-seeds --json')
+    help = (
+        "Prove on a throwaway database that every migration is idempotent (run twice) and reversible "
+        "(down → up), and that the development seeds are idempotent. The scratch database is always dropped."
+    )
+    examples = ("", "--skip-seeds --json")
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -30,7 +34,11 @@ class Command(SqlCommand):
     def handle(self, *args, **options):
         migrations = loader.migration_files(parse=True)
         seeds = None if options["skip_seeds"] else loader.seed_files()
-        self.section, self.json, self.width = None, options["json"], max((len(f.name) for f in [*migrations, *(seeds or [])]), default=0)
+        self.section, self.json, self.width = (
+            None,
+            options["json"],
+            max((len(f.name) for f in [*migrations, *(seeds or [])]), default=0),
+        )
         if self.verbosity >= 1:
             self.stderr.write(f"Server: {self.target(options['database']).describe()}", self.style.HTTP_INFO)
         with sigterm_as_interrupt():
@@ -43,8 +51,10 @@ class Command(SqlCommand):
         elif self.verbosity >= 1:
             if report.stopped:
                 self.stdout.write(self.style.ERROR(f"Stopped: {report.stopped}."))
-            done = (f"{len(report.migrations)} migration(s) and {len(report.seeds)} seed(s) verified; "
-                    f"scratch database {report.database} dropped.")
+            done = (
+                f"{len(report.migrations)} migration(s) and {len(report.seeds)} seed(s) verified; "
+                f"scratch database {report.database} dropped."
+            )
             self.stdout.write(self.style.SUCCESS(done) if report.ok else done)
         if not report.ok:
             self.fail(f"verification failed: {report.problems} problem(s)" + (", stopped early" * bool(report.stopped)))
@@ -59,7 +69,9 @@ class Command(SqlCommand):
             self.stdout.write(SECTIONS[event])
         if event == "migration":
             reversible = YES_NO[payload.reversible] if payload.has_down else "no down file"
-            verdict = f"idempotent: {YES_NO[payload.idempotent]}, reversible: {reversible}" if payload.applied else "FAILED"
+            verdict = (
+                f"idempotent: {YES_NO[payload.idempotent]}, reversible: {reversible}" if payload.applied else "FAILED"
+            )
         else:
             runs = [YES_NO[None] if rows is None else rows for rows in (payload.rows_first, payload.rows_second)]
             verdict = f"rows changed: first run {runs[0]}, second run {runs[1]}"
@@ -73,8 +85,14 @@ class Command(SqlCommand):
             if annotations.enabled():
                 f = finding.failure
                 text = f"{finding.check}: ERROR {f.sqlstate}: {f.message}" if f else "\n".join(finding.lines())
-                annotations.annotate(self.stdout, f.path if f else payload.path, f and f.line, f and f.column, text,
-                                     title=f"verify: {finding.check}")
+                annotations.annotate(
+                    self.stdout,
+                    f.path if f else payload.path,
+                    f and f.line,
+                    f and f.column,
+                    text,
+                    title=f"verify: {finding.check}",
+                )
 
     def show_locks(self, check):
         """The locks a migration took on tables that existed before it, and what it rewrote."""
@@ -82,12 +100,20 @@ class Command(SqlCommand):
         if existing:
             self.stdout.write("      locks: " + ", ".join(lock.describe() for lock in existing))
         for lock in check.blocking_locks:
-            self.stdout.write(self.style.WARNING(
-                f"      {lock.relation}: ACCESS EXCLUSIVE on an existing table: every read and write of it waits "
-                "until the migration commits"))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"      {lock.relation}: ACCESS EXCLUSIVE on an existing table: every read and write of it waits "
+                    "until the migration commits"
+                )
+            )
         if check.rewritten:
-            self.stdout.write(self.style.WARNING(
-                "      rewrote: " + ", ".join(check.rewritten) + " (the whole table or index is copied under its lock)"))
+            self.stdout.write(
+                self.style.WARNING(
+                    "      rewrote: "
+                    + ", ".join(check.rewritten)
+                    + " (the whole table or index is copied under its lock)"
+                )
+            )
 
 
 @contextmanager

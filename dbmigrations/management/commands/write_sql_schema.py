@@ -6,8 +6,10 @@ from dbmigrations.scratch import server_params
 
 
 class Command(SqlCommand):
-    help = ("Write the database's schema to a reviewable, loadable SQL file (default schema.sql, or SQL_SCHEMA_FILE) "
-            "with pg_dump, without the ledger and Django's tables; --check exits 1 when the file is not current.")
+    help = (
+        "Write the database's schema to a reviewable, loadable SQL file (default schema.sql, or SQL_SCHEMA_FILE) "
+        "with pg_dump, without the ledger and Django's tables; --check exits 1 when the file is not current."
+    )
     examples = ("", "--check          # CI: is the committed schema.sql current?", "--output db/structure.sql")
 
     def add_arguments(self, parser):
@@ -22,8 +24,11 @@ class Command(SqlCommand):
         current = path.read_text(encoding="utf-8") if path.exists() else None
         if options["check"]:
             if current != text:
-                self.fail(f"{path} is not current: run `python manage.py write_sql_schema` after migrating, and "
-                          "commit it with the migration", 1)
+                self.fail(
+                    f"{path} is not current: run `python manage.py write_sql_schema` after migrating, and "
+                    "commit it with the migration",
+                    1,
+                )
             return self.stdout.write(f"{path} is current.")
         if current == text:
             return self.stdout.write(f"{path} is already current.")
