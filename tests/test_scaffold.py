@@ -17,6 +17,9 @@ def scaffold(settings, tmp_path, monkeypatch):
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     settings.SQL_MIGRATIONS_DIR = tmp_path / "migrations"
+    # Not the project's embedded server: a quick start may have applied the shipped migrations there, and
+    # the scaffold skips the versions a reachable ledger knows.
+    settings.SQL_EMBEDDED_PGDATA = tmp_path / "no-embedded-server"
 
     def run(*args):
         out, err = StringIO(), StringIO()
