@@ -340,6 +340,18 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def spawn_manage(*args: str, env: dict[str, str]) -> subprocess.Popen:
+    """Start ``manage.py ARGS`` in the background (for signals, kills and concurrent runners), output piped."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @dataclass
 class Result:
     returncode: int

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, clean_env, migration, write_files
+from tests.conftest import ROOT, clean_env, migration, spawn_manage, write_files
 
 
 @pytest.mark.slow
@@ -19,17 +19,7 @@ def test_six_runners_apply_thirty_migrations_exactly_once(database, migrations_d
         {f"{i:03d}_t{i}.sql": migration(f"{i:03d}_t{i}", f"CREATE TABLE t{i} (id int);") for i in range(1, 31)},
     )
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))
-    runners = [
-        subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(6)
-    ]
+    runners = [spawn_manage("apply_sql_migrations", env=env) for _ in range(6)]
     outputs = [runner.communicate(timeout=120) for runner in runners]
     assert [runner.returncode for runner in runners] == [0] * 6, outputs
     assert database.query("SELECT count(*) FROM schema_migrations") == [(30,)]
@@ -50,14 +40,7 @@ def test_kill_9_during_a_migration_leaves_nothing_and_rerun_is_clean(database, m
         },
     )
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))
-    runner = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    runner = spawn_manage("apply_sql_migrations", env=env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         sleeping = database.query(

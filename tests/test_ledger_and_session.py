@@ -7,8 +7,6 @@ PostgreSQL and check the exit code, the output and the database afterwards.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from io import StringIO
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from dbmigrations.locks import LOCK_KEY
-from tests.conftest import ROOT, clean_env, migration, write_files
+from tests.conftest import clean_env, migration, spawn_manage, write_files
 
 
 def url_with(database, **options: str) -> str:
@@ -305,14 +303,7 @@ def test_a_role_statement_timeout_does_not_cut_the_wait_for_the_migration_lock(d
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))
     with database.connect() as holder:  # another deploy holds the lock
         holder.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        runner = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        runner = spawn_manage("apply_sql_migrations", env=env)
         try:
             deadline = time.monotonic() + 30
             while not database.query("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"):

@@ -27,7 +27,7 @@ import pytest
 
 from dbmigrations import pooler
 from dbmigrations.session import Session
-from tests.conftest import ROOT, Server, clean_env, migration, write_files
+from tests.conftest import ROOT, Server, clean_env, migration, spawn_manage, write_files
 
 PGBOUNCER = shutil.which("pgbouncer") or next(
     (p for p in ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer") if os.path.exists(p)), None
@@ -496,14 +496,7 @@ def _kill_during_blocked_build(database, migrations_dir, body: str) -> None:
     blocker.autocommit = False
     blocker.execute("INSERT INTO runs VALUES (100)")  # holds a lock CREATE INDEX CONCURRENTLY waits for
     write_files(migrations_dir, {"002_idx.sql": migration("002_idx", body, wrap=False)})
-    runner = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    runner = spawn_manage("apply_sql_migrations", env=env)
     building = (
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' "
         "AND query LIKE 'CREATE INDEX CONCURRENTLY%'"
@@ -566,14 +559,7 @@ def test_losing_the_lock_connection_mid_file_records_nothing_and_the_rerun_finis
     blocker.autocommit = False
     blocker.execute("INSERT INTO runs VALUES (100)")
     write_files(migrations_dir, {"002_idx.sql": migration("002_idx", KILLED.format(setting=""), wrap=False)})
-    runner = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    runner = spawn_manage("apply_sql_migrations", env=env)
     holder = (
         "SELECT DISTINCT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = "
         "(SELECT oid FROM pg_database WHERE datname = current_database())"

@@ -1,8 +1,6 @@
 """rollback_sql_migrations: down files, ledger rows, refusals, the lock."""
 
 import shutil
-import subprocess
-import sys
 import time
 
 import pytest
@@ -10,7 +8,7 @@ import pytest
 from dbmigrations import snapshot
 from dbmigrations.executor import LOCK_KEY
 from dbmigrations.session import Session
-from tests.conftest import ROOT, SHIPPED_MIGRATIONS, clean_env, migration, write_files
+from tests.conftest import SHIPPED_MIGRATIONS, clean_env, migration, spawn_manage, write_files
 
 SHIPPED = ["001", "002", "003", "004", "005"]
 THIS_DATABASE = (
@@ -247,14 +245,7 @@ def test_version_rolled_back_by_another_runner_meanwhile_is_skipped_and_its_down
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(SHIPPED_MIGRATIONS))
     with database.connect() as other:
         other.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
-        runner = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "rollback_sql_migrations"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        runner = spawn_manage("rollback_sql_migrations", env=env)
         deadline = time.monotonic() + 30
         waiting = f"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND {THIS_DATABASE}"
         while not other.execute(waiting).fetchone()[0]:

@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 from dbmigrations.database import database_settings, parse_database_url, target_from_settings
-from tests.conftest import ROOT, clean_env, migration, write_files
+from tests.conftest import clean_env, migration, spawn_manage, write_files
 
 
 def stderr_lines(text: str) -> list[str]:
@@ -57,14 +55,7 @@ SLEEPY = {
 def test_ctrl_c_during_a_migration_is_one_line_exit_130_and_nothing_recorded(manage, database, migrations_dir):
     write_files(migrations_dir, SLEEPY)
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))
-    runner = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    runner = spawn_manage("apply_sql_migrations", env=env)
     try:
         wait_for_query(database, "%pg_sleep(30)%")
         began = time.monotonic()
@@ -136,14 +127,7 @@ def test_the_banner_does_not_list_the_default_keepalives():
 def test_a_connection_terminated_during_a_migration(manage, database, migrations_dir):
     write_files(migrations_dir, SLEEPY)
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))
-    runner = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    runner = spawn_manage("apply_sql_migrations", env=env)
     try:
         pid = wait_for_query(database, "%pg_sleep(30)%")
         database.query("SELECT pg_terminate_backend(%s)", (pid,))

@@ -4,8 +4,6 @@ import dataclasses
 import json
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
 
@@ -13,11 +11,11 @@ import pytest
 from psycopg import sql
 
 from tests.conftest import (
-    ROOT,
     SHIPPED_MIGRATIONS,
     SHIPPED_SEEDS,
     clean_env,
     migration,
+    spawn_manage,
     write_files,
 )
 
@@ -287,14 +285,7 @@ def test_role_without_createdb_is_refused(call, database, pg_server, migrations_
 def test_interrupt_drops_scratch_database(database, pg_server, migrations_dir, signum):
     write_files(migrations_dir, {"001_sleep.sql": migration("001_sleep", "SELECT pg_sleep(60);")})
     env = clean_env(DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir))
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "manage.py"), "verify_sql_migrations"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn_manage("verify_sql_migrations", env=env)
     try:
         name = None
         for line in proc.stderr:
