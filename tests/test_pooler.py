@@ -3,7 +3,8 @@
 A real PgBouncer sits between the runner and the test server (``pool_mode=transaction`` on
 an ordinary port, its URL without any pooler hint), and deploys run as processes, several at
 once. Then: INVALID indexes, and resuming a file that stopped part-way (a failed statement,
-``kill -9`` during a long concurrent index build).
+``kill -9`` during a long concurrent index build); what only the runner's handling of a file
+decides runs in-process (``call``).
 """
 
 from __future__ import annotations
@@ -300,7 +301,7 @@ def test_the_lock_of_a_failed_file_outside_a_transaction_is_not_left_behind(call
 # --- INVALID indexes ------------------------------------------------------------------------------
 
 
-def test_a_failed_concurrent_build_drops_the_invalid_index_it_left(manage, database, migrations_dir):
+def test_a_failed_concurrent_build_drops_the_invalid_index_it_left(call, database, migrations_dir):
     write_files(
         migrations_dir,
         {
@@ -308,7 +309,7 @@ def test_a_failed_concurrent_build_drops_the_invalid_index_it_left(manage, datab
             "002_idx.sql": migration("002_idx", "CREATE UNIQUE INDEX CONCURRENTLY dup_v ON dup (v);", wrap=False),
         },
     )
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
     assert (
         "It left the INVALID index public.dup_v, which the runner dropped "
@@ -318,7 +319,7 @@ def test_a_failed_concurrent_build_drops_the_invalid_index_it_left(manage, datab
     assert database.versions() == ["001"]
 
 
-def test_an_unnamed_failed_concurrent_build_is_dropped_too(manage, database, migrations_dir):
+def test_an_unnamed_failed_concurrent_build_is_dropped_too(call, database, migrations_dir):
     write_files(
         migrations_dir,
         {
@@ -326,17 +327,17 @@ def test_an_unnamed_failed_concurrent_build_is_dropped_too(manage, database, mig
             "002_idx.sql": migration("002_idx", "CREATE UNIQUE INDEX CONCURRENTLY ON dup (v);", wrap=False),
         },
     )
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
     assert "It left the INVALID index public.dup_v_idx, which the runner dropped" in result.stderr
     assert invalid_indexes(database) == []
 
 
-def test_an_invalid_index_left_by_an_interrupted_run_is_rebuilt_not_kept(manage, database, migrations_dir):
+def test_an_invalid_index_left_by_an_interrupted_run_is_rebuilt_not_kept(call, database, migrations_dir):
     write_files(
         migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE dup (v int);\nINSERT INTO dup VALUES (1), (1);")}
     )
-    assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     with pytest.raises(psycopg.errors.UniqueViolation):  # what a killed or failed earlier build leaves
         database.query("CREATE UNIQUE INDEX CONCURRENTLY dup_v ON dup (v)")
     database.query("DELETE FROM dup WHERE ctid = (SELECT max(ctid) FROM dup)")
@@ -349,14 +350,14 @@ def test_an_invalid_index_left_by_an_interrupted_run_is_rebuilt_not_kept(manage,
             )
         },
     )
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 0, result.output
     assert "dropped the INVALID index public.dup_v (left by an interrupted build) and built it again" in result.stdout
     assert database.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'dup_v'::regclass") == [(True,)]
     assert database.versions() == ["001", "002"]
 
 
-def test_invalid_index_lookup_follows_the_schema_and_the_search_path(manage, database, migrations_dir):
+def test_invalid_index_lookup_follows_the_schema_and_the_search_path(call, database, migrations_dir):
     write_files(
         migrations_dir,
         {
@@ -369,7 +370,7 @@ def test_invalid_index_lookup_follows_the_schema_and_the_search_path(manage, dat
             )
         },
     )
-    assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
     database.query("INSERT INTO app.t VALUES (1), (1)")
     with pytest.raises(psycopg.errors.UniqueViolation):
         database.query("CREATE UNIQUE INDEX CONCURRENTLY t_v ON app.t (v)")
@@ -385,7 +386,7 @@ def test_invalid_index_lookup_follows_the_schema_and_the_search_path(manage, dat
             )
         },
     )
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 0, result.output
     assert "dropped the INVALID index app.t_v" in result.stdout
     assert invalid_indexes(database) == []
@@ -395,7 +396,7 @@ def test_invalid_index_lookup_follows_the_schema_and_the_search_path(manage, dat
     assert database.query("SELECT count(*) FROM pg_index WHERE indexrelid = 'public.t_v'::regclass") == [(1,)]
 
 
-def test_if_not_exists_skipping_a_taken_name_is_a_failure_not_an_applied_index(manage, database, migrations_dir):
+def test_if_not_exists_skipping_a_taken_name_is_a_failure_not_an_applied_index(call, database, migrations_dir):
     write_files(
         migrations_dir,
         {
@@ -405,7 +406,7 @@ def test_if_not_exists_skipping_a_taken_name_is_a_failure_not_an_applied_index(m
             "002_idx.sql": migration("002_idx", "CREATE INDEX CONCURRENTLY IF NOT EXISTS v_idx ON b (v);", wrap=False),
         },
     )
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1, result.output
     assert (
         "002_idx.sql:6:1: ERROR: statement 1 returned without an error but built nothing: the name "
@@ -422,7 +423,7 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS runs_id ON runs (id);
 CREATE INDEX CONCURRENTLY IF NOT EXISTS other_id ON {table} (id);"""
 
 
-def test_a_file_that_failed_part_way_resumes_after_the_statements_that_ran(manage, database, migrations_dir):
+def test_a_file_that_failed_part_way_resumes_after_the_statements_that_ran(call, database, migrations_dir):
     write_files(
         migrations_dir,
         {
@@ -432,28 +433,28 @@ def test_a_file_that_failed_part_way_resumes_after_the_statements_that_ran(manag
             "002_idx.sql": migration("002_idx", PARTIAL.format(table="othr"), wrap=False),
         },
     )
-    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
     assert result.returncode == 1
     assert "statements 1-3 ran and stay committed; statement 4 of 4 failed" in result.stderr
     assert "once the file is fixed, a rerun resumes at statement 4" in result.stderr
 
-    status = manage("sql_migration_status", migrations=migrations_dir)
+    status = call("sql_migration_status", migrations=migrations_dir)
     assert "PARTIAL   002_idx" in status.stdout
     assert "statements 1-3 of 4 ran before it stopped; a rerun resumes after them:" in status.stdout
     assert "    2  INSERT INTO runs VALUES (1)" in status.stdout
     assert "1 applied, 0 pending, 0 modified, 0 missing, 1 partial" in status.stdout
-    data = json.loads(manage("sql_migration_status", "--json", migrations=migrations_dir).stdout)
+    data = json.loads(call("sql_migration_status", "--json", migrations=migrations_dir).stdout)
     entry = data["migrations"][1]
     assert entry["state"] == "partial"
     assert [r["index"] for r in entry["partial"]["ran"]] == [1, 2, 3]
     assert entry["partial"]["statements"] == 4
     assert data["summary"]["partial"] == 1
-    assert manage("sql_migration_status", "--check", migrations=migrations_dir).returncode == 1
+    assert call("sql_migration_status", "--check", migrations=migrations_dir).returncode == 1
 
     write_files(migrations_dir, {"002_idx.sql": migration("002_idx", PARTIAL.format(table="other"), wrap=False)})
-    plan = manage("apply_sql_migrations", "--plan", migrations=migrations_dir)
+    plan = call("apply_sql_migrations", "--plan", migrations=migrations_dir)
     assert "002_idx  (NO transaction (not atomic), 4 statement(s), resumes after statement 3)" in plan.stdout
-    rerun = manage("apply_sql_migrations", migrations=migrations_dir)
+    rerun = call("apply_sql_migrations", migrations=migrations_dir)
     assert rerun.returncode == 0, rerun.output
     assert "resumed after statement 3 (which an earlier run did)" in rerun.stdout
     assert database.query("SELECT count(*) FROM app.runs") == [(1,)]  # statement 2 did not run again
@@ -463,7 +464,7 @@ def test_a_file_that_failed_part_way_resumes_after_the_statements_that_ran(manag
     ]
     assert database.versions() == ["001", "002"]
     assert database.query("SELECT count(*) FROM schema_migrations_progress") == [(0,)]
-    assert manage("sql_migration_status", "--check", migrations=migrations_dir).returncode == 0
+    assert call("sql_migration_status", "--check", migrations=migrations_dir).returncode == 0
 
 
 def test_editing_a_statement_that_already_ran_is_refused(manage, database, migrations_dir):
