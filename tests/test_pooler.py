@@ -655,3 +655,31 @@ def test_a_deploy_waiting_for_the_lock_does_not_stall_a_concurrent_index_build(d
     assert database.versions() == ["001", "002", "003"]
     assert database.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'runs_id'::regclass") == [(True,)]
     assert advisory_locks(database) == 0
+
+
+def test_ddl_lock_retries_through_pgbouncer_leave_no_migration_lock_behind(bouncers, manage, database, migrations_dir):
+    """A guard: DDL lock timeouts roll attempts back through a transaction pooler whose URL looks direct, and no
+    migration lock stays behind on a pooled server connection (one client: the pooler reuses its connection)."""
+    write_files(migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE IF NOT EXISTS t (x int);")})
+    assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    write_files(migrations_dir, {"002_add.sql": migration("002_add", "ALTER TABLE t ADD COLUMN IF NOT EXISTS y int;")})
+    blocker = database.connect()
+    blocker.autocommit = False
+    blocker.execute("SELECT * FROM t")  # ACCESS SHARE until the end of this transaction
+    try:
+        result = manage(
+            "apply_sql_migrations",
+            "--ddl-lock-timeout",
+            "0.3",
+            "--lock-retry-budget",
+            "2",
+            migrations=migrations_dir,
+            database_url=bouncers("transaction").url(database.name),
+        )
+        assert result.returncode == 1, result.output
+        assert "not granted" in result.output
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert database.versions() == ["001"]
+    assert advisory_locks(database) == 0
