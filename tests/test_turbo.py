@@ -34,6 +34,11 @@ OUR_ENV = [
     "SQL_MIGRATIONS_ON_PREVIEW",
     "SQL_EMBEDDED_PGDATA",
     "BESTRONG_ENV_FILE",
+    # every setting the tool reads: turbo's strict mode drops what a task does not list
+    "SQL_MIGRATIONS_SCHEMA",
+    "SQL_MIGRATIONS_DDL_LOCK_TIMEOUT",
+    "SQL_MIGRATIONS_LOCK_RETRY_BUDGET",
+    "SQL_SCHEMA_FILE",
 ]
 SCRIPTS = {
     "migrate": "apply_sql_migrations",
