@@ -6,7 +6,9 @@ For each size N it prints, measured in the same run on a throwaway server:
   * `apply_sql_migrations` of N generated migrations (a table and an index each): the baseline;
   * `check_sql_schema` on that database, whole process, and the ratio to the apply;
   * the same schema reached through a history FACTOR times longer (each table created, altered and
-    given a comment by separate migrations): how much of the check follows the history, not the schema.
+    given a comment by separate migrations): how much of the check follows the history, not the schema;
+  * `manage.py check --database default` before and after the expected schema is stored: what the
+    drift warning (W007, a comparison of the live catalog with the stored schema) adds to the check.
 """
 
 from __future__ import annotations
@@ -66,10 +68,10 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "POSTGRES_", "VERCEL", "NODE_ENV"))}
     env["BESTRONG_ENV_FILE"] = os.devnull
 
-    def run(command: str, directory: Path, name: str, ok=(0,)) -> float:
+    def run(command: str, directory: Path, name: str, ok=(0,), args=("-v", "0")) -> float:
         began = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), command, "-v", "0"],
+            [sys.executable, str(ROOT / "manage.py"), command, *args],
             capture_output=True,
             text=True,
             env={
@@ -82,7 +84,10 @@ def main() -> None:
             sys.exit(f"{command} failed: {proc.stdout}{proc.stderr}")
         return time.perf_counter() - began
 
-    print(f"{'tables':>6} {'migrations':>10} {'apply s':>8} {'check s':>8} {'check/apply':>11}")
+    print(
+        f"{'tables':>6} {'migrations':>10} {'apply s':>8} {'check s':>8} {'check/apply':>11} "
+        f"{'check --database: none stored s':>32} {'stored s':>9}"
+    )
     for n in args.tables:
         for label, build in (
             ("short", lambda d, n=n: generate(d, n)),
@@ -94,9 +99,20 @@ def main() -> None:
             name = f"bench_{label}_{n}"
             admin.execute(f'CREATE DATABASE "{name}"')
             t_apply = run("apply_sql_migrations", directory, name)
+
+            def django_check(directory=directory, name=name):
+                return statistics.median(
+                    run("check", directory, name, args=("--database", "default")) for _ in range(args.repeat)
+                )
+
+            t_plain = django_check()
             checks = [run("check_sql_schema", directory, name) for _ in range(args.repeat)]
             t_check = statistics.median(checks)
-            print(f"{n:>6} {migrations:>10} {t_apply:>8.2f} {t_check:>8.2f} {t_check / t_apply:>10.2f}x")
+            t_stored = django_check()
+            print(
+                f"{n:>6} {migrations:>10} {t_apply:>8.2f} {t_check:>8.2f} {t_check / t_apply:>10.2f}x "
+                f"{t_plain:>32.2f} {t_stored:>9.2f}"
+            )
 
 
 if __name__ == "__main__":

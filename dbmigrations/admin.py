@@ -4,7 +4,9 @@ Every row is compared with the files on disk through :func:`dbmigrations.loader.
 (the same list ``sql_migration_status`` prints): ok, modified (checksum drift), replaced
 (another file now holds the version), missing or invalid; an invalid file leaves the
 other rows' states alone. Rows recorded without running their SQL (``--fake``,
-Flyway's "baseline") say so. Nothing can be added, changed or deleted here, by form,
+Flyway's "baseline") say so. Above the list, the schema drift summary: the live catalog
+against the expected schema ``check_sql_schema`` last stored (:func:`drift.compare_with_stored`,
+no scratch database). Nothing can be added, changed or deleted here, by form,
 action or URL.
 """
 
@@ -12,17 +14,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import psycopg
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db import connections, router
+from django.db import DatabaseError, connections, router
 from django.db.models import Case, CharField, Value, When
 from django.utils.html import format_html
 
-from . import conf, ledger, loader, plan
+from . import conf, drift, ledger, loader, plan
 from .checks import display_path
-from .exceptions import ConfigurationError, InvalidFiles, Problem
+from .database import scrub
+from .exceptions import ConfigurationError, DbMigrationsError, InvalidFiles, Problem
 from .ledger import COLUMNS, LedgerRow
 from .models import SchemaMigration, version_order
+from .session import Session
 
 OK, MODIFIED, MISSING, REPLACED, INVALID, UNKNOWN = "ok", "modified", "missing", "replaced", "invalid", "unknown"
 ROW_STATES = {
@@ -32,6 +37,7 @@ ROW_STATES = {
     plan.State.REPLACED: REPLACED,
     plan.State.INVALID: INVALID,
 }
+DRIFT_SHOWN = 50  # differences listed on the page; check_sql_schema prints them all
 RUNNER_COLUMNS = ("execution_ms", "filename", "applied_by", "fake", "attempts")
 
 
@@ -42,6 +48,7 @@ class Overview:
     columns: frozenset[str]
     entries: list[plan.Entry] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    drift: drift.StoredCheck | None = None
 
     @property
     def states(self) -> dict[str, str]:
@@ -84,8 +91,21 @@ def overview(request) -> Overview:
             )
             view.entries = loader.checked_states(files, problems, rows)
             view.problems = [p for entry in plan.invalid(view.entries) for p in entry.problems]
+        if view.columns:
+            view.drift = schema_check()
         request._sql_migrations_overview = view
     return request._sql_migrations_overview
+
+
+def schema_check() -> drift.StoredCheck:
+    """The drift summary of the ledger's database; a failure to read it is shown, never raised."""
+    connection = connections[router.db_for_read(SchemaMigration)]
+    try:
+        connection.ensure_connection()
+        return drift.compare_with_stored(Session(connection.connection))
+    except (DbMigrationsError, DatabaseError, psycopg.Error) as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return drift.StoredCheck("error", notes=[scrub(first, connection.settings_dict.get("PASSWORD") or "")])
 
 
 class StateFilter(admin.SimpleListFilter):
@@ -163,6 +183,8 @@ class SchemaMigrationAdmin(admin.ModelAdmin):
             "sql_problems": [f"{display_path(p.path)}: {p.message}" for p in view.problems],
             "sql_no_ledger": not view.columns,
             "sql_migrations_dir": display_path(conf.migrations_dir()),
+            "sql_drift": view.drift,
+            "sql_drift_shown": (view.drift.differences[:DRIFT_SHOWN] if view.drift else []),
         }
         return super().changelist_view(request, {**context, **(extra_context or {})})
 

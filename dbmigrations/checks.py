@@ -7,7 +7,8 @@ those commands. Everything else is a Warning: an unwritten scaffold (W006, the
 runner still refuses it), the lint's style findings (W1NN, ``lint/checks.py``),
 and, with ``check --database default`` (and Django's ``migrate``), pending
 migrations, checksum drift, missing files and replaced versions read from the
-ledger (W001…W005),
+ledger (W001…W005), and schema drift against the expected schema ``check_sql_schema``
+stored (W007),
 like Django's "You have N unapplied migration(s)". A database check never fails
 on an unreachable server: it warns.
 
@@ -63,6 +64,7 @@ MISSING = "dbmigrations.W003"
 UNREADABLE = "dbmigrations.W004"
 DATABASE_CONFIGURATION = "dbmigrations.E011"
 REPLACED = "dbmigrations.W005"
+SCHEMA_DRIFT = "dbmigrations.W007"
 
 
 def display_path(path: str | Path) -> str:
@@ -174,10 +176,11 @@ def check_ledger(app_configs=None, databases=None, **kwargs):
 def ledger_warnings(alias: str, files) -> list[checks.CheckMessage]:
     """Compare ``files`` with the ledger of database ``alias``; never raises for a database problem."""
     try:
-        entries = loader.migration_states(connect(alias), files)
+        session = connect(alias)
+        entries = loader.migration_states(session, files)
     except (DbMigrationsError, DatabaseError, psycopg.Error) as error:  # the ledger is read with psycopg
         return [_unreadable(alias, error)]
-    messages = []
+    messages = schema_drift_warnings(alias, session)
     waiting = plan.pending(entries)
     if waiting:
         messages.append(
@@ -223,6 +226,35 @@ def ledger_warnings(alias: str, files) -> list[checks.CheckMessage]:
             )
         )
     return messages
+
+
+def schema_drift_warnings(alias: str, session) -> list[checks.CheckMessage]:
+    """A warning when the database differs from the expected schema ``check_sql_schema`` stored.
+
+    Silent when none is stored, or when the ledger changed since (only a new
+    ``check_sql_schema`` can tell then): this runs before every ``migrate``.
+    """
+    from . import drift  # the catalog and executor: only for database checks
+
+    try:
+        result = drift.compare_with_stored(session)
+    except (DbMigrationsError, DatabaseError, psycopg.Error) as error:
+        return [_unreadable(alias, error)]
+    if result.state != "drift":
+        return []
+    shown = [d.render().replace("\n    ", "; ") for d in result.differences[:5]]
+    more = len(result.differences) - len(shown)
+    return [
+        checks.Warning(
+            f"database '{alias}' differs from the schema its applied SQL migrations build "
+            f"({len(result.differences)} difference(s)): "
+            + " | ".join(shown)
+            + (f" | and {more} more" if more else ""),
+            hint="Run `python manage.py check_sql_schema` for the full report; put a hand-made change into a "
+            "migration, or undo it.",
+            id=SCHEMA_DRIFT,
+        )
+    ]
 
 
 def _unreadable(alias: str, error: Exception) -> checks.Warning:

@@ -132,6 +132,11 @@ DEFAULT_DDL_LOCK_TIMEOUT = 1.0
 DEFAULT_LOCK_RETRY_BUDGET = 300.0
 
 
+def schema_check_before_apply(environ: Mapping[str, str] | None = None) -> bool:
+    """``SQL_SCHEMA_CHECK_ON_DEPLOY=1``: check for schema drift before applying (costs a scratch database)."""
+    return variable("SQL_SCHEMA_CHECK_ON_DEPLOY", environ) == "1"
+
+
 def ddl_lock_timeout() -> float:
     """``SQL_MIGRATIONS_DDL_LOCK_TIMEOUT`` seconds (default 1): the longest a migration's statement waits
     for a table lock before its transaction is rolled back and retried; 0 = the server's own lock_timeout."""

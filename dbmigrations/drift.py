@@ -6,6 +6,12 @@ with :func:`catalog.snapshot`. Every difference is one :class:`Difference`. Wher
 the role may not ``CREATE DATABASE`` (managed servers), the expected schema is built
 on the embedded development server instead, and the report says when the two
 servers' versions differ.
+
+Each check stores the expected snapshot in the ledger's schema (:func:`ledger.store_expected`),
+keyed by a fingerprint of the ledger's rows. :func:`compare_with_stored` compares the live
+catalog with it — a few catalog queries, no scratch database — which is how the admin and
+``check --database`` show drift; it says so when migrations were applied since the snapshot
+was built (then only a new ``check_sql_schema`` can tell).
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import psycopg
+
 from . import catalog, conf, ledger, loader, plan
 from .discovery import SqlFile
-from .exceptions import ConfigurationError, DatabaseUnavailable
+from .exceptions import ConfigurationError, DatabaseUnavailable, DbMigrationsError
 from .executor import MigrationExecutor
 from .scratch import scratch_database
-from .session import Session
+from .session import BatchError, Session
 
 DJANGO_TABLES = frozenset({"django_migrations"})
 
@@ -51,6 +59,8 @@ class DriftReport:
     built_on: str = "the same server"
     notes: list[str] = field(default_factory=list)
 
+    stored: bool = False
+
     @property
     def ok(self) -> bool:
         return not self.differences
@@ -76,7 +86,7 @@ def ignored_tables() -> frozenset[str]:
     }
     # Named as the catalog names tables: bare in public, schema-qualified elsewhere (SQL_MIGRATIONS_SCHEMA).
     table = ledger.NAME if ledger.schema() == "public" else ledger.display_name()
-    return frozenset({table, f"{table}_progress", *DJANGO_TABLES, *django})
+    return frozenset({table, f"{table}_progress", f"{table}_snapshot", *DJANGO_TABLES, *django})
 
 
 def compare(expected: catalog.Catalog, actual: catalog.Catalog) -> list[Difference]:
@@ -108,8 +118,9 @@ def compare(expected: catalog.Catalog, actual: catalog.Catalog) -> list[Differen
     return out
 
 
-def applied_files(session: Session, files: list[SqlFile]) -> tuple[list[SqlFile], list[str]]:
-    """The files of the applied versions, in order, and notes about them; refuses a missing file."""
+def applied_files(session: Session, files: list[SqlFile]) -> tuple[list[SqlFile], list[str], list[tuple[str, str]]]:
+    """The files of the applied versions, in order, notes about them, and the ledger's
+    ``(version, checksum)`` rows; refuses a missing file."""
     entries = [e for e in loader.migration_states(session, files) if e.row is not None]
     missing = [e.name for e in entries if e.file is None]
     missing += [
@@ -127,20 +138,88 @@ def applied_files(session: Session, files: list[SqlFile]) -> tuple[list[SqlFile]
         for e in entries
         if e.state == plan.State.MODIFIED
     ]
-    return [e.file for e in entries], notes
+    return [e.file for e in entries], notes, [(e.row.version, e.row.checksum) for e in entries]
 
 
-def check_schema(session: Session, server_params: dict, files: list[SqlFile]) -> DriftReport:
-    """Compare the database of ``session`` with the schema its applied migrations build."""
-    to_build, notes = applied_files(session, files)
+def check_schema(
+    session: Session, server_params: dict, files: list[SqlFile], *, then: list[SqlFile] = ()
+) -> DriftReport:
+    """Compare the database of ``session`` with the schema its applied migrations build.
+
+    The expected schema is stored for :func:`compare_with_stored`: the one after ``then``
+    too (the migrations a deploy is about to apply), so that it matches the ledger the
+    deploy leaves. A database where it cannot be stored (a read-only role) gets a note.
+    """
+    to_build, notes, recorded = applied_files(session, files)
     ignore = ignored_tables()
     report = DriftReport(versions=[f.version for f in to_build], notes=notes)
     with _scratch(server_params, session, report) as scratch:
-        MigrationExecutor(scratch).apply(to_build)
+        executor = MigrationExecutor(scratch)
+        executor.apply(to_build)
         expected = catalog.snapshot(scratch, ignore_tables=ignore)
+        after, digest = expected, ledger.fingerprint(recorded)
+        if then:
+            try:
+                executor.apply([*to_build, *then])
+            except DbMigrationsError as error:
+                after = None
+                report.notes.append(f"the pending migrations fail on the scratch database too: {error}")
+            else:
+                after = catalog.snapshot(scratch, ignore_tables=ignore)
+                digest = ledger.fingerprint(recorded + [(f.version, f.checksum) for f in then])
+        built_with = scratch.server_version
     actual = catalog.snapshot(session, ignore_tables=ignore)
     report.differences = compare(expected, actual)
+    if after is not None:
+        report.stored = _store(session, ledger.ExpectedSchema(digest, built_with, None, after), report)
     return report
+
+
+def _store(session: Session, expected: ledger.ExpectedSchema, report: DriftReport) -> bool:
+    try:
+        ledger.store_expected(session, expected)
+    except (BatchError, psycopg.Error) as error:  # e.g. a read-only role or replica
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        report.notes.append(
+            f"could not store the expected schema for the admin and `check --database` ({first}): "
+            "they will not show drift for this database"
+        )
+        return False
+    return True
+
+
+@dataclass
+class StoredCheck:
+    """The live catalog against the stored expected schema: ``ok``, ``drift``, ``stale`` or ``unchecked``."""
+
+    state: str
+    differences: list[Difference] = field(default_factory=list)
+    built_at: object = None
+    notes: list[str] = field(default_factory=list)
+
+
+def compare_with_stored(session: Session) -> StoredCheck:
+    """Compare the live database with the expected schema ``check_sql_schema`` stored (no scratch database).
+
+    ``stale`` when the ledger changed since it was stored (a migration applied, rolled
+    back or repaired), ``unchecked`` when none was ever stored.
+    """
+    expected = ledger.stored_expected(session)
+    if expected is None:
+        return StoredCheck("unchecked")
+    rows = ledger.applied(session, create=False)
+    if ledger.fingerprint((r.version, r.checksum) for r in rows) != expected.fingerprint:
+        return StoredCheck("stale", built_at=expected.built_at)
+    actual = catalog.snapshot(session, ignore_tables=ignored_tables())
+    check = StoredCheck("ok", compare(expected.catalog, actual), expected.built_at)
+    if check.differences:
+        check.state = "drift"
+    if expected.server_version // 10000 != session.server_version // 10000:
+        check.notes.append(
+            f"the expected schema was built on PostgreSQL {expected.server_version // 10000}, the database runs "
+            f"{session.server_version // 10000}: a difference in how the two print a definition is possible"
+        )
+    return check
 
 
 @contextmanager

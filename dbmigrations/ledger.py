@@ -10,6 +10,11 @@ The ledger lives in one fixed schema (``SQL_MIGRATIONS_SCHEMA``, default ``publi
 every statement names it: a ``search_path`` (the role's, the URL's, a file's) or a
 TEMP table of the same name never redirects it.
 
+``schema_migrations_snapshot`` (same schema) keeps the schema the applied migrations
+build, as ``check_sql_schema`` last built it, keyed by a fingerprint of the ledger's
+rows: the admin and ``check --database`` compare the live catalog with it without a
+scratch database, and know when it no longer matches what is applied.
+
 Beside it, ``schema_migrations_progress`` (same schema) holds, for a migration that runs
 outside a transaction and is not recorded yet, each statement that ran (its 1-based
 position and the SHA-256 of its text), so that a rerun resumes after them. The first
@@ -18,6 +23,8 @@ such file creates it; its rows are deleted in the transaction that records the m
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -32,6 +39,7 @@ from .session import Part, Session, run_batch
 
 NAME = "schema_migrations"
 PROGRESS_NAME = "schema_migrations_progress"
+SNAPSHOT_NAME = "schema_migrations_snapshot"
 COLUMNS = (
     "version",
     "applied_at",
@@ -100,9 +108,14 @@ def progress_table() -> str:
     return sql.Identifier(schema(), PROGRESS_NAME).as_string(None)
 
 
+def snapshot_table() -> str:
+    """The expected-schema table's qualified, quoted name, beside the ledger."""
+    return sql.Identifier(schema(), SNAPSHOT_NAME).as_string(None)
+
+
 def drop_statement() -> str:
-    """DROP of the ledger and progress tables (``reset_db``, when they live outside the schema it recreates)."""
-    return f"DROP TABLE IF EXISTS {table()}, {progress_table()}"
+    """DROP of the tool's tables (``reset_db``, when they live outside the schema it recreates)."""
+    return f"DROP TABLE IF EXISTS {table()}, {progress_table()}, {snapshot_table()}"
 
 
 @dataclass(frozen=True)
@@ -379,3 +392,56 @@ def _delete_progress(version: str) -> str:
 
 def _select_progress() -> str:
     return f"SELECT version, statement_index, statement_sha256, done_at FROM {progress_table()}"
+
+
+@dataclass(frozen=True)
+class ExpectedSchema:
+    """The schema some applied migrations build, as stored by ``check_sql_schema``."""
+
+    fingerprint: str
+    server_version: int
+    built_at: datetime
+    catalog: dict
+
+
+def fingerprint(rows) -> str:
+    """A digest of applied migrations: ``rows`` are ``(version, checksum)`` pairs, in any order."""
+    text = "\n".join(f"{version}:{checksum or ''}" for version, checksum in sorted(rows))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def store_expected(session: Session, expected: ExpectedSchema) -> None:
+    """Replace the stored expected schema with ``expected`` (one row; the table is created if missing)."""
+    t = snapshot_table()
+    run_batch(
+        session,
+        [
+            Part(
+                (
+                    "BEGIN",
+                    f"""CREATE TABLE IF NOT EXISTS {t} (
+  fingerprint VARCHAR(64) PRIMARY KEY,
+  server_version INTEGER NOT NULL,
+  built_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
+  catalog TEXT NOT NULL
+)""",
+                    f"DELETE FROM {t}",
+                    f"INSERT INTO {t} (fingerprint, server_version, catalog) VALUES ({_literal(expected.fingerprint)}, "
+                    f"{int(expected.server_version)}, {_literal(json.dumps(expected.catalog, sort_keys=True))})",
+                    "COMMIT",
+                )
+            )
+        ],
+    )
+
+
+def stored_expected(session: Session) -> ExpectedSchema | None:
+    """The stored expected schema, or None when ``check_sql_schema`` never stored one here."""
+    # to_regclass first: a failed SELECT would abort a caller's transaction (the admin's request).
+    if session.fetch("SELECT to_regclass(%s)", (snapshot_table(),))[0][0] is None:
+        return None
+    rows = session.fetch(f"SELECT fingerprint, server_version, built_at, catalog FROM {snapshot_table()}")
+    if not rows:
+        return None
+    digest, version, built_at, text = rows[0]
+    return ExpectedSchema(digest, version, built_at, json.loads(text))

@@ -4,6 +4,7 @@ the real ``turbo`` from the npm registry, with the environment reaching the comm
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,7 @@ OUR_ENV = [
     "SQL_MIGRATIONS_DDL_LOCK_TIMEOUT",
     "SQL_MIGRATIONS_LOCK_RETRY_BUDGET",
     "SQL_SCHEMA_FILE",
+    "SQL_SCHEMA_CHECK_ON_DEPLOY",
 ]
 SCRIPTS = {
     "migrate": "apply_sql_migrations",
@@ -97,6 +99,18 @@ def test_turbo_json_tasks_are_uncached_and_pass_the_database_variables():
         assert task["cache"] is False and task["outputs"] == [], name
         assert set(SPEC_ENV + OUR_ENV) <= set(task["env"]), name
     assert {"VERCEL", "VERCEL_URL"} <= set(tasks["migrate:vercel"]["env"])
+
+
+def test_every_variable_the_tool_reads_is_passed_by_every_task():
+    """turbo's strict mode drops what a task does not list: a new setting must be added to turbo.json."""
+    read = set()
+    for path in [*(ROOT / "dbmigrations").rglob("*.py"), ROOT / "bestrong" / "settings.py"]:
+        text = path.read_text(encoding="utf-8")
+        read |= set(re.findall(r'(?:variable|_seconds|_folder|env\.\w+)\(\s*"(SQL_[A-Z_]+)"', text))
+    assert {"SQL_SCHEMA_CHECK_ON_DEPLOY", "SQL_MIGRATIONS_SCHEMA", "SQL_MIGRATIONS_LOG_LEVEL"} <= read  # the scan works
+    tasks = json.loads((ROOT / "turbo.json").read_text())["tasks"]
+    for name, task in tasks.items():
+        assert read <= set(task["env"]), (name, read - set(task["env"]))
 
 
 @pytest.fixture(scope="session")

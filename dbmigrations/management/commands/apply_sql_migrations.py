@@ -2,9 +2,11 @@ import os
 
 from django.core.management.color import no_style
 
-from dbmigrations import api, conf
+from dbmigrations import annotations, api, conf, drift, loader
 from dbmigrations.deploy import deploy_decision
+from dbmigrations.exceptions import DbMigrationsError
 from dbmigrations.management.base import SqlCommand, version_number
+from dbmigrations.scratch import server_params
 
 
 class Command(SqlCommand):
@@ -16,6 +18,7 @@ class Command(SqlCommand):
         "--vercel            # deploy mode (VERCEL=1 implies it)",
         "--lock-timeout 30",
         "--ddl-lock-timeout 5 --lock-retry-budget 1800   # a table that always has long readers",
+        "--check-schema      # warn about schema drift first (SQL_SCHEMA_CHECK_ON_DEPLOY=1)",
     )
 
     def add_arguments(self, parser):
@@ -33,6 +36,13 @@ class Command(SqlCommand):
             action="store_true",
             help="Deploy mode (implied by VERCEL=1): explicit database only, plain output.",
         )
+        parser.add_argument(
+            "--check-schema",
+            action="store_true",
+            help="Before applying, compare the database with the schema its applied migrations build (a scratch "
+            "database, like check_sql_schema) and warn about every difference; never stops the run "
+            "(default: SQL_SCHEMA_CHECK_ON_DEPLOY=1).",
+        )
 
     def handle(self, *args, **options):
         deploy = options["vercel"] or conf.is_vercel_build()
@@ -45,6 +55,12 @@ class Command(SqlCommand):
                 self.stdout.write(decision.reason)
                 return
         target = options["target"]
+        if (
+            not options["plan"]
+            and not options["fake"]
+            and (options["check_schema"] or conf.schema_check_before_apply())
+        ):
+            self.warn_about_drift(options["database"], target, options["strict_order"])
         if options["plan"]:
             return self.show_plan(
                 api.migration_plan(
@@ -75,6 +91,41 @@ class Command(SqlCommand):
         summary += f", {result.pending_after} pending."
         if self.verbosity >= 1:
             self.stdout.write(self.style.SUCCESS(summary) if applied or not result.pending_after else summary)
+
+    def warn_about_drift(self, database, target, strict_order):
+        """Warn about each schema difference; a drift check that cannot run is a warning too."""
+        try:
+            files = loader.migration_files(parse=True)
+            pending = api.migration_plan(database, target=target, strict_order=strict_order)
+            session = api.connect(database)
+            report = drift.check_schema(session, server_params(database), files, then=[e.file for e in pending])
+        except DbMigrationsError as error:
+            self.stderr.write(self.style.WARNING(f"WARNING: schema drift not checked: {error}"))
+            return
+        for note in report.notes:
+            self.stderr.write(self.style.WARNING(f"WARNING: {note}"))
+        for difference in report.differences:
+            self.stderr.write(self.style.WARNING(f"WARNING: schema drift: {difference.render()}"))
+            if annotations.enabled():
+                where = drift.first_mention(files, difference.name)
+                annotations.annotate(
+                    self.stdout,
+                    where and where[0],
+                    where and where[1],
+                    None,
+                    difference.render(),
+                    level="warning",
+                    title="schema drift",
+                )
+        if report.ok:
+            self.stdout.write(f"Schema: matches the {len(report.versions)} applied migration(s).")
+        else:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"WARNING: {len(report.differences)} schema difference(s) between the database and its applied "
+                    "migrations (applying anyway; `check_sql_schema` prints the report)"
+                )
+            )
 
     def progress(self, event, payload):
         if event == "database":

@@ -1,0 +1,153 @@
+"""Where schema drift shows: `check --database`, the deploy's `--check-schema`, and the admin.
+
+`check_sql_schema` stores the schema the applied migrations build; the check and the admin
+compare the live catalog with it (no scratch database) as long as the ledger is unchanged.
+"""
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.conftest import migration, write_files
+from tests.test_admin import LIST_URL, sql, staff_client  # noqa: F401 (a fixture)
+from tests.test_drift import RICH
+
+HOTFIX = "CREATE INDEX hotfix_idx ON notes(id)"
+
+
+@pytest.fixture
+def rich(call, database, migrations_dir):
+    write_files(migrations_dir, RICH)
+    applied = call("apply_sql_migrations", migrations=migrations_dir)
+    assert applied.returncode == 0, applied.output
+    return migrations_dir
+
+
+def drift_warnings(result) -> list[str]:
+    return [line for line in result.output.splitlines() if "dbmigrations.W007" in line]
+
+
+def test_check_database_warns_on_drift_once_the_expected_schema_is_stored(call, database, rich):
+    database.query(HOTFIX)
+    assert drift_warnings(call("check", "--database", "default", migrations=rich)) == []  # never checked: silent
+
+    assert call("check_sql_schema", migrations=rich).returncode == 1
+    result = call("check", "--database", "default", migrations=rich)
+    assert result.returncode == 0, result.output  # a warning never blocks Django's commands
+    (warning,) = drift_warnings(result)
+    assert "1 difference(s)" in warning and "index hotfix_idx: extra" in warning
+
+    database.query("DROP INDEX hotfix_idx")  # the live side is read on every check
+    assert drift_warnings(call("check", "--database", "default", migrations=rich)) == []
+
+
+def test_check_database_is_silent_once_the_ledger_moved_on(call, database, rich):
+    assert call("check_sql_schema", migrations=rich).returncode == 0
+    write_files(rich, {"003_more.sql": migration("003_more", "CREATE TABLE IF NOT EXISTS more (id int);")})
+    assert call("apply_sql_migrations", migrations=rich).returncode == 0
+    database.query(HOTFIX)
+    # The stored schema is 001–002's: comparing 003's table with it would be a false report.
+    assert drift_warnings(call("check", "--database", "default", migrations=rich)) == []
+
+
+@pytest.mark.parametrize("how", ["flag", "environment"])
+def test_deploy_warns_about_drift_then_applies_and_stores_the_new_expected_schema(call, database, rich, how):
+    database.query(HOTFIX)
+    write_files(rich, {"003_more.sql": migration("003_more", "CREATE TABLE IF NOT EXISTS more (id int);")})
+    args, env = (["--check-schema"], {}) if how == "flag" else ([], {"SQL_SCHEMA_CHECK_ON_DEPLOY": "1"})
+    result = call("apply_sql_migrations", *args, migrations=rich, env=env)
+    assert result.returncode == 0, result.output
+    assert "WARNING: schema drift: index hotfix_idx: extra" in result.stderr
+    assert "1 schema difference(s)" in result.stderr and "applying anyway" in result.stderr
+    assert database.query("SELECT version FROM schema_migrations ORDER BY version") == [("001",), ("002",), ("003",)]
+    # The stored expected schema is the one after 003: the check compares against it right away.
+    (warning,) = drift_warnings(call("check", "--database", "default", migrations=rich))
+    assert "index hotfix_idx: extra" in warning and "more" not in warning
+
+
+def test_deploy_without_the_option_builds_no_scratch_database(call, database, rich):
+    database.query(HOTFIX)
+    result = call("apply_sql_migrations", migrations=rich)
+    assert result.returncode == 0 and "drift" not in result.output
+    assert database.query("SELECT to_regclass('schema_migrations_snapshot')") == [(None,)]
+
+
+def test_a_clean_database_says_so_before_applying(call, rich):
+    result = call("apply_sql_migrations", "--check-schema", migrations=rich)
+    assert result.returncode == 0, result.output
+    assert "Schema: matches the 2 applied migration(s)." in result.stdout and "WARNING" not in result.stderr
+
+
+def test_a_role_that_cannot_store_the_expected_schema_still_gets_its_report(
+    call, manage, database, migrations_dir, pg_server
+):
+    write_files(migrations_dir, {"001_notes.sql": RICH["002_notes.sql"].replace("002", "001")})
+    assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    role = f"nostore_{database.name}"
+    # Since PostgreSQL 15 only the database owner may create in schema public: this role reads, and may
+    # create the scratch database, but not the table that keeps the expected schema.
+    database.query(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'pw' CREATEDB")
+    database.query(f'GRANT SELECT ON schema_migrations TO "{role}"')
+    if database.query("SELECT has_schema_privilege(%s, 'public', 'CREATE')", (role,)) != [(False,)]:
+        pytest.skip("this server lets every role create in schema public (PostgreSQL 14)")
+    try:
+        result = manage(
+            "check_sql_schema",
+            migrations=migrations_dir,
+            database_url=pg_server.url(database.name, user=role, password="pw"),
+        )
+        assert result.returncode == 0, result.output
+        assert "the database matches them" in result.stdout
+        assert "could not store the expected schema" in result.stderr
+        assert database.query("SELECT to_regclass('schema_migrations_snapshot')") == [(None,)]
+    finally:
+        database.query(f'DROP OWNED BY "{role}"')
+        database.query(f'DROP ROLE IF EXISTS "{role}"')
+
+
+# The admin, on pytest-django's test database.
+
+
+@pytest.fixture
+def admin_ledger(transactional_db, settings, tmp_path):
+    directory = write_files(tmp_path / "migrations", RICH)
+    settings.SQL_MIGRATIONS_DIR = directory
+    call_command("apply_sql_migrations", stdout=StringIO(), stderr=StringIO(), no_color=True)
+    yield directory
+    sql(
+        "DROP TABLE IF EXISTS schema_migrations, schema_migrations_snapshot, members, notes, more CASCADE;"
+        "DROP MATERIALIZED VIEW IF EXISTS member_count; DROP FUNCTION IF EXISTS touch() CASCADE;"
+        "DROP TYPE IF EXISTS mood; DROP SEQUENCE IF EXISTS ticket_seq; DROP EXTENSION IF EXISTS vector"
+    )
+
+
+def check_schema():
+    try:
+        call_command("check_sql_schema", stdout=StringIO(), stderr=StringIO(), no_color=True)
+    except CommandError as error:
+        return error.returncode
+    return 0
+
+
+def panel_text(client) -> str:
+    page = client.get(LIST_URL).content.decode()
+    start = page.index('id="sql-drift"')
+    end = page.index("</div>", start) if page[:start].endswith("<div ") else page.index("</p>", start)
+    return " ".join(page[start:end].split())
+
+
+def test_admin_shows_the_drift_summary_next_to_the_ledger(staff_client, admin_ledger):  # noqa: F811
+    assert "not checked yet" in panel_text(staff_client)
+
+    assert check_schema() == 0
+    assert "matches its applied SQL migrations" in panel_text(staff_client)
+
+    sql(HOTFIX)
+    text = panel_text(staff_client)
+    assert "Schema drift: this database differs" in text and "1 difference" in text
+    assert "index hotfix_idx: extra" in text
+
+    write_files(admin_ledger, {"003_more.sql": migration("003_more", "CREATE TABLE IF NOT EXISTS more (id int);")})
+    call_command("apply_sql_migrations", stdout=StringIO(), stderr=StringIO(), no_color=True)
+    assert "not known" in panel_text(staff_client) and "Run it again" in panel_text(staff_client)
