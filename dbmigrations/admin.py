@@ -27,6 +27,7 @@ from .database import scrub
 from .exceptions import ConfigurationError, DbMigrationsError, InvalidFiles, Problem
 from .ledger import COLUMNS, LedgerRow
 from .models import SchemaMigration, version_order
+from .resume import Done
 from .session import Session
 
 OK, MODIFIED, MISSING, REPLACED, INVALID, UNKNOWN = "ok", "modified", "missing", "replaced", "invalid", "unknown"
@@ -72,6 +73,17 @@ def ledger_columns() -> frozenset[str]:
         return frozenset(row[0] for row in cursor.fetchall())
 
 
+def ledger_progress() -> list[Done]:
+    """Statements that ran of migrations that stopped part-way (PARTIAL), as the runner reads them."""
+    connection = connections[router.db_for_read(SchemaMigration)]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [ledger.progress_table()])
+        if cursor.fetchone()[0] is None:
+            return []
+        cursor.execute(ledger.progress_query())
+        return sorted((Done(*row) for row in cursor.fetchall()), key=lambda d: (d.version, d.index))
+
+
 def overview(request) -> Overview:
     """The request's :class:`Overview` (memoized on the request: the list and its filters share it)."""
     if not hasattr(request, "_sql_migrations_overview"):
@@ -89,7 +101,7 @@ def overview(request) -> Overview:
                 if columns
                 else []
             )
-            view.entries = loader.checked_states(files, problems, rows)
+            view.entries = loader.checked_states(files, problems, rows, progress=ledger_progress() if columns else [])
             view.problems = [p for entry in plan.invalid(view.entries) for p in entry.problems]
         if view.columns:
             view.drift = schema_check()
@@ -179,7 +191,10 @@ class SchemaMigrationAdmin(admin.ModelAdmin):
             raise PermissionDenied  # no actions, no list_editable: a POST can only be a write
         view = overview(request)
         context = {
-            "sql_pending": [(e, display_path(e.file.path)) for e in view.pending],
+            "sql_pending": [
+                (e, display_path(e.file.path), e.partial_dict()["summary"] if e.state == plan.State.PARTIAL else "")
+                for e in view.pending
+            ],
             "sql_problems": [f"{display_path(p.path)}: {p.message}" for p in view.problems],
             "sql_no_ledger": not view.columns,
             "sql_migrations_dir": display_path(conf.migrations_dir()),

@@ -390,6 +390,11 @@ def _delete_progress(version: str) -> str:
     return f"DELETE FROM {progress_table()} WHERE version = {_literal(version)}"
 
 
+def progress_query() -> str:
+    """SQL listing every progress row (the table must exist: check ``to_regclass(progress_table())``)."""
+    return _select_progress()
+
+
 def _select_progress() -> str:
     return f"SELECT version, statement_index, statement_sha256, done_at FROM {progress_table()}"
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
@@ -329,3 +329,27 @@ def test_replaced_versions_and_fake_rows_are_shown(staff_client, ledger):
     assert html.count("fake (baseline): not run") == 1
     detail = staff_client.get(detail_url("999")).content.decode()
     assert "999_add_client_tags.sql (the version was applied from 999_create_widgets.sql)" in detail
+
+
+def test_a_migration_that_stopped_part_way_shows_as_partial(staff_client, transactional_db, settings, tmp_path):
+    directory = write_files(
+        tmp_path / "migrations",
+        {
+            "001_t.sql": migration("001_t", "CREATE TABLE IF NOT EXISTS admin_runs (id int);"),
+            "002_idx.sql": migration(
+                "002_idx",
+                "INSERT INTO admin_runs VALUES (1);\nCREATE INDEX CONCURRENTLY IF NOT EXISTS admin_runs_id ON nope (id);",
+                wrap=False,
+            ),
+        },
+    )
+    settings.SQL_MIGRATIONS_DIR = directory
+    with pytest.raises(CommandError):
+        call_command("apply_sql_migrations", stdout=StringIO(), stderr=StringIO(), no_color=True)
+    try:
+        page = " ".join(staff_client.get(LIST_URL).content.decode().split())
+        assert 'sql-pending-row"> <td>002</td>' in page
+        assert "partial</span>: statement 1 of 2 ran before it stopped" in page
+        assert "resumes after them" in page
+    finally:
+        sql("DROP TABLE IF EXISTS schema_migrations, schema_migrations_progress, admin_runs")
