@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import psycopg
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.db import DatabaseError, connections, router
+from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Case, CharField, Value, When
 from django.utils.html import format_html
 
@@ -114,7 +114,10 @@ def schema_check() -> drift.StoredCheck:
     connection = connections[router.db_for_read(SchemaMigration)]
     try:
         connection.ensure_connection()
-        return drift.compare_with_stored(Session(connection.connection))
+        # A savepoint inside the request's transaction (ATOMIC_REQUESTS): a failed query (permission denied
+        # on the stored schema's table) must leave the rest of the page a usable transaction.
+        with transaction.atomic(using=connection.alias):
+            return drift.compare_with_stored(Session(connection.connection))
     except (DbMigrationsError, DatabaseError, psycopg.Error) as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         return drift.StoredCheck("error", notes=[scrub(first, connection.settings_dict.get("PASSWORD") or "")])

@@ -234,12 +234,22 @@ def schema_drift_warnings(alias: str, session) -> list[checks.CheckMessage]:
     Silent when none is stored, or when the ledger changed since (only a new
     ``check_sql_schema`` can tell then): this runs before every ``migrate``.
     """
-    from . import drift  # the catalog and executor: only for database checks
+    from . import drift, ledger  # the catalog and executor: only for database checks
 
     try:
         result = drift.compare_with_stored(session)
-    except (DbMigrationsError, DatabaseError, psycopg.Error) as error:
-        return [_unreadable(alias, error)]
+    except (DbMigrationsError, DatabaseError, psycopg.Error) as error:  # e.g. a role that may read the ledger only
+        text = str(error).strip()
+        password = (connections.settings.get(alias) or {}).get("PASSWORD") or ""
+        return [
+            checks.Warning(
+                f"cannot compare database '{alias}' with the schema check_sql_schema stored: "
+                + scrub(text.splitlines()[0] if text else type(error).__name__, password),
+                hint=f"Grant this role SELECT on {ledger.display_name()}_snapshot (check_sql_schema grants it to "
+                "the ledger's readers when it stores the schema).",
+                id=SCHEMA_DRIFT,
+            )
+        ]
     if result.state != "drift":
         return []
     shown = [d.render().replace("\n    ", "; ") for d in result.differences[:5]]

@@ -16,6 +16,7 @@ was built (then only a new ``check_sql_schema`` can tell).
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ import psycopg
 
 from . import catalog, conf, ledger, loader, plan
 from .discovery import SqlFile
-from .exceptions import ConfigurationError, DatabaseUnavailable, DbMigrationsError
+from .exceptions import ConfigurationError, DatabaseUnavailable, DbMigrationsError, MigrationFailed, SchemaNotChecked
 from .executor import MigrationExecutor
 from .scratch import scratch_database
 from .session import BatchError, Session
@@ -79,10 +80,11 @@ def ignored_tables() -> frozenset[str]:
     """Tables that are not drift: the ledger's and Django's own (its models' tables)."""
     from django.apps import apps
 
+    # Only the tables Django's migrate creates: an unmanaged model may read a table a SQL migration creates.
     django = {
         model._meta.db_table
         for model in apps.get_models(include_auto_created=True)
-        if model._meta.app_label != "dbmigrations"
+        if model._meta.managed and not model._meta.proxy and model._meta.app_label != "dbmigrations"
     }
     # Named as the catalog names tables: bare in public, schema-qualified elsewhere (SQL_MIGRATIONS_SCHEMA).
     table = ledger.NAME if ledger.schema() == "public" else ledger.display_name()
@@ -93,7 +95,8 @@ def compare(expected: catalog.Catalog, actual: catalog.Catalog) -> list[Differen
     """Every difference, grouped by kind in the catalog's order, names sorted.
 
     A table that is missing or extra is one difference: its columns, constraints,
-    indexes, triggers, policies, grants and comments are not listed again.
+    indexes, triggers, policies, grants, comments and serial sequences are not listed again.
+    The column order is compared on the columns both sides have (the others are missing or extra).
     """
     whole = {
         name: ("missing" if name not in actual.get("table", {}) else "extra")
@@ -103,6 +106,9 @@ def compare(expected: catalog.Catalog, actual: catalog.Catalog) -> list[Differen
     for kind in catalog.KINDS:
         want, have = expected.get(kind, {}), actual.get(kind, {})
         for name in sorted(want.keys() | have.keys()):
+            if kind == "column order":
+                out.extend(_column_order(name, want.get(name), have.get(name)))
+                continue
             if name not in have:
                 change = "missing"
             elif name not in want:
@@ -112,10 +118,19 @@ def compare(expected: catalog.Catalog, actual: catalog.Catalog) -> list[Differen
             else:
                 continue
             table = catalog.table_of(kind, name, want.get(name) or have.get(name) or "")
-            if kind != "table" and whole.get(table) == change:
+            if kind != "table" and change in (whole.get(table), whole.get(name) if kind == "comment" else None):
                 continue
             out.append(Difference(kind, name, change, want.get(name), have.get(name)))
     return out
+
+
+def _column_order(table: str, expected: str | None, actual: str | None) -> list[Difference]:
+    if expected is None or actual is None:  # the table is missing or extra, or has no column on one side
+        return []
+    want, have = json.loads(expected), json.loads(actual)
+    both = set(want) & set(have)
+    want, have = [c for c in want if c in both], [c for c in have if c in both]
+    return [] if want == have else [Difference("column order", table, "differs", ", ".join(want), ", ".join(have))]
 
 
 def applied_files(session: Session, files: list[SqlFile]) -> tuple[list[SqlFile], list[str], list[tuple[str, str]]]:
@@ -149,39 +164,99 @@ def check_schema(
     The expected schema is stored for :func:`compare_with_stored`: the one after ``then``
     too (the migrations a deploy is about to apply), so that it matches the ledger the
     deploy leaves. A database where it cannot be stored (a read-only role) gets a note.
+    Raises :class:`SchemaNotChecked` when the applied migrations fail on the scratch database.
     """
     to_build, notes, recorded = applied_files(session, files)
     ignore = ignored_tables()
     report = DriftReport(versions=[f.version for f in to_build], notes=notes)
-    with _scratch(server_params, session, report) as scratch:
-        executor = MigrationExecutor(scratch)
-        executor.apply(to_build)
-        expected = catalog.snapshot(scratch, ignore_tables=ignore)
-        after, digest = expected, ledger.fingerprint(recorded)
-        if then:
-            try:
-                executor.apply([*to_build, *then])
-            except DbMigrationsError as error:
-                after = None
-                report.notes.append(f"the pending migrations fail on the scratch database too: {error}")
-            else:
-                after = catalog.snapshot(scratch, ignore_tables=ignore)
-                digest = ledger.fingerprint(recorded + [(f.version, f.checksum) for f in then])
-        built_with = scratch.server_version
-    actual = catalog.snapshot(session, ignore_tables=ignore)
+    try:
+        with _scratch(server_params, session, report) as scratch:
+            _copy_default_privileges(session, scratch, report)
+            executor = MigrationExecutor(scratch)
+            _build(executor, to_build, report)
+            expected = catalog.snapshot(scratch, ignore_tables=ignore)
+            after, digest = expected, stored_key(recorded)
+            if then:
+                try:
+                    executor.apply([*to_build, *then])
+                except DbMigrationsError as error:
+                    after = None
+                    report.notes.append(f"the pending migrations fail on the scratch database too: {error}")
+                else:
+                    after = catalog.snapshot(scratch, ignore_tables=ignore)
+                    digest = stored_key(recorded + [(f.version, f.checksum) for f in then])
+            built_with = scratch.server_version
+        actual = catalog.snapshot(session, ignore_tables=ignore)
+    except psycopg.Error as error:  # a catalog query failed (a timeout, a lost connection): never a traceback
+        raise SchemaNotChecked(f"drift was not checked: {_first_line(error)}") from None
     report.differences = compare(expected, actual)
     if after is not None:
         report.stored = _store(session, ledger.ExpectedSchema(digest, built_with, None, after), report)
     return report
 
 
+def stored_key(rows) -> str:
+    """What a stored expected schema is filed under: the ledger's ``(version, checksum)`` rows, and the
+    catalog's format (one stored by another version of the tool is never compared)."""
+    return ledger.fingerprint(rows, salt=catalog.FORMAT)
+
+
+def _build(executor: MigrationExecutor, files: list[SqlFile], report: DriftReport) -> None:
+    try:
+        executor.apply(files)
+    except DbMigrationsError as error:
+        raise SchemaNotChecked(
+            f"the applied migrations could not be rebuilt on a scratch database on {report.built_on}, "
+            f"so drift was not checked:\n{error}{_why(error, report)}"
+        ) from None
+
+
+def _why(error: DbMigrationsError, report: DriftReport) -> str:
+    failure = error.failure if isinstance(error, MigrationFailed) else None
+    if failure is None or " role " not in f" {failure.message} ":
+        return ""
+    if failure.sqlstate == "42710":  # duplicate_object
+        return (
+            "\nRoles belong to the whole server, not to one database: the scratch database sees the role this "
+            "migration created on the live one. Create it only if it is missing (DO $$ BEGIN IF NOT EXISTS "
+            "(SELECT FROM pg_roles WHERE rolname = '…') THEN CREATE ROLE …; END IF; END $$), which any second "
+            "database on the server (a test, a branch) needs too."
+        )
+    if failure.sqlstate == "42704" and "embedded" in report.built_on:  # undefined_object
+        return (
+            "\nThe embedded server has none of the live server's roles: create them there, or let this role "
+            "create databases (CREATEDB) so that the check builds on the live server."
+        )
+    return ""
+
+
+def _copy_default_privileges(live: Session, scratch: Session, report: DriftReport) -> None:
+    """Give the scratch database the live one's default privileges (a DBA's or a provider's setup, not a
+    migration's), so that the grants they add to each new table are not reported as drift."""
+    refused: set[str] = set()
+    for role, statement in catalog.default_privileges(live):
+        if role in refused:
+            continue
+        try:
+            scratch.fetch(statement)
+        except psycopg.Error as error:
+            refused.add(role)
+            report.notes.append(
+                f"could not give the scratch database the default privileges of role {role} ({_first_line(error)}): "
+                "the grants they add to new objects may show as drift"
+            )
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def _store(session: Session, expected: ledger.ExpectedSchema, report: DriftReport) -> bool:
     try:
         ledger.store_expected(session, expected)
     except (BatchError, psycopg.Error) as error:  # e.g. a read-only role or replica
-        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         report.notes.append(
-            f"could not store the expected schema for the admin and `check --database` ({first}): "
+            f"could not store the expected schema for the admin and `check --database` ({_first_line(error)}): "
             "they will not show drift for this database"
         )
         return False
@@ -202,13 +277,15 @@ def compare_with_stored(session: Session) -> StoredCheck:
     """Compare the live database with the expected schema ``check_sql_schema`` stored (no scratch database).
 
     ``stale`` when the ledger changed since it was stored (a migration applied, rolled
-    back or repaired), ``unchecked`` when none was ever stored.
+    back or repaired) or the tool reads the catalog differently since (an upgrade),
+    ``unchecked`` when none was ever stored.
     """
-    expected = ledger.stored_expected(session)
+    rows = ledger.applied(session, create=False)
+    digest = stored_key((r.version, r.checksum) for r in rows)
+    expected = ledger.stored_expected(session, digest)
     if expected is None:
         return StoredCheck("unchecked")
-    rows = ledger.applied(session, create=False)
-    if ledger.fingerprint((r.version, r.checksum) for r in rows) != expected.fingerprint:
+    if expected.fingerprint != digest:
         return StoredCheck("stale", built_at=expected.built_at)
     actual = catalog.snapshot(session, ignore_tables=ignored_tables())
     check = StoredCheck("ok", compare(expected.catalog, actual), expected.built_at)

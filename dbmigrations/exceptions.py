@@ -24,6 +24,11 @@ class DatabaseUnavailable(DbMigrationsError):
     """The server could not be reached or refused the login."""
 
 
+class SchemaNotChecked(DbMigrationsError):
+    """Schema drift could not be checked: the applied migrations failed on the scratch database, or a catalog
+    query failed."""
+
+
 class ProductionGuard(DbMigrationsError):
     """The command must not run against production."""
 

@@ -32,7 +32,7 @@ from psycopg import errors, sql
 
 from . import conf
 from .exceptions import ConfigurationError
-from .locks import run_locked
+from .locks import LOCK_KEY, run_locked
 from .resume import Done
 from .runner import FILE_CHECK_FAILED, Transaction
 from .session import Part, Session, run_batch
@@ -51,6 +51,8 @@ COLUMNS = (
     "fake",
     "attempts",
 )
+# Taken by check_sql_schema while it stores the expected schema; not the migration lock (nothing waits on it).
+SNAPSHOT_LOCK_KEY = LOCK_KEY + 2
 MISSING_TABLE_OR_COLUMN = (errors.UndefinedTable, errors.UndefinedColumn)
 
 
@@ -409,30 +411,47 @@ class ExpectedSchema:
     catalog: dict
 
 
-def fingerprint(rows) -> str:
-    """A digest of applied migrations: ``rows`` are ``(version, checksum)`` pairs, in any order."""
+def fingerprint(rows, *, salt: str = "") -> str:
+    """A digest of applied migrations: ``rows`` are ``(version, checksum)`` pairs, in any order; ``salt``
+    is whatever else the value filed under it depends on."""
     text = "\n".join(f"{version}:{checksum or ''}" for version, checksum in sorted(rows))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256((salt + "\n" + text if salt else text).encode()).hexdigest()
 
 
 def store_expected(session: Session, expected: ExpectedSchema) -> None:
-    """Replace the stored expected schema with ``expected`` (one row; the table is created if missing)."""
+    """Replace the stored expected schema with ``expected`` (the table is created if missing).
+
+    Two checks storing at once are serialized (a lock of their own, never the migration lock),
+    and whoever may read the ledger may read the table too: the admin and ``check --database``
+    often run as another role than the deploy that stores it.
+    """
     t = snapshot_table()
+    digest = _literal(expected.fingerprint)
+    readers = (
+        "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END "
+        f"FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = to_regclass({_literal(table())}) "
+        "AND a.privilege_type = 'SELECT' AND a.grantee <> c.relowner"
+    )
     run_batch(
         session,
         [
             Part(
                 (
                     "BEGIN",
+                    f"SELECT pg_advisory_xact_lock({SNAPSHOT_LOCK_KEY})",
                     f"""CREATE TABLE IF NOT EXISTS {t} (
   fingerprint VARCHAR(64) PRIMARY KEY,
   server_version INTEGER NOT NULL,
   built_at TIMESTAMP NOT NULL DEFAULT (now() AT TIME ZONE 'UTC'),
   catalog TEXT NOT NULL
 )""",
-                    f"DELETE FROM {t}",
-                    f"INSERT INTO {t} (fingerprint, server_version, catalog) VALUES ({_literal(expected.fingerprint)}, "
-                    f"{int(expected.server_version)}, {_literal(json.dumps(expected.catalog, sort_keys=True))})",
+                    f"INSERT INTO {t} (fingerprint, server_version, catalog) VALUES ({digest}, "
+                    f"{int(expected.server_version)}, {_literal(json.dumps(expected.catalog, sort_keys=True))}) "
+                    "ON CONFLICT (fingerprint) DO UPDATE SET server_version = EXCLUDED.server_version, "
+                    "built_at = EXCLUDED.built_at, catalog = EXCLUDED.catalog",
+                    f"DELETE FROM {t} WHERE fingerprint <> {digest}",
+                    f"DO $grant$ DECLARE reader text; BEGIN FOR reader IN {readers} LOOP "
+                    f"EXECUTE format('GRANT SELECT ON %s TO %s', {_literal(t)}, reader); END LOOP; END $grant$",
                     "COMMIT",
                 )
             )
@@ -440,12 +459,17 @@ def store_expected(session: Session, expected: ExpectedSchema) -> None:
     )
 
 
-def stored_expected(session: Session) -> ExpectedSchema | None:
-    """The stored expected schema, or None when ``check_sql_schema`` never stored one here."""
+def stored_expected(session: Session, fingerprint: str | None = None) -> ExpectedSchema | None:
+    """The stored expected schema (the one filed under ``fingerprint`` if there is one, else the
+    newest), or None when ``check_sql_schema`` never stored one here."""
     # to_regclass first: a failed SELECT would abort a caller's transaction (the admin's request).
     if session.fetch("SELECT to_regclass(%s)", (snapshot_table(),))[0][0] is None:
         return None
-    rows = session.fetch(f"SELECT fingerprint, server_version, built_at, catalog FROM {snapshot_table()}")
+    rows = session.fetch(
+        f"SELECT fingerprint, server_version, built_at, catalog FROM {snapshot_table()} "
+        "ORDER BY fingerprint = %s DESC, built_at DESC LIMIT 1",
+        (fingerprint or "",),
+    )
     if not rows:
         return None
     digest, version, built_at, text = rows[0]

@@ -45,7 +45,12 @@ def scratch_database(params: dict, prefix: str = "verify_"):
                 f"cannot create the scratch database {name}: {_message(error, params)} (the role needs CREATEDB)"
             ) from None
     try:
-        connection = psycopg.connect(**{**params, "dbname": name}, autocommit=True)
+        try:
+            connection = psycopg.connect(**{**params, "dbname": name}, autocommit=True)
+        except psycopg.Error as error:  # pg_hba.conf naming databases, a connection limit, …
+            raise DatabaseUnavailable(
+                f"cannot connect to the scratch database {name}: {_message(error, params)}"
+            ) from None
         try:
             yield name, Session(connection)
         finally:

@@ -151,3 +151,125 @@ def test_admin_shows_the_drift_summary_next_to_the_ledger(staff_client, admin_le
     write_files(admin_ledger, {"003_more.sql": migration("003_more", "CREATE TABLE IF NOT EXISTS more (id int);")})
     call_command("apply_sql_migrations", stdout=StringIO(), stderr=StringIO(), no_color=True)
     assert "not known" in panel_text(staff_client) and "Run it again" in panel_text(staff_client)
+
+
+# The stored schema: who may read it, two checks at once, another version of the tool.
+
+
+def test_the_ledgers_readers_may_read_the_stored_schema(call, database, rich, pg_server):
+    role = f"reader_{database.name}"
+    database.query(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'pw'")
+    database.query(f'GRANT SELECT ON schema_migrations TO "{role}"')  # the application's role, say
+    try:
+        assert call("check_sql_schema", migrations=rich).returncode == 0  # stored by the deploy's role
+        database.query(HOTFIX)
+        result = call(
+            "check",
+            "--database",
+            "default",
+            migrations=rich,
+            database_url=pg_server.url(database.name, user=role, password="pw"),
+        )
+        (warning,) = drift_warnings(result)
+        assert "index hotfix_idx: extra" in warning, result.output
+    finally:
+        database.query(f'DROP OWNED BY "{role}"')
+        database.query(f'DROP ROLE "{role}"')
+
+
+def test_a_schema_stored_by_another_version_of_the_tool_is_not_compared(call, database, rich):
+    import json
+
+    from dbmigrations import ledger
+
+    assert call("check_sql_schema", migrations=rich).returncode == 0
+    # What an older tool stored: filed under the ledger alone, its catalog printed its own way.
+    (text,) = database.query("SELECT catalog FROM schema_migrations_snapshot")[0]
+    older = json.loads(text)
+    older["extension"] = {name: "printed another way" for name in older["extension"]}
+    rows = database.query("SELECT version, checksum FROM schema_migrations")
+    database.query(
+        "UPDATE schema_migrations_snapshot SET fingerprint = %s, catalog = %s",
+        (ledger.fingerprint(rows), json.dumps(older)),
+    )
+    assert drift_warnings(call("check", "--database", "default", migrations=rich)) == []
+
+
+def test_two_checks_storing_at_once_both_store(call, database, rich, tmp_path):
+    import time
+
+    from tests.conftest import clean_env, spawn_manage
+
+    assert call("check_sql_schema", migrations=rich).returncode == 0
+    (stored,) = database.query("SELECT fingerprint, server_version, catalog FROM schema_migrations_snapshot")
+    with database.connect() as other:  # another check, storing the same expected schema right now
+        other.execute("BEGIN")
+        other.execute("DELETE FROM schema_migrations_snapshot")
+        other.execute(
+            "INSERT INTO schema_migrations_snapshot (fingerprint, server_version, catalog) VALUES (%s, %s, %s)", stored
+        )
+        env = clean_env(
+            DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(rich), SQL_EMBEDDED_PGDATA=str(tmp_path / "pg")
+        )
+        process = spawn_manage("check_sql_schema", env=env)
+        blocked = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        deadline = time.monotonic() + 60
+        while database.query(blocked) == [(0,)] and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        other.execute("COMMIT")
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, out + err
+    assert "could not store" not in err
+    assert database.query("SELECT count(*) FROM schema_migrations_snapshot") == [(1,)]
+
+
+def test_a_scratch_database_the_role_cannot_connect_to_is_a_warning_in_a_deploy(call, database, rich, pg_server):
+    role = f"noscratch_{database.name}"
+    database.query(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'pw' CREATEDB")
+    database.query(f'ALTER DATABASE "{database.name}" OWNER TO "{role}"')
+    database.query(f'ALTER TABLE schema_migrations OWNER TO "{role}"')
+    # Any new database refuses this role's connections (as a pg_hba.conf listing databases would); its own works.
+    database.query(f"ALTER ROLE \"{role}\" SET session_preload_libraries = 'no_such_library_for_drift'")
+    database.query(f'ALTER ROLE "{role}" IN DATABASE "{database.name}" SET session_preload_libraries = \'plpgsql\'')
+    url = pg_server.url(database.name, user=role, password="pw")
+    try:
+        checked = call("check_sql_schema", migrations=rich, database_url=url)
+        assert checked.returncode == 2, checked.output
+        assert "cannot connect to the scratch database" in checked.stderr and "pw" not in checked.stderr
+        write_files(rich, {"003_more.sql": migration("003_more", "CREATE TABLE IF NOT EXISTS more (id int);")})
+        deploy = call("apply_sql_migrations", "--check-schema", migrations=rich, database_url=url)
+        assert deploy.returncode == 0, deploy.output
+        assert "WARNING: schema drift not checked: cannot connect to the scratch database" in deploy.stderr
+        assert database.versions() == ["001", "002", "003"]
+    finally:
+        database.query(f'ALTER DATABASE "{database.name}" OWNER TO "{pg_server.user}"')
+        database.query(f'REASSIGN OWNED BY "{role}" TO "{pg_server.user}"')
+        database.query(f'DROP OWNED BY "{role}"')
+        database.query(f'DROP ROLE "{role}"')
+
+
+def test_admin_page_survives_a_stored_schema_it_may_not_read(staff_client, admin_ledger, settings):  # noqa: F811
+    from django.db import connection
+
+    assert check_schema() == 0
+    role = f"web_{connection.settings_dict['NAME']}"
+    sql(f"CREATE ROLE \"{role}\" LOGIN PASSWORD 'pw'")
+    sql(
+        f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"'
+    )
+    sql(f'REVOKE ALL ON schema_migrations_snapshot FROM "{role}"')
+    saved = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict.update(USER=role, PASSWORD="pw", ATOMIC_REQUESTS=True)
+    try:
+        response = staff_client.get(LIST_URL)
+        assert response.status_code == 200
+        assert "could not be read" in panel_text(staff_client) and "permission denied" in panel_text(staff_client)
+        assert [row.version for row in response.context["cl"].result_list] == ["001", "002"]  # the ledger still lists
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
+        sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
