@@ -14,6 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from psycopg.conninfo import make_conninfo
+
 from . import conf
 from .database import scrub
 from .exceptions import ConfigurationError, DatabaseUnavailable
@@ -56,10 +58,10 @@ def dump(params: dict, server_version: int, excluded_tables: frozenset[str]) -> 
     """The schema of the database of libpq ``params``, as deterministic SQL text."""
     pg_dump = find_pg_dump(server_version)
     args = [pg_dump, "--schema-only", "--no-owner", "--no-privileges", "--no-tablespaces"]
-    args += [f"--exclude-table=public.{table}" for table in sorted(excluded_tables)]
+    args += [f"--exclude-table={_pattern(table)}" for table in sorted(excluded_tables)]
     env = {**os.environ, "PGPASSWORD": str(params.get("password") or "")}
-    conninfo = {k: v for k, v in params.items() if k != "password" and v not in (None, "")}
-    args.append("--dbname=" + " ".join(f"{k}='{str(v)}'" for k, v in conninfo.items()))
+    conninfo = {k: str(v) for k, v in params.items() if k != "password" and v not in (None, "")}
+    args.append("--dbname=" + make_conninfo(**conninfo))  # quotes what needs it (a ' in application_name)
     proc = subprocess.run(args, capture_output=True, text=True, env=env)
     if proc.returncode:
         message = (proc.stderr.strip().splitlines() or ["pg_dump failed"])[0]
@@ -67,3 +69,9 @@ def dump(params: dict, server_version: int, excluded_tables: frozenset[str]) -> 
     lines = [line for line in proc.stdout.splitlines() if not VOLATILE.match(line)]
     text = "\n".join(lines).strip() + "\n"
     return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def _pattern(table: str) -> str:
+    """A pg_dump pattern matching exactly one table named as drift names it (``ops.t``, or ``t`` in public)."""
+    schema, name = table.split(".", 1) if "." in table else ("public", table)
+    return '"{}"."{}"'.format(schema.replace('"', '""'), name.replace('"', '""'))

@@ -4,7 +4,7 @@ import subprocess
 
 from dbmigrations import catalog
 from dbmigrations.session import Session
-from tests.conftest import SHIPPED_MIGRATIONS
+from tests.conftest import SHIPPED_MIGRATIONS, migration, write_files
 
 
 def snapshot(database):
@@ -62,3 +62,15 @@ def test_the_schema_file_loads_into_the_same_schema_and_check_follows_it(manage,
     stale = manage("write_sql_schema", "--check", "--output", output)
     assert stale.returncode == 1 and "is not current" in stale.stderr
     assert output.read_text() == text  # --check writes nothing
+
+
+def test_the_ledger_in_its_own_schema_is_left_out_and_url_options_are_quoted(call, database, migrations_dir, tmp_path):
+    write_files(migrations_dir, {"001_notes.sql": migration("001_notes", "CREATE TABLE IF NOT EXISTS notes (id int);")})
+    env = {"SQL_MIGRATIONS_SCHEMA": "ops"}
+    url = database.url + ("&" if "?" in database.url else "?") + "application_name=o%27brien"
+    assert call("apply_sql_migrations", migrations=migrations_dir, env=env, database_url=url).returncode == 0
+    output = tmp_path / "schema.sql"
+    written = call("write_sql_schema", "--output", output, env=env, database_url=url)
+    assert written.returncode == 0, written.output
+    text = output.read_text()
+    assert "CREATE TABLE public.notes" in text and "schema_migrations" not in text
