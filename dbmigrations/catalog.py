@@ -246,15 +246,18 @@ def snapshot(session: Session, *, ignore_tables: frozenset[str] = frozenset()) -
     """Every object of every user schema, by kind: ``{"index": {"users_email_idx": "CREATE …"}, …}``.
 
     Objects of the tables in ``ignore_tables`` (qualified names: the ledger, Django's own
-    tables) are left out, with their columns, constraints, indexes, triggers and sequences.
+    tables) are left out, with their columns, constraints, indexes, triggers and sequences;
+    so are the tables, views and sequences an extension created (its line covers them: they
+    follow its version).
     Read with the :data:`PRINTING` settings; the session's own are put back afterwards.
     """
     catalog: Catalog = {}
     with printing(session):
+        ignore_tables = ignore_tables | {_qualified(schema, name) for schema, name in session.fetch(_EXTENSIONS_OWN)}
         for kind, (_label, query) in KINDS.items():
             objects = {}
             for schema, name, definition in session.fetch(query):
-                qualified = name if schema == "public" or kind in ("schema", "extension") else f"{schema}.{name}"
+                qualified = name if kind in ("schema", "extension") else _qualified(schema, name)
                 owners = {table_of(kind, qualified, definition), qualified if kind == "comment" else None}
                 if not owners & ignore_tables:
                     objects[qualified] = definition
@@ -262,7 +265,11 @@ def snapshot(session: Session, *, ignore_tables: frozenset[str] = frozenset()) -
     return catalog
 
 
-# Server-wide and in public (the one schema a new database has): what a scratch database can be given.
+# What a new database has before any migration runs: schema public, and server-wide default privileges.
+_PUBLIC_ACL = """
+    SELECT CASE WHEN a.grantee <> 0 THEN pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable
+    FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = 'public' AND a.grantee <> n.nspowner
+    UNION ALL SELECT NULL, NULL, NULL WHERE to_regnamespace('public') IS NULL"""
 _DEFAULT_ACL = """
     SELECT pg_get_userbyid(d.defaclrole), n.nspname, d.defaclobjtype::text,
            CASE WHEN a.grantee <> 0 THEN pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable
@@ -272,25 +279,49 @@ _DEFAULT_ACL = """
 _OBJECTS = {"r": "TABLES", "S": "SEQUENCES", "f": "FUNCTIONS", "T": "TYPES", "n": "SCHEMAS"}
 
 
-def default_privileges(session: Session) -> list[tuple[str, str]]:
-    """``(role, statement)``: the ``ALTER DEFAULT PRIVILEGES`` that give another database the default
-    privileges of this one, server-wide and in ``public`` (set up by a DBA or a provider, not by a migration)."""
-    statements = []
+def setup(session: Session) -> list[tuple[str, str]]:
+    """``(what, statement)``: what makes a new database set up like this one where no migration did it —
+    a DBA's or a provider's work: the privileges on schema ``public`` (or its absence), and the default
+    privileges, server-wide and in ``public``."""
+    what = "the privileges on schema public"
+    statements = [(what, "REVOKE ALL ON SCHEMA public FROM PUBLIC")]
+    for grantee, privilege, grantable in session.fetch(_PUBLIC_ACL):
+        if privilege is None:
+            statements = [("the absence of schema public", "DROP SCHEMA IF EXISTS public")]
+            break
+        grant = sql.SQL("GRANT {} ON SCHEMA public TO {}{}").format(sql.SQL(privilege), *_grantee(grantee, grantable))
+        statements.append((what, grant.as_string(session.connection)))
     for (role, schema, kind), items in groupby(session.fetch(_DEFAULT_ACL), key=lambda row: row[:3]):
+        what = f"the default privileges of role {role}"
         alter = sql.SQL("ALTER DEFAULT PRIVILEGES FOR ROLE {}").format(sql.Identifier(role))
         if schema is not None:
             alter = sql.SQL("{} IN SCHEMA {}").format(alter, sql.Identifier(schema))
         objects = sql.SQL(_OBJECTS[kind])
         if schema is None:  # a server-wide entry replaces the built-in defaults: start from none
-            statements.append(
-                (role, sql.SQL("{} REVOKE ALL ON {} FROM PUBLIC, {}").format(alter, objects, sql.Identifier(role)))
-            )
+            revoke = sql.SQL("{} REVOKE ALL ON {} FROM PUBLIC, {}").format(alter, objects, sql.Identifier(role))
+            statements.append((what, revoke.as_string(session.connection)))
         for *_key, grantee, privilege, grantable in items:
-            to = sql.SQL("PUBLIC") if grantee is None else sql.Identifier(grantee)
-            option = sql.SQL(" WITH GRANT OPTION" if grantable else "")
-            grant = sql.SQL("{} GRANT {} ON {} TO {}{}").format(alter, sql.SQL(privilege), objects, to, option)
-            statements.append((role, grant))
-    return [(role, statement.as_string(session.connection)) for role, statement in statements]
+            grant = sql.SQL("{} GRANT {} ON {} TO {}{}").format(
+                alter, sql.SQL(privilege), objects, *_grantee(grantee, grantable)
+            )
+            statements.append((what, grant.as_string(session.connection)))
+    return statements
+
+
+def _grantee(grantee: str | None, grantable: bool) -> tuple[sql.Composable, sql.Composable]:
+    return (
+        sql.SQL("PUBLIC") if grantee is None else sql.Identifier(grantee),
+        sql.SQL(" WITH GRANT OPTION" if grantable else ""),
+    )
+
+
+_EXTENSIONS_OWN = """
+    SELECT n.nspname, c.relname FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
+    JOIN pg_namespace n ON n.oid = c.relnamespace WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'"""
+
+
+def _qualified(schema: str, name: str) -> str:
+    return name if schema == "public" else f"{schema}.{name}"
 
 
 @contextmanager
@@ -320,17 +351,17 @@ def _set(session: Session, settings) -> None:
 
 
 def table_of(kind: str, name: str, definition: str) -> str | None:
-    """The table an object belongs to (a column's, an index's, a serial's, …), or the table itself; None for
-    the others. A comment's may be the name itself or its prefix (``app.t``: a table, or column ``t.app``?):
+    """The relation an object belongs to (a column's, an index's, a serial's, …), or the relation itself (a
+    table, view or sequence); None for the others. A comment's may be the name itself or its prefix (``app.t``: a table, or column ``t.app``?):
     the prefix is returned, and :func:`drift.compare` tries both."""
     if kind in ("column", "constraint", "trigger", "policy"):
         return name.rsplit(".", 1)[0]
-    if kind in ("table", "grant", "column order"):
+    if kind in ("table", "grant", "column order", "view"):
         return name
     if kind == "comment":
         return name.split("(")[0].rsplit(".", 1)[0] if "." in name.split("(")[0] else name
-    if kind == "sequence" and " OWNED BY " in definition:  # "… OWNED BY [schema.]table.column"
-        return definition.rsplit(" OWNED BY ", 1)[1].rsplit(".", 1)[0]
+    if kind == "sequence":  # "… OWNED BY [schema.]table.column", or a sequence of its own
+        return definition.rsplit(" OWNED BY ", 1)[1].rsplit(".", 1)[0] if " OWNED BY " in definition else name
     if kind == "index":  # "CREATE INDEX x ON [ONLY] public.t USING …"
         words = definition.split(" ON ", 1)[1].split() if " ON " in definition else [""]
         on = words[1] if words[0] == "ONLY" and len(words) > 1 else words[0]

@@ -171,7 +171,7 @@ def check_schema(
     report = DriftReport(versions=[f.version for f in to_build], notes=notes)
     try:
         with _scratch(server_params, session, report) as scratch:
-            _copy_default_privileges(session, scratch, report)
+            _copy_setup(session, scratch, report)
             executor = MigrationExecutor(scratch)
             _build(executor, to_build, report)
             expected = catalog.snapshot(scratch, ignore_tables=ignore)
@@ -230,20 +230,21 @@ def _why(error: DbMigrationsError, report: DriftReport) -> str:
     return ""
 
 
-def _copy_default_privileges(live: Session, scratch: Session, report: DriftReport) -> None:
-    """Give the scratch database the live one's default privileges (a DBA's or a provider's setup, not a
-    migration's), so that the grants they add to each new table are not reported as drift."""
+def _copy_setup(live: Session, scratch: Session, report: DriftReport) -> None:
+    """Set the scratch database up as the live one where no migration did (:func:`catalog.setup`): the
+    privileges on schema public, default privileges. Else the grants a DBA's setup adds to every new
+    table would show as drift, and a migration that relies on them would fail on the scratch database."""
     refused: set[str] = set()
-    for role, statement in catalog.default_privileges(live):
-        if role in refused:
+    for what, statement in catalog.setup(live):
+        if what in refused:
             continue
         try:
             scratch.fetch(statement)
         except psycopg.Error as error:
-            refused.add(role)
+            refused.add(what)
             report.notes.append(
-                f"could not give the scratch database the default privileges of role {role} ({_first_line(error)}): "
-                "the grants they add to new objects may show as drift"
+                f"could not give the scratch database {what} of the live one ({_first_line(error)}): "
+                "the grants they add may show as drift"
             )
 
 
