@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from itertools import groupby
 
-import psycopg
 from psycopg import sql
 
 from .session import Session
@@ -326,28 +325,23 @@ def _qualified(schema: str, name: str) -> str:
 
 @contextmanager
 def printing(session: Session):
-    """The :data:`PRINTING` settings for the duration, then the session's own again.
+    """A transaction (a savepoint in the caller's) with the :data:`PRINTING` settings.
 
-    Set for the session, not the transaction (the caller may be in none, or in Django's
-    request transaction): when a query fails inside a transaction, its rollback restores them.
+    Set for the transaction only (``SET LOCAL``): through a transaction pooler a session-level
+    setting would stay on a server connection another client gets next. In the caller's
+    transaction (Django's ``ATOMIC_REQUESTS``) the caller's own values are put back at the end.
     """
     names = [name for name, _value in PRINTING]
-    before = session.fetch("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names)[0]
-    _set(session, PRINTING)
-    try:
+    with session.connection.transaction():
+        before = session.fetch("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names)[0]
+        _set(session, PRINTING)
         yield
-    except BaseException:
-        with suppress(psycopg.Error):  # an aborted transaction refuses it; its rollback restores them
-            _set(session, zip(names, before))
-        raise
-    _set(session, zip(names, before))
+        _set(session, zip(names, before))
 
 
 def _set(session: Session, settings) -> None:
     pairs = list(settings)
-    session.fetch(
-        "SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(pairs)), [x for pair in pairs for x in pair]
-    )
+    session.fetch("SELECT " + ", ".join(["set_config(%s, %s, true)"] * len(pairs)), [x for pair in pairs for x in pair])
 
 
 def table_of(kind: str, name: str, definition: str) -> str | None:

@@ -273,3 +273,18 @@ def test_admin_page_survives_a_stored_schema_it_may_not_read(staff_client, admin
         connection.settings_dict.clear()
         connection.settings_dict.update(saved)
         sql(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
+
+
+def test_comparing_leaves_no_setting_on_the_session(call, database, rich):
+    # Through a transaction pooler (PgBouncer, Neon's -pooler) a session-level SET would stay on a server
+    # connection another client gets next, and the next query might not run where it was set.
+    import psycopg
+
+    from dbmigrations import drift
+    from dbmigrations.session import Session
+
+    assert call("check_sql_schema", migrations=rich).returncode == 0
+    with psycopg.connect(database.url, autocommit=True) as connection:
+        assert drift.compare_with_stored(Session(connection)).state == "ok"
+        changed = "SELECT name FROM pg_settings WHERE source = 'session' AND name <> 'transaction_isolation'"
+        assert connection.execute(changed).fetchall() == []
