@@ -24,6 +24,7 @@ from pathlib import Path
 import psycopg
 
 from . import catalog, conf, ledger, loader, plan
+from .database import scrub
 from .discovery import SqlFile
 from .exceptions import ConfigurationError, DatabaseUnavailable, DbMigrationsError, MigrationFailed, SchemaNotChecked
 from .executor import MigrationExecutor
@@ -187,8 +188,15 @@ def check_schema(
                     digest = stored_key(recorded + [(f.version, f.checksum) for f in then])
             built_with = scratch.server_version
         actual = catalog.snapshot(session, ignore_tables=ignore)
+        now = [(r.version, r.checksum) for r in ledger.applied(session, create=False)]
     except psycopg.Error as error:  # a catalog query failed (a timeout, a lost connection): never a traceback
-        raise SchemaNotChecked(f"drift was not checked: {_first_line(error)}") from None
+        password = str(server_params.get("password") or "")
+        raise SchemaNotChecked(f"drift was not checked: {scrub(_first_line(error), password)}") from None
+    if ledger.fingerprint(now) != ledger.fingerprint(recorded):
+        raise SchemaNotChecked(
+            "migrations were applied, rolled back or repaired while the check ran (a deploy?): the database was "
+            "read after them, so drift was not checked; run it again"
+        )
     report.differences = compare(expected, actual)
     if after is not None:
         report.stored = _store(session, ledger.ExpectedSchema(digest, built_with, None, after), report)

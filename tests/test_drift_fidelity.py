@@ -192,3 +192,10 @@ def test_unmanaged_django_models_do_not_hide_their_tables(call, database, base):
     finally:
         del apps.all_models["admin"]["reading"]
         apps.clear_cache()
+
+
+def test_the_report_groups_by_kind_under_plural_headings(call, database, base):
+    database.query("CREATE POLICY hotfix ON t USING (true); CREATE INDEX hotfix_idx ON t (a)")
+    result = call("check_sql_schema", migrations=base)
+    assert result.returncode == 1
+    assert [line for line in result.stdout.splitlines() if line.endswith(":")] == ["indexes:", "policies:"]

@@ -288,3 +288,27 @@ def test_comparing_leaves_no_setting_on_the_session(call, database, rich):
         assert drift.compare_with_stored(Session(connection)).state == "ok"
         changed = "SELECT name FROM pg_settings WHERE source = 'session' AND name <> 'transaction_isolation'"
         assert connection.execute(changed).fetchall() == []
+
+
+def test_a_deploy_during_the_check_is_not_reported_as_drift(call, database, migrations_dir, tmp_path):
+    import time
+
+    from tests.conftest import clean_env, spawn_manage
+
+    slow = "CREATE TABLE IF NOT EXISTS slow (id int);\nSELECT pg_sleep(CASE WHEN current_database() LIKE 'drift%' THEN 4 ELSE 0 END);"
+    write_files(migrations_dir, {"001_slow.sql": migration("001_slow", slow)})
+    assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    env = clean_env(
+        DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(migrations_dir), SQL_EMBEDDED_PGDATA=str(tmp_path / "pg")
+    )
+    process = spawn_manage("check_sql_schema", env=env)
+    deadline = time.monotonic() + 30
+    busy = "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'drift%' AND wait_event = 'PgSleep'"
+    while database.query(busy) == [(0,)] and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The check read the ledger and is rebuilding 001 on its scratch database: a deploy lands meanwhile.
+    write_files(migrations_dir, {"002_more.sql": migration("002_more", "CREATE TABLE IF NOT EXISTS more (id int);")})
+    assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 2, out + err
+    assert "table more: extra" not in out and "while the check ran" in err

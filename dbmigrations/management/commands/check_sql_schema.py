@@ -4,6 +4,8 @@ from dbmigrations import annotations, drift, loader
 from dbmigrations.management.base import SqlCommand
 from dbmigrations.scratch import server_params
 
+PLURALS = {"index": "indexes", "policy": "policies"}
+
 
 class Command(SqlCommand):
     help = (
@@ -39,7 +41,7 @@ class Command(SqlCommand):
         for difference in report.differences:
             if difference.kind != kind:
                 kind = difference.kind
-                self.stdout.write(self.style.MIGRATE_HEADING(f"{kind}s:" if not kind.endswith("x") else "indexes:"))
+                self.stdout.write(self.style.MIGRATE_HEADING(PLURALS.get(kind, f"{kind}s") + ":"))
             self.stdout.write("  " + difference.render())
             if annotations.enabled():
                 where = drift.first_mention(files, difference.name)
