@@ -1,17 +1,20 @@
-"""Benchmark of lint_sql_migrations against squawk alone on the same files.
+"""Benchmark of lint_sql_migrations against squawk alone on the same files, beyond the Django floor.
 
-    .venv/bin/python bench/lint_bench.py [--n 1000] [--repeat 9]
+    .venv/bin/python bench/lint_bench.py [--n 1000] [--rounds 9]
 
 Generates N migrations in a temp dir (the shapes of the shipped ones: a table with
 indexes and a trigger, a column added in a DO block, an index, now and then a
-CONCURRENTLY index outside a transaction), then times, round-robin so that a busy
-moment of the machine hits every contender alike:
-  * `squawk --reporter json` alone over the files (a process);
-  * the Django floor: `manage.py shell -c pass` (a process: settings, apps, models);
-  * `manage.py lint_sql_migrations --format json` over the files (a process), cold;
-  * the lint in-process (our rules + squawk, merged and suppressed).
-It prints medians, and the median of each round's ratio. Targets for N=1000 on 2 cores:
-under 3 s, and the command's time beyond the Django floor at most 1.5x squawk alone.
+CONCURRENTLY index outside a transaction), then runs, round after round, each of these
+processes once (the order rotates each round, so that a busy moment of the machine
+hits every contender alike):
+  * squawk alone: `squawk --reporter json` over the files, with the project's .squawk.toml;
+  * the Django floor: `manage.py shell -c pass` (interpreter, settings, apps, models);
+  * `manage.py lint_sql_migrations --format json` over the files: with `--no-cache`,
+    with a new, empty cache folder, and with the cache filled by the previous round.
+It prints, for each, the median and the minimum of the rounds' wall times and the
+median CPU time (user + system, squawk's own included for the lint). Then the lint's
+time beyond the floor (per round: lint minus floor) against squawk alone. Target for
+N=1000: the cold lint (no cache) beyond the floor at most 1.5x squawk alone.
 """
 
 from __future__ import annotations
@@ -75,6 +78,15 @@ COMMIT;
 """,
 ]
 
+SQUAWK, FLOOR, NO_CACHE, NEW_CACHE, WARM_CACHE = (
+    "squawk alone",
+    "Django floor",
+    "lint, --no-cache",
+    "lint, empty cache",
+    "lint, warm cache",
+)
+TARGET = 1.5
+
 
 def generate(directory: Path, n: int) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
@@ -88,103 +100,80 @@ def generate(directory: Path, n: int) -> list[Path]:
     return paths
 
 
-def process(command: list[str], env: dict[str, str] | None = None):
-    """A function running ``command``; exit 0 or 1 (findings) is fine, anything else stops the bench."""
-
-    def run():
-        proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-        if proc.returncode not in (0, 1):
-            raise SystemExit(f"{' '.join(command[:4])} … failed ({proc.returncode}):\n{proc.stderr}")
-
-    return run
+def children_cpu() -> float:
+    """CPU used so far by the child processes that have ended (and by their own children: squawk)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def cpu_seconds() -> float:
-    """CPU used so far by this process and by its children that have ended (squawk, manage.py …)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
-
-def round_robin(contenders: dict, repeat: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Wall and CPU times of each contender: ``repeat`` rounds, each running every contender once."""
-    wall: dict[str, list[float]] = {name: [] for name in contenders}
-    cpu: dict[str, list[float]] = {name: [] for name in contenders}
-    for _ in range(repeat):
-        for name, run in contenders.items():
-            began, began_cpu = time.perf_counter(), cpu_seconds()
-            run()
-            wall[name].append(time.perf_counter() - began)
-            cpu[name].append(cpu_seconds() - began_cpu)
-    return wall, cpu
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(wall, CPU, result) of one run; exit 0 or 1 (findings) is fine, anything else stops the bench."""
+    began, began_cpu = time.perf_counter(), children_cpu()
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - began, children_cpu() - began_cpu
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(command[:4])} … failed ({proc.returncode}):\n{proc.stderr}")
+    return wall, cpu, proc
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bestrong.settings")
-    import django
-
-    django.setup()
-    from django.conf import settings
-
-    from dbmigrations.lint import MIGRATION, expand, lint
     from dbmigrations.lint.squawk import binary
 
     with tempfile.TemporaryDirectory() as temp:
         directory = Path(temp) / "migrations"
         paths = generate(directory, args.n)
-        targets = expand([directory], MIGRATION)
-        env = {**os.environ, "BESTRONG_ENV_FILE": os.devnull, "XDG_CACHE_HOME": str(Path(temp) / "xdg")}
+        env = {**os.environ, "BESTRONG_ENV_FILE": os.devnull}
         manage = [sys.executable, str(ROOT / "manage.py")]
-        command = [*manage, "lint_sql_migrations", "--format", "json", str(directory)]
+        lint = [*manage, "lint_sql_migrations", "--format", "json", str(directory)]
+        squawk = [binary(), "--reporter", "json", "--config", str(ROOT / ".squawk.toml"), *map(str, paths)]
         caches = iter(range(10**6))
-
-        def cold_cache():
-            settings.SQL_LINT_CACHE_DIR = Path(temp) / f"cache-{next(caches)}"
-            return lint(targets)
-
-        def warm_cache():
-            settings.SQL_LINT_CACHE_DIR = Path(temp) / "warm"
-            return lint(targets)
-
         contenders = {
-            "squawk alone": process([binary(), "--reporter", "json", *map(str, paths)]),
-            "Django floor": process([*manage, "shell", "-c", "pass"], env),
-            "command, no cache": process([*command, "--no-cache"], env),
-            "command, cache": process(command, env),
-            "lint(), no cache": lambda: lint(targets, cache=False),
-            "lint(), cold cache": cold_cache,
-            "lint(), cache": warm_cache,
+            SQUAWK: lambda: timed(squawk, env),
+            FLOOR: lambda: timed([*manage, "shell", "-c", "pass"], env),
+            NO_CACHE: lambda: timed([*lint, "--no-cache"], env),
+            NEW_CACHE: lambda: timed(lint, {**env, "XDG_CACHE_HOME": f"{temp}/cache-{next(caches)}"}),
+            WARM_CACHE: lambda: timed(lint, {**env, "XDG_CACHE_HOME": f"{temp}/warm"}),
         }
-        for run in contenders.values():  # the OS file cache, .pyc files, a filled result cache
-            run()
-        wall, cpu = round_robin(contenders, args.repeat)
-        report = lint(targets, cache=False)
+        outputs = {name: run()[2].stdout for name, run in contenders.items()}  # warms the OS file cache, .pyc
+        assert outputs[NO_CACHE] == outputs[NEW_CACHE] == outputs[WARM_CACHE], "the cache changed the report"
+        load = os.getloadavg()[0]
+        wall: dict[str, list[float]] = {name: [] for name in contenders}
+        cpu: dict[str, list[float]] = {name: [] for name in contenders}
+        names = list(contenders)
+        for round_number in range(args.rounds):
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:
+                seconds, cpu_seconds, _ = contenders[name]()
+                wall[name].append(seconds)
+                cpu[name].append(cpu_seconds)
+        load = (load, os.getloadavg()[0])
+    summary = outputs[NO_CACHE].rsplit('"summary": ', 1)[-1].strip().rstrip("}").strip()
 
-    def ratio(times: dict[str, list[float]], name: str, pick=statistics.median) -> float:
-        """(time, less the floor for a command) / squawk alone, from the picked times of each."""
-        floor = pick(times["Django floor"]) if name.startswith("command") else 0
-        return (pick(times[name]) - floor) / pick(times["squawk alone"])
-
-    summary = report.summary()
     print(
-        f"{args.n} files ({summary['errors']} errors, {summary['warnings']} warnings), {args.repeat} round-robin "
-        "rounds. ratio = (time, less the Django floor for a command) / squawk alone"
+        f"{args.n} files ({summary}); {args.rounds} rounds, each running every contender once, order rotated; "
+        f"load average {load[0]:.1f} → {load[1]:.1f} on {os.cpu_count()} cores"
     )
-    print(f"{'':<20}{'wall median':>12}{'ratio':>7}{'wall min':>10}{'ratio':>7}{'CPU median':>12}{'ratio':>7}")
+    print(f"{'seconds':<22}{'wall median':>12}{'wall min':>10}{'CPU median':>12}")
     for name in contenders:
+        print(
+            f"{name:<22}{statistics.median(wall[name]):>12.3f}{min(wall[name]):>10.3f}{statistics.median(cpu[name]):>12.3f}"
+        )
+    print(f"\nbeyond the floor (per round: lint − floor), ratio to squawk alone; target ≤ {TARGET}x for --no-cache")
+    print(f"{'seconds':<22}{'wall median':>12}{'ratio':>7}{'wall min':>10}{'ratio':>7}{'CPU median':>12}{'ratio':>7}")
+    for name in (NO_CACHE, NEW_CACHE, WARM_CACHE):
         cells = []
         for times, pick in ((wall, statistics.median), (wall, min), (cpu, statistics.median)):
-            cells.append(f"{pick(times[name]):>{10 if pick is min else 12}.3f}")
-            cells.append("" if name in ("squawk alone", "Django floor") else f"{ratio(times, name, pick):>6.2f}x")
-        print(f"{name:<20}" + "".join(f"{c:>7}" if c.endswith("x") or not c else c for c in cells))
-    print(
-        "targets: under 3 s; a command's time beyond the floor at most 1.5x squawk alone. The minimum of the "
-        "rounds is the run least disturbed by other work on the machine."
-    )
+            if pick is min:  # the least disturbed run of each
+                beyond = min(times[name]) - min(times[FLOOR])
+            else:
+                beyond = pick([a - b for a, b in zip(times[name], times[FLOOR])])
+            cells.append(f"{beyond:>{10 if pick is min else 12}.3f}{beyond / pick(times[SQUAWK]):>6.2f}x")
+        print(f"{name:<22}" + "".join(cells))
 
 
 if __name__ == "__main__":

@@ -274,17 +274,51 @@ def test_unwrapped_file_is_given_to_squawk_as_in_a_transaction(tmp_path):
     assert not any(f["rule"] == "prefer-robust-stmts" for f in found)  # the runner wraps it: squawk agrees
 
 
-def test_hundreds_of_files_split_between_squawk_processes_lose_no_finding(tmp_path):
-    from dbmigrations.lint.squawk import FILES_PER_PROCESS
-
-    count = 2 * FILES_PER_PROCESS + 1  # two processes on a 2-core machine, one on a single core
+def test_hundreds_of_files_in_one_squawk_run_lose_no_finding(tmp_path):
     files = {
         f"{i:03d}_x{i}.sql": migration(f"{i:03d}_x{i}", f"CREATE INDEX IF NOT EXISTS i{i} ON t (id);")
-        for i in range(1, count + 1)
+        for i in range(1, 402)
     }
     found = findings(tmp_path, files, squawk=True)
     concurrent = {f["path"].rsplit("/", 1)[-1] for f in found if f["rule"] == "require-concurrent-index-creation"}
     assert concurrent == set(files)
+
+
+def test_a_command_line_too_long_for_one_squawk_process_is_split_without_losing_a_finding(tmp_path, monkeypatch):
+    from dbmigrations.lint import squawk
+
+    files = {
+        f"{i:03d}_x{i}.sql": migration(f"{i:03d}_x{i}", f"CREATE INDEX IF NOT EXISTS i{i} ON t (id);")
+        for i in range(1, 8)
+    }
+    # not wrapped, but the runner runs it in a transaction: it goes to the second squawk run
+    files["008_y.sql"] = migration("008_y", "CREATE INDEX IF NOT EXISTS i8 ON t (id);", wrap=False)
+    one_path = len(str(tmp_path / "migrations" / "001_x1.sql")) + 1
+    monkeypatch.setattr(squawk, "MAX_ARGUMENT_CHARS", 2 * one_path)  # two files per squawk process
+    found = findings(tmp_path, files, squawk=True)
+    concurrent = {
+        (f["path"].rsplit("/", 1)[-1], f["line"]) for f in found if f["rule"] == "require-concurrent-index-creation"
+    }
+    assert concurrent == {(name, 6 if name == "008_y.sql" else 8) for name in files}
+    assert ("L004", 6) in rules(found)
+
+
+def test_the_lint_leaves_the_cycle_collector_as_it_found_it(tmp_path):
+    import gc
+
+    from dbmigrations.lint import MIGRATION, expand
+    from dbmigrations.lint import lint as lint_files
+
+    targets = expand([write_files(tmp_path / "m", {"001_x.sql": migration("001_x", "DROP TABLE t;")})], MIGRATION)
+    assert gc.isenabled()
+    assert [f.rule for f in lint_files(targets, squawk=False, cache=False).findings] == ["L006"]
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        lint_files(targets, squawk=False, cache=False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_pg_version_comes_from_the_server_with_database(call, tmp_path):

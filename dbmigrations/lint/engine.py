@@ -9,8 +9,10 @@ cached between runs (``cache.py``); squawk's are not.
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
-from functools import lru_cache
+from contextlib import contextmanager
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,7 +22,7 @@ from ..discovery import read_source
 from ..exceptions import InvalidFiles
 from . import cache as result_cache
 from . import rules_data, rules_ddl, rules_file, suppress  # noqa: F401  (register the rules)
-from .registry import RULES
+from .registry import RULES, Rule
 from .report import Finding, Report
 from .source import load
 from .squawk import Run
@@ -50,43 +52,63 @@ def squawk_errors() -> set[str]:
 def lint(targets: list[Target], *, squawk: bool = True, pg_version: str | None = None, cache: bool = True) -> Report:
     """Lint ``targets``; ``squawk=False`` runs only our rules (the Django system check does)."""
     targets = unique(targets)
+    names = [str(t.path) for t in targets]
+    # squawk starts first and works while we read, parse and check; files our runner wraps in a
+    # transaction although they have no BEGIN of their own are re-run with --assume-in-transaction below.
+    run = Run({False: names}, pg_version) if squawk and targets else None
     named = name_problems(targets)
-    # squawk starts first and works while we parse; files our runner wraps in a transaction
-    # although they have no BEGIN of their own are re-run with --assume-in-transaction below.
-    run = Run({False: [str(t.path) for t in targets]}, pg_version) if squawk and targets else None
     store = result_cache.Cache.open() if cache else None
-    findings, suppressions, skip, assume, unreadable = [], {}, set(), [], False
-    for target in targets:
-        analysis = analyse(target, store)
+    with _cycle_collector_paused():
+        analyses = [analyse(target, store) for target in targets]
+    if store is not None:
+        store.save()
+    findings, suppressions, skip, assume = [], {}, set(), []
+    for target, name, analysis in zip(targets, names, analyses):
         findings += [_finding(target.path, *hit) for hit in analysis.hits]
         findings += [
             _finding(target.path, "L001", p.line or 1, p.column or 1, p.message, p.line or 1)
             for p in named.get(target.path, ())
         ]
-        suppressions[str(target.path)] = suppress.Suppressions(
-            set(analysis.ignore_file), {line: set(keys) for line, keys in analysis.ignore_lines}
-        )
-        unreadable |= not analysis.readable
+        if analysis.ignore_file or analysis.ignore_lines:
+            suppressions[name] = suppress.Suppressions(
+                set(analysis.ignore_file), {line: set(keys) for line, keys in analysis.ignore_lines}
+            )
         if not analysis.parsed or analysis.assume:
-            skip.add(str(target.path))
+            skip.add(name)
         if analysis.assume:
-            assume.append(str(target.path))
-    if store is not None:
-        store.save()
+            assume.append(name)
     if run is not None:
-        if unreadable:  # squawk stops at a file that is not UTF-8: run it again without those
+        if not all(analysis.readable for analysis in analyses):
+            # squawk stops at a file that is not UTF-8: run it again without those
             run.discard()
-            run = Run({False: [str(t.path) for t in targets if str(t.path) not in skip]}, pg_version)
+            run = Run({False: [name for name in names if name not in skip]}, pg_version)
         rerun = Run({True: assume}, pg_version) if assume else None
-        paths, errors = {str(t.path): t.path for t in targets}, squawk_errors()
+        paths, errors = dict(zip(names, (t.path for t in targets))), squawk_errors()
         theirs = run.findings(paths, errors, skip) + (rerun.findings(paths, errors, set()) if rerun else [])
         findings = _merge(findings, theirs)
     total = len(findings)
-    findings = [
-        x for x in findings if x.rule == "L001" or not suppressions[str(x.path)].covers(x.line, {x.rule, x.name})
-    ]
+    if suppressions:
+        findings = [x for x in findings if x.rule == "L001" or not _suppressed(suppressions, x)]
     findings.sort(key=lambda x: (*_file_order(x.path), x.line, x.column, x.rule))
     return Report(len(targets), findings, total - len(findings), squawk=run is not None)
+
+
+def _suppressed(suppressions: dict[str, suppress.Suppressions], finding: Finding) -> bool:
+    found = suppressions.get(str(finding.path))
+    return found is not None and found.covers(finding.line, {finding.rule, finding.name})
+
+
+@contextmanager
+def _cycle_collector_paused():
+    """Parse trees are plain dicts, freed file by file as soon as their rules ran: reference counting
+    frees them all, and the cycle collector would only walk them again and again while they are built."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def analyse(target: Target, store: result_cache.Cache | None) -> Analysis:
@@ -100,11 +122,9 @@ def analyse(target: Target, store: result_cache.Cache | None) -> Analysis:
     if isinstance(cached, list) and len(cached) == len(Analysis._fields):
         return Analysis(*cached)
     f = load(target.path, target.kind, source)
-    parsed = f.parsed
     hits = [
         [rule.id, hit.line, hit.column, hit.message, hit.end_line or hit.line]
-        for rule in RULES.values()
-        if f.kind in rule.kinds and (parsed or not rule.needs_statements)
+        for rule in _rules(f.kind, f.parsed)
         for hit in rule.check(f)
     ]
     found = suppress.of(f)
@@ -119,6 +139,12 @@ def analyse(target: Target, store: result_cache.Cache | None) -> Analysis:
     if key:
         store.put(key, list(analysis))
     return analysis
+
+
+@cache
+def _rules(kind: str, parsed: bool) -> tuple[Rule, ...]:
+    """The rules that apply to a file of ``kind``; those reading statements only to a parsed file."""
+    return tuple(r for r in RULES.values() if kind in r.kinds and (parsed or not r.needs_statements))
 
 
 def _finding(path: Path, rule_id: str, line: int, column: int, message: str, end_line: int) -> Finding:

@@ -39,6 +39,10 @@ _DROPS = {
 }
 
 
+_REPLACEABLE = frozenset({"CreateFunctionStmt", "ViewStmt", "RuleStmt"})
+_DROPPED_FIRST = frozenset({"CreateTrigStmt", "CreatePolicyStmt"})
+
+
 def _label(value: str | None) -> str:
     return (value or "").removeprefix("OBJECT_").replace("MATVIEW", "MATERIALIZED_VIEW").replace("_", " ")
 
@@ -146,7 +150,7 @@ def _cmds(s: Stmt) -> list[dict]:
 @rule("L007", "missing-or-replace", ERROR, "write CREATE OR REPLACE FUNCTION / PROCEDURE / VIEW", kinds=MIGRATION_KINDS)
 def missing_or_replace(f: LintFile):
     for s in f.statements:
-        if s.guarded or s.fields.get("replace"):
+        if s.kind not in _REPLACEABLE or s.guarded or s.fields.get("replace"):
             continue
         if s.kind == "CreateFunctionStmt":
             what = "PROCEDURE" if s.fields.get("is_procedure") else "FUNCTION"
@@ -167,14 +171,12 @@ def missing_or_replace(f: LintFile):
 )
 def create_without_drop(f: LintFile):
     for i, s in enumerate(f.statements):
-        if s.guarded or s.fields.get("replace"):
+        if s.kind not in _DROPPED_FIRST or s.guarded or s.fields.get("replace"):
             continue
         if s.kind == "CreateTrigStmt":
             what, name = "TRIGGER", s.fields.get("trigname", "")
-        elif s.kind == "CreatePolicyStmt":
-            what, name = "POLICY", s.fields.get("policy_name", "")
         else:
-            continue
+            what, name = "POLICY", s.fields.get("policy_name", "")
         table = _relname(s.fields)
         if not any(d[-2:] == [table, name] for d in _dropped(f.statements[:i], f"OBJECT_{what}")):
             yield at(f, s, f"CREATE {what} {name} without a DROP {what} IF EXISTS {name} ON {table} before it")

@@ -35,20 +35,20 @@ def _name_key(f: LintFile) -> str:
     return "Seed" if f.kind == SEED else "Migration"
 
 
-def _header(f: LintFile, key: str) -> tuple[int, str] | None:
-    """(line, value) of the ``-- Key: value`` comment near the top (as ``SqlSource.header`` reads it)."""
+def _headers(f: LintFile) -> dict[str, tuple[int, str]]:
+    """Lower-cased key → (line, value) of the ``-- Key: value`` comments near the top, the first of each
+    (as ``SqlSource.header`` reads them); computed once per file."""
     headers = f.__dict__.get("_headers")
     if headers is None:
         headers = f.__dict__["_headers"] = {}
-        for number, line in enumerate(f.text.split("\n", HEADER_LINES)[:HEADER_LINES], 1):
-            if "--" not in line:
-                continue
+        lines = f.text.split("\n", HEADER_LINES)[:HEADER_LINES]
+        for number, line in [(n, line) for n, line in enumerate(lines, 1) if "--" in line]:
             stripped = line.strip()
             if stripped.startswith("--") and ":" in stripped:
                 name, _, value = stripped[2:].partition(":")
-                if name.strip() == name[1:] and name.strip():  # exactly "-- Key:"
-                    headers.setdefault(name.strip().lower(), (number, value.strip()))
-    return headers.get(key.lower())
+                if name[1:] == name.strip() and name[1:]:  # exactly "-- Key:"
+                    headers.setdefault(name[1:].lower(), (number, value.strip()))
+    return headers
 
 
 def _stem(f: LintFile) -> str:
@@ -66,8 +66,9 @@ def _stem(f: LintFile) -> str:
 def missing_header(f: LintFile):
     if f.source is None:
         return
+    headers = _headers(f)
     for key in (_name_key(f), *HEADER_KEYS):
-        found = _header(f, key)
+        found = headers.get(key.lower())
         if not found:
             yield Hit(1, 1, f"header comment `-- {key}: …` is missing")
         elif not found[1]:
@@ -84,13 +85,13 @@ def missing_header(f: LintFile):
 def header_mismatch(f: LintFile):
     if f.source is None:
         return
-    key = _name_key(f)
-    found = _header(f, key)
+    key, headers = _name_key(f), _headers(f)
+    found = headers.get(key.lower())
     stem = _stem(f)
     allowed = {stem, f"{stem}.sql"} | ({f"{stem} (down)", f"{stem}.down"} if f.kind == DOWN else set())
     if found and found[1] and found[1] not in allowed:
         yield Hit(found[0], 1, f"`-- {key}: {found[1]}` does not match the file name ({stem})")
-    created = _header(f, "Created")
+    created = headers.get("created")
     if created and created[1]:
         try:
             date.fromisoformat(created[1])

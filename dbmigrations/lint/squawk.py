@@ -3,10 +3,11 @@
 Files the runner executes in one transaction without a ``BEGIN;`` of their own go
 to squawk with ``--assume-in-transaction``; wrapped files carry their ``BEGIN`` (so
 squawk sees the transaction itself) and files with CONCURRENTLY run outside one.
-That is one squawk run for most files and a second for those, each started before
-our own rules run so both work at the same time. squawk checks its files on one
-core, so a run over hundreds of files is split in one process per core. Output goes
-to temporary files, not pipes, so squawk never blocks on a full pipe while we are busy.
+That is one squawk process for most files and a second for those; the first starts
+before our own rules run, so both work at the same time. squawk spreads its files
+over the cores itself, so one process gets them all (a process per core only added
+start-up work). Output goes to a temporary file, not a pipe, so squawk never blocks
+on a full pipe while we are busy.
 """
 
 from __future__ import annotations
@@ -43,10 +44,6 @@ def pg_version_text(server_version: int) -> str:
     return f"{server_version // 10000}.{server_version % 10000}"
 
 
-# squawk checks files one after the other on one core: from this many files on, each core gets a share.
-FILES_PER_PROCESS = 200
-
-
 class Run:
     """squawk processes under way; :meth:`findings` waits for them."""
 
@@ -64,9 +61,9 @@ class Run:
                 command += ["--pg-version", pg_version]
             if config_file().is_file():
                 command += ["--config", str(config_file())]
-            for chunk in _chunks(paths):
+            for batch in _batches(paths):
                 out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-                self._jobs.append((subprocess.Popen([*command, *chunk], stdout=out, stderr=err), out, err))
+                self._jobs.append((subprocess.Popen([*command, *batch], stdout=out, stderr=err), out, err))
 
     def discard(self) -> None:
         """Stop the processes and forget their output."""
@@ -119,8 +116,17 @@ class Run:
         return found
 
 
-def _chunks(paths: list[str]) -> list[list[str]]:
-    """``paths`` in as many parts as there are cores (parts of at least FILES_PER_PROCESS files)."""
-    parts = max(1, min(os.cpu_count() or 1, len(paths) // FILES_PER_PROCESS))
-    size = -(-len(paths) // parts) if paths else 0
-    return [paths[i : i + size] for i in range(0, len(paths), size)] if paths else []
+# A command line has a length limit (about 32,000 characters on Windows; more elsewhere).
+MAX_ARGUMENT_CHARS = 30_000 if os.name == "nt" else 500_000
+
+
+def _batches(paths: list[str]) -> list[list[str]]:
+    """``paths`` in as few consecutive parts as the command-line limit allows (one, for any usual project)."""
+    batches, size = [], MAX_ARGUMENT_CHARS
+    for path in paths:
+        if size + len(path) + 1 > MAX_ARGUMENT_CHARS:
+            batches.append([])
+            size = 0
+        batches[-1].append(path)
+        size += len(path) + 1
+    return batches
