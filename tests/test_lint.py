@@ -303,24 +303,6 @@ def test_a_command_line_too_long_for_one_squawk_process_is_split_without_losing_
     assert ("L004", 6) in rules(found)
 
 
-def test_the_lint_leaves_the_cycle_collector_as_it_found_it(tmp_path):
-    import gc
-
-    from dbmigrations.lint import MIGRATION, expand
-    from dbmigrations.lint import lint as lint_files
-
-    targets = expand([write_files(tmp_path / "m", {"001_x.sql": migration("001_x", "DROP TABLE t;")})], MIGRATION)
-    assert gc.isenabled()
-    assert [f.rule for f in lint_files(targets, squawk=False, cache=False).findings] == ["L006"]
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        lint_files(targets, squawk=False, cache=False)
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-
-
 def test_pg_version_comes_from_the_server_with_database(call, tmp_path):
     directory = write_files(
         tmp_path / "m", {"001_x.sql": migration("001_x", "ALTER TABLE t ADD COLUMN IF NOT EXISTS c bigint DEFAULT 0;")}

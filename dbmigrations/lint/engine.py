@@ -9,9 +9,7 @@ cached between runs (``cache.py``); squawk's are not.
 
 from __future__ import annotations
 
-import gc
 from collections import defaultdict
-from contextlib import contextmanager
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -58,8 +56,7 @@ def lint(targets: list[Target], *, squawk: bool = True, pg_version: str | None =
     run = Run({False: names}, pg_version) if squawk and targets else None
     named = name_problems(targets)
     store = result_cache.Cache.open() if cache else None
-    with _cycle_collector_paused():
-        analyses = [analyse(target, store) for target in targets]
+    analyses = [analyse(target, store) for target in targets]
     if store is not None:
         store.save()
     findings, suppressions, skip, assume = [], {}, set(), []
@@ -96,19 +93,6 @@ def lint(targets: list[Target], *, squawk: bool = True, pg_version: str | None =
 def _suppressed(suppressions: dict[str, suppress.Suppressions], finding: Finding) -> bool:
     found = suppressions.get(str(finding.path))
     return found is not None and found.covers(finding.line, {finding.rule, finding.name})
-
-
-@contextmanager
-def _cycle_collector_paused():
-    """Parse trees are plain dicts, freed file by file as soon as their rules ran: reference counting
-    frees them all, and the cycle collector would only walk them again and again while they are built."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def analyse(target: Target, store: result_cache.Cache | None) -> Analysis:
