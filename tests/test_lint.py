@@ -303,6 +303,18 @@ def test_a_command_line_too_long_for_one_squawk_process_is_split_without_losing_
     assert ("L004", 6) in rules(found)
 
 
+def test_squawk_that_cannot_start_is_exit_2_naming_it(tmp_path, monkeypatch):
+    from dbmigrations.lint import squawk
+
+    broken = tmp_path / "squawk"
+    broken.write_bytes(b"\x00\x01 not a program")
+    broken.chmod(0o755)
+    monkeypatch.setattr(squawk, "binary", lambda: str(broken))
+    directory = write_files(tmp_path / "m", {"001_x.sql": migration("001_x", "SELECT 1;")})
+    result = lint(directory)
+    assert result.returncode == 2 and "squawk could not start (Exec format error)" in result.stderr
+
+
 def test_pg_version_comes_from_the_server_with_database(call, tmp_path):
     directory = write_files(
         tmp_path / "m", {"001_x.sql": migration("001_x", "ALTER TABLE t ADD COLUMN IF NOT EXISTS c bigint DEFAULT 0;")}

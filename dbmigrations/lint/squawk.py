@@ -4,10 +4,11 @@ Files the runner executes in one transaction without a ``BEGIN;`` of their own g
 to squawk with ``--assume-in-transaction``; wrapped files carry their ``BEGIN`` (so
 squawk sees the transaction itself) and files with CONCURRENTLY run outside one.
 That is one squawk process for most files and a second for those; the first starts
-before our own rules run, so both work at the same time. squawk spreads its files
-over the cores itself, so one process gets them all (a process per core only added
-start-up work). Output goes to a temporary file, not a pipe, so squawk never blocks
-on a full pipe while we are busy.
+before our own rules run (a thread waits for it to start), so both work at the same
+time. squawk spreads its files over the cores with worker threads of its own, so one
+process gets them all (a process per core only added a start-up and more threads
+competing with our rules). Output goes to a temporary file, not a pipe, so squawk
+never blocks on a full pipe while we are busy.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from .. import conf
@@ -49,7 +51,7 @@ class Run:
 
     def __init__(self, groups: dict[bool, list[str]], pg_version: str | None = None):
         executable = binary()
-        self._jobs = []
+        commands = []
         for assume, paths in groups.items():
             command = [
                 executable,
@@ -61,12 +63,32 @@ class Run:
                 command += ["--pg-version", pg_version]
             if config_file().is_file():
                 command += ["--config", str(config_file())]
-            for batch in _batches(paths):
+            commands += [[*command, *batch] for batch in _batches(paths)]
+        self._jobs: list = []
+        self._error: BaseException | None = None
+        # Starting a process waits until it runs squawk: a few milliseconds, more on a busy machine.
+        # A thread does that waiting, so our own rules start at once.
+        self._starter = threading.Thread(target=self._start, args=(commands,), name="squawk", daemon=True)
+        self._starter.start()
+
+    def _start(self, commands: list[list[str]]) -> None:
+        try:
+            for command in commands:
                 out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
-                self._jobs.append((subprocess.Popen([*command, *batch], stdout=out, stderr=err), out, err))
+                self._jobs.append((subprocess.Popen(command, stdout=out, stderr=err), out, err))
+        except BaseException as error:  # raised in the caller's thread by _started()
+            self._error = error
+
+    def _started(self) -> None:
+        self._starter.join()
+        if isinstance(self._error, OSError):
+            raise ConfigurationError(f"squawk could not start ({self._error.strerror or self._error})")
+        if self._error is not None:
+            raise self._error
 
     def discard(self) -> None:
         """Stop the processes and forget their output."""
+        self._starter.join()
         for process, out, err in self._jobs:
             process.kill()
             process.wait()
@@ -79,6 +101,7 @@ class Run:
 
         ``paths`` maps the names given to squawk back to paths; files in ``skip`` are left out.
         """
+        self._started()
         found: list[Finding] = []
         for process, out, err in self._jobs:
             code = process.wait()
