@@ -9,8 +9,8 @@ cached between runs (``cache.py``); squawk's are not.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from functools import cache, lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
@@ -125,7 +125,7 @@ def analyse(target: Target, store: result_cache.Cache | None) -> Analysis:
     return analysis
 
 
-@cache
+@functools.cache
 def _rules(kind: str, parsed: bool) -> tuple[Rule, ...]:
     """The rules that apply to a file of ``kind``; those reading statements only to a parsed file."""
     return tuple(r for r in RULES.values() if kind in r.kinds and (parsed or not r.needs_statements))
@@ -152,4 +152,4 @@ def _merge(ours: list[Finding], theirs: list[Finding]) -> list[Finding]:
     return kept + theirs
 
 
-_file_order = lru_cache(maxsize=None)(file_order)
+_file_order = functools.cache(file_order)
