@@ -17,6 +17,7 @@ was built (then only a new ``check_sql_schema`` can tell).
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -343,10 +344,20 @@ def _version(session: Session) -> str:
 
 
 def first_mention(files: list[SqlFile], name: str) -> tuple[Path, int] | None:
-    """The applied file and line that first mention the object ``name`` (for annotations)."""
-    word = name.rsplit(".", 1)[-1].split("(")[0]
+    """The applied file and line that first mention the object ``name`` (for annotations).
+
+    Whole words, ignoring case: for ``table.column`` the first line naming the column at or
+    after a line naming the table, in the same file (``id`` alone would match anywhere).
+    """
+    words = [w for w in name.split("(")[0].split(".") if w][-2:]
+    patterns = [re.compile(rf"(?<![\w$]){re.escape(w)}(?![\w$])", re.IGNORECASE) for w in words]
     for file in files:
+        found = 0
         for number, line in enumerate(file.source.text.splitlines(), start=1):
-            if word and word in line and not line.lstrip().startswith("--"):
+            if line.lstrip().startswith("--"):
+                continue
+            while found < len(patterns) and patterns[found].search(line):
+                found += 1
+            if patterns and found == len(patterns):
                 return file.path, number
     return None

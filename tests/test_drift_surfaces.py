@@ -312,3 +312,12 @@ def test_a_deploy_during_the_check_is_not_reported_as_drift(call, database, migr
     out, err = process.communicate(timeout=60)
     assert process.returncode == 2, out + err
     assert "table more: extra" not in out and "while the check ran" in err
+
+
+def test_an_annotation_points_at_the_file_that_creates_the_object(call, database, rich):
+    database.query("ALTER TABLE notes ALTER COLUMN id TYPE bigint")
+    result = call("check_sql_schema", migrations=rich, env={"GITHUB_ACTIONS": "true"})
+    assert result.returncode == 1
+    (annotation,) = [line for line in result.stdout.splitlines() if line.startswith("::warning")]
+    # "id" is on an earlier line of 001_base.sql too: the column of notes is created in 002.
+    assert "002_notes.sql" in annotation and "column notes.id: differs" in annotation, annotation
