@@ -7,5 +7,4 @@ class DbMigrationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
-        from .lint import checks as lint_checks  # noqa: F401  (lint findings as W1NN warnings)
+        from . import checks  # noqa: F401  (registers the system checks, the lint's W1NN warnings too)

@@ -33,7 +33,6 @@ from django.conf import settings
 from django.core import checks
 
 from . import conf
-from .lint.cache import directory
 
 RACY_SECONDS = 2
 _CLASSES = {
@@ -54,6 +53,8 @@ def reused_while_unchanged(check: Check) -> Check:
     @functools.wraps(check)
     def cached() -> list[checks.CheckMessage]:
         fingerprint, racy = _fingerprint()  # taken first: an edit made while the check runs changes it
+        from .lint.cache import directory  # when checks run: importing the lint package loads its rules
+
         store = _Store(directory() / f"checks-{_project_key()}.json")
         stored = store.get(fingerprint, name)
         if stored is not None:

@@ -14,6 +14,9 @@ on an unreachable server: it warns.
 
 The file checks' messages are reused while the files are unchanged
 (:mod:`.check_cache`), so a command pays one ``stat`` per file, not a parse.
+Registering the checks (``AppConfig.ready``, in every process) imports nothing
+heavy: the loader, the lint and the database code are imported when a check runs,
+so a command that runs no checks (the SQL commands skip them) never loads them.
 
 Extension point: :data:`FILE_CHECKS` is the list of functions run by the file
 check; each takes no argument and returns a list of CheckMessages.
@@ -24,15 +27,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import psycopg
 from django.core import checks
 from django.db import DatabaseError, connections
 
-from . import conf, loader, plan
-from .api import connect
+from . import conf
 from .check_cache import reused_while_unchanged
 from .database import connection_refusal, scrub
-from .discovery import relative_path
 from .exceptions import ConfigurationError, DbMigrationsError, InvalidFiles, Problem
 
 TAG = "dbmigrations"
@@ -69,6 +69,8 @@ SCHEMA_DRIFT = "dbmigrations.W007"
 
 def display_path(path: str | Path) -> str:
     """``path`` relative to the project (BASE_DIR) when inside it, as written otherwise."""
+    from .discovery import relative_path
+
     return relative_path(path, conf.base_dir())
 
 
@@ -88,6 +90,8 @@ def problem_message(problem: Problem) -> checks.CheckMessage:
 @reused_while_unchanged
 def migration_file_messages() -> list[checks.CheckMessage]:
     """Every problem of the migration files (and their down files), as the runner's validation finds them."""
+    from . import loader
+
     try:
         loader.migration_files(parse=True)
     except InvalidFiles as error:
@@ -104,6 +108,8 @@ def migration_file_messages() -> list[checks.CheckMessage]:
 @reused_while_unchanged
 def seed_file_messages() -> list[checks.CheckMessage]:
     """Every problem of the development seed files."""
+    from . import loader
+
     try:
         loader.seed_files()
     except InvalidFiles as error:
@@ -135,6 +141,14 @@ def check_sql_files(app_configs=None, **kwargs):
 
 
 @checks.register(TAG)
+def check_sql_lint(app_configs=None, **kwargs):
+    """The lint's findings as Warnings W1NN (:mod:`dbmigrations.lint.checks`), reused while the files are unchanged."""
+    from .lint.checks import check_sql_lint as lint_warnings
+
+    return lint_warnings(app_configs, **kwargs)
+
+
+@checks.register(TAG)
 def check_database_configuration(app_configs=None, **kwargs):
     """An Error per database whose configuration cannot work (read from settings; connects to nothing).
 
@@ -163,6 +177,8 @@ def check_ledger(app_configs=None, databases=None, **kwargs):
     """Warnings for pending, modified and missing migrations in each database checked."""
     if not databases or not _checks_this_app(app_configs):
         return []
+    from . import loader
+
     if any(message.is_serious() for message in migration_file_messages()):
         return []  # check_sql_files reports them; a plan of files the runner refuses would be wrong
     try:
@@ -175,6 +191,11 @@ def check_ledger(app_configs=None, databases=None, **kwargs):
 
 def ledger_warnings(alias: str, files) -> list[checks.CheckMessage]:
     """Compare ``files`` with the ledger of database ``alias``; never raises for a database problem."""
+    import psycopg
+
+    from . import loader, plan
+    from .api import connect
+
     try:
         session = connect(alias)
         entries = loader.migration_states(session, files)

@@ -19,9 +19,6 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from pglast.parser import ParseError, parse_sql_json
-from pglast.parser import scan as _scan
-
 _BEGINS = frozenset({"TRANS_STMT_BEGIN", "TRANS_STMT_START"})
 _COMMIT = "TRANS_STMT_COMMIT"
 # Savepoints are harmless inside the one transaction we run a file in.
@@ -214,6 +211,8 @@ def parse_tree(text: str) -> list[dict]:
     Locations are UTF-8 byte offsets (absent when 0). Raises :class:`ScriptError`
     (with a character offset) when PostgreSQL's grammar rejects the text.
     """
+    from pglast.parser import ParseError, parse_sql_json  # here, not at the top: a run that parses nothing skips it
+
     try:
         return json.loads(parse_sql_json(text)).get("stmts", [])
     except ParseError as error:
@@ -224,13 +223,15 @@ def tokens(text: str) -> list[tuple[int, int, str]]:
     """PostgreSQL's lexical tokens of ``text``: (first, last character offset, token name such as
     ``SQL_COMMENT``, ``C_COMMENT`` or ``SCONST``). Raises :class:`ScriptError` if the text cannot be scanned.
     """
+    from pglast.parser import ParseError, scan
+
     try:
-        return [(token.start, token.end, token.name) for token in _scan(text)]
+        return [(token.start, token.end, token.name) for token in scan(text)]
     except ParseError as error:
         raise _script_error(error) from None
 
 
-def _script_error(error: ParseError) -> ScriptError:
+def _script_error(error) -> ScriptError:
     """pglast reports the error position as a character offset already (PostgreSQL's cursor position)."""
     return ScriptError(error.args[0], error.args[1] if len(error.args) > 1 else None)
 

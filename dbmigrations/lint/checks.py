@@ -9,10 +9,10 @@ file checks E001…E010 of ``dbmigrations.checks`` report those problems as Erro
 
 from __future__ import annotations
 
-from django.core.checks import Warning, register
+from django.core.checks import Warning
 
 from ..check_cache import reused_while_unchanged
-from ..checks import TAG, display_path
+from ..checks import display_path
 from ..exceptions import ConfigurationError
 from .engine import lint
 from .targets import default_targets
@@ -40,9 +40,12 @@ def lint_check_warnings() -> list[Warning]:
 _cached_lint_check_warnings = reused_while_unchanged(lint_check_warnings)
 
 
-@register(TAG)
 def check_sql_lint(app_configs=None, **kwargs):
-    """Lint findings of the SQL files (no database needed), reused while the files are unchanged."""
+    """Lint findings of the SQL files (no database needed), reused while the files are unchanged.
+
+    Registered by :func:`dbmigrations.checks.check_sql_lint`, which imports this module only when the
+    checks run: a command that runs no checks never loads the lint.
+    """
     if app_configs is not None and not any(c.name == "dbmigrations" for c in app_configs):
         return []
     return _cached_lint_check_warnings()

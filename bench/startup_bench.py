@@ -1,0 +1,170 @@
+"""Start-up benchmark: the commands that have little to do, against a Django floor measured in the same run.
+
+    .venv/bin/python bench/startup_bench.py [--n 1000] [--repeat 9] [--steps 100]
+
+Generates N migrations with down files (apply_bench's shapes) in a temp dir, applies them to
+a database of a temporary server, then times whole processes, round-robin (one of each per
+round, so a busy moment of the shared machine touches them all alike):
+  * the floor: `manage.py shell --no-imports -c "<SELECT 1>"`, a Django process with the project's
+    settings that connects and runs `SELECT 1` (settings, apps, models, the management machinery);
+  * the same without the management machinery: `django.setup()` + `SELECT 1` in a script;
+  * Django alone: that script with this app left out of INSTALLED_APPS (what the app adds to every
+    process, runserver and gunicorn workers included, is the difference);
+  * `apply_sql_migrations` with nothing pending (N files on disk, all applied);
+  * `sql_migration_status`;
+  * `rollback_sql_migrations --steps S`, up to its first step (the first "Rolling back" line): what
+    it does before running anything. The S migrations are applied again after each round, untimed.
+Prints medians of wall and CPU time (CPU: the process's user + system time, steadier on a loaded
+machine; not for the rollback, which is stopped at its first step), each with its difference to
+the floor and its ratio. Target: a no-op apply at most the floor + 0.03 s.
+The child processes write bytecode (.pyc) as a normal install does, whatever PYTHONDONTWRITEBYTECODE says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.apply_bench import generate  # noqa: E402
+
+SELECT_1 = "from django.db import connection; connection.cursor().execute('select 1')"
+SCRIPT = """
+import os, sys
+sys.path.insert(0, ROOT)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bestrong.settings")
+if WITHOUT_APP:
+    from django.conf import settings
+    import bestrong.settings as project
+    names = {name: getattr(project, name) for name in dir(project) if name.isupper()}
+    names["INSTALLED_APPS"] = [app for app in names["INSTALLED_APPS"] if app != "dbmigrations"]
+    settings.configure(**names)
+import django
+django.setup()
+SELECT_1
+"""
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one process; it must exit 0."""
+    began, began_cpu = time.perf_counter(), children_cpu()
+    proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall, cpu = time.perf_counter() - began, children_cpu() - began_cpu
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(command[1:4])} … failed ({proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return wall, cpu
+
+
+def until_first_step(command: list[str], env: dict[str, str], marker: str) -> float:
+    """Wall seconds from the process's start to the first output line starting with ``marker``."""
+    began = time.perf_counter()
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = None
+    for line in proc.stdout:
+        if first is None and line.startswith(marker):
+            first = time.perf_counter() - began
+    proc.wait()
+    if proc.returncode or first is None:
+        raise SystemExit(f"{' '.join(command[1:4])} … failed ({proc.returncode}):\n{proc.stderr.read()}")
+    return first
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--steps", type=int, default=100, help="migrations rolled back per round")
+    args = parser.parse_args()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    import psycopg
+
+    work = Path(tempfile.mkdtemp(prefix="bestrong-startup-bench-"))
+    atexit.register(shutil.rmtree, work, ignore_errors=True)  # after pgserver's own cleanup (LIFO)
+    server = pgserver.get_server(work / "data", cleanup_mode="delete")
+    socket_dir = str(server.get_postmaster_info().socket_dir)
+    with psycopg.connect(f"postgresql://postgres@/postgres?host={socket_dir}", autocommit=True) as admin:
+        admin.execute("CREATE DATABASE bench")
+        server_version = admin.info.server_version
+
+    migrations = work / "migrations"
+    generate(migrations, args.n)
+    for up in migrations.glob("*.sql"):
+        number = int(up.name.split("_")[0])
+        (migrations / f"{up.stem}.down.sql").write_text(f"DROP TABLE bench_{number};\n")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "POSTGRES_", "VERCEL", "NODE_ENV", "SQL_", "PYTHONDONTWRITEBYTECODE"))
+    }
+    env.update(
+        BESTRONG_ENV_FILE=os.devnull,
+        DATABASE_URL=f"postgresql://postgres@/bench?host={socket_dir}",
+        SQL_MIGRATIONS_DIR=str(migrations),
+        SQL_SEEDS_DIR=str(work / "seeds"),
+        XDG_CACHE_HOME=str(work / "cache"),
+    )
+    python, manage = sys.executable, [sys.executable, str(ROOT / "manage.py")]
+    script = SCRIPT.replace("ROOT", repr(str(ROOT))).replace("SELECT_1", SELECT_1)
+    apply = [*manage, "apply_sql_migrations", "-v", "0"]
+    run(apply, env)
+
+    scenarios = {
+        "floor: manage.py shell, SELECT 1": [*manage, "shell", "--no-imports", "-c", SELECT_1],
+        "django.setup() + SELECT 1": [python, "-c", script.replace("WITHOUT_APP", "False")],
+        "  the same, without this app": [python, "-c", script.replace("WITHOUT_APP", "True")],
+        "no-op apply_sql_migrations": apply,
+        "sql_migration_status": [*manage, "sql_migration_status"],
+    }
+    rollback = f"rollback --steps {args.steps}, to 1st step"
+    rollback_command = [*manage, "rollback_sql_migrations", "--steps", str(args.steps)]
+    for command in scenarios.values():  # warm: .pyc files, the OS file cache
+        run(command, env)
+    wall: dict[str, list[float]] = {name: [] for name in [*scenarios, rollback]}
+    cpu: dict[str, list[float]] = {name: [] for name in scenarios}
+    for _ in range(args.repeat):
+        for name, command in scenarios.items():
+            seconds, used = run(command, env)
+            wall[name].append(seconds)
+            cpu[name].append(used)
+        wall[rollback].append(until_first_step(rollback_command, env, "Rolling back "))
+        run(apply, env)  # the rolled-back migrations again, for the next round
+
+    floor_name = next(iter(scenarios))
+    floor_wall, floor_cpu = statistics.median(wall[floor_name]), statistics.median(cpu[floor_name])
+    print(
+        f"PostgreSQL {server_version}, {args.n} migrations with down files, all applied; "
+        f"medians of {args.repeat} round-robin rounds, whole processes"
+    )
+    print(f"{'':<36}{'wall':>8}{'- floor':>9}{'ratio':>7}{'CPU':>9}{'- floor':>9}{'ratio':>7}")
+    for name in wall:
+        seconds = statistics.median(wall[name])
+        cells = f"{seconds:8.3f}{seconds - floor_wall:+9.3f}{seconds / floor_wall:6.2f}x"
+        if name in cpu:
+            used = statistics.median(cpu[name])
+            cells += f"{used:9.3f}{used - floor_cpu:+9.3f}{used / floor_cpu:6.2f}x"
+        print(f"{name:<36}{cells}")
+    print("target: no-op apply_sql_migrations at most the floor + 0.030 s")
+
+
+if __name__ == "__main__":
+    main()
