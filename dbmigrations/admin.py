@@ -13,6 +13,7 @@ action or URL.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import psycopg
 from django.contrib import admin
@@ -21,7 +22,7 @@ from django.db import DatabaseError, connections, router, transaction
 from django.db.models import Case, CharField, Value, When
 from django.utils.html import format_html
 
-from . import conf, drift, ledger, loader, plan
+from . import conf, ledger, loader, plan
 from .checks import display_path
 from .database import scrub
 from .exceptions import ConfigurationError, DbMigrationsError, InvalidFiles, Problem
@@ -29,6 +30,9 @@ from .ledger import COLUMNS, LedgerRow
 from .models import SchemaMigration, version_order
 from .resume import Done
 from .session import Session
+
+if TYPE_CHECKING:
+    from . import drift
 
 OK, MODIFIED, MISSING, REPLACED, INVALID, UNKNOWN = "ok", "modified", "missing", "replaced", "invalid", "unknown"
 ROW_STATES = {
@@ -111,6 +115,8 @@ def overview(request) -> Overview:
 
 def schema_check() -> drift.StoredCheck:
     """The drift summary of the ledger's database; a failure to read it is shown, never raised."""
+    from . import drift  # the catalog and the executor: imported by the page, not by every process
+
     connection = connections[router.db_for_read(SchemaMigration)]
     try:
         connection.ensure_connection()

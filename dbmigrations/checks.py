@@ -255,6 +255,8 @@ def schema_drift_warnings(alias: str, session) -> list[checks.CheckMessage]:
     Silent when none is stored, or when the ledger changed since (only a new
     ``check_sql_schema`` can tell then): this runs before every ``migrate``.
     """
+    import psycopg
+
     from . import drift, ledger  # the catalog and executor: only for database checks
 
     try:

@@ -2,11 +2,9 @@ import os
 
 from django.core.management.color import no_style
 
-from dbmigrations import annotations, api, conf, drift, loader
-from dbmigrations.deploy import deploy_decision
+from dbmigrations import annotations, api, conf, loader
 from dbmigrations.exceptions import DbMigrationsError
 from dbmigrations.management.base import SqlCommand, version_number
-from dbmigrations.scratch import server_params
 
 
 class Command(SqlCommand):
@@ -47,6 +45,8 @@ class Command(SqlCommand):
     def handle(self, *args, **options):
         deploy = options["vercel"] or conf.is_vercel_build()
         if deploy:
+            from dbmigrations.deploy import deploy_decision  # only in deploy mode
+
             self.style = no_style()  # build logs: plain lines
             decision = deploy_decision(self.target(options["database"]), os.environ)
             for warning in decision.warnings:
@@ -94,6 +94,9 @@ class Command(SqlCommand):
 
     def warn_about_drift(self, database, target, strict_order):
         """Warn about each schema difference; a drift check that cannot run is a warning too."""
+        from dbmigrations import drift  # the catalog and the scratch database: only with --check-schema
+        from dbmigrations.scratch import server_params
+
         try:
             files = loader.migration_files(parse=True)
             pending = api.migration_plan(database, target=target, strict_order=strict_order)
