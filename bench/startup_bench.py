@@ -1,6 +1,6 @@
 """Start-up benchmark: the commands that have little to do, against a Django floor measured in the same run.
 
-    .venv/bin/python bench/startup_bench.py [--n 1000] [--repeat 9] [--steps 100]
+    .venv/bin/python bench/startup_bench.py [--n 1000] [--repeat 15] [--steps 100]
 
 Generates N migrations with down files (apply_bench's shapes) in a temp dir, applies them to
 a database of a temporary server, then times whole processes, round-robin (one of each per
@@ -15,9 +15,10 @@ round, so a busy moment of the shared machine touches them all alike):
   * `rollback_sql_migrations --steps S`, up to its first step (the first "Rolling back" line): what
     it does before running anything. The S migrations are applied again after each round, untimed.
 Prints medians of wall and CPU time (CPU: the process's user + system time, steadier on a loaded
-machine; not for the rollback, which is stopped at its first step), each with its difference to
-the floor and its ratio. Target: a no-op apply at most the floor + 0.03 s.
-The child processes write bytecode (.pyc) as a normal install does, whatever PYTHONDONTWRITEBYTECODE says.
+machine; not for the rollback, which is stopped at its first step), and the medians of each round's
+difference and ratio to that round's floor (a busy moment slows both alike). Target: a no-op apply at most the floor + 0.03 s.
+The child processes write bytecode (.pyc) as a normal install does, and their output is piped with Python's
+default buffering, whatever PYTHONDONTWRITEBYTECODE and PYTHONUNBUFFERED say here.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def until_first_step(command: list[str], env: dict[str, str], marker: str) -> fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--steps", type=int, default=100, help="migrations rolled back per round")
     args = parser.parse_args()
 
@@ -114,7 +115,9 @@ def main() -> None:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_URL", "POSTGRES_", "VERCEL", "NODE_ENV", "SQL_", "PYTHONDONTWRITEBYTECODE"))
+        if not k.startswith(
+            ("DATABASE_URL", "POSTGRES_", "VERCEL", "NODE_ENV", "SQL_", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
+        )
     }
     env.update(
         BESTRONG_ENV_FILE=os.devnull,
@@ -150,18 +153,22 @@ def main() -> None:
         run(apply, env)  # the rolled-back migrations again, for the next round
 
     floor_name = next(iter(scenarios))
-    floor_wall, floor_cpu = statistics.median(wall[floor_name]), statistics.median(cpu[floor_name])
+
+    def paired(times: dict[str, list[float]], name: str) -> tuple[float, float, float]:
+        """Median time, median of the rounds' differences to the floor (a busy round touches both), ratio."""
+        floor, own = times[floor_name], times[name]
+        difference = statistics.median(t - f for t, f in zip(own, floor, strict=True))
+        return statistics.median(own), difference, statistics.median(t / f for t, f in zip(own, floor, strict=True))
+
     print(
         f"PostgreSQL {server_version}, {args.n} migrations with down files, all applied; "
-        f"medians of {args.repeat} round-robin rounds, whole processes"
+        f"{args.repeat} round-robin rounds, whole processes; medians, and medians of each round's difference and ratio"
     )
     print(f"{'':<36}{'wall':>8}{'- floor':>9}{'ratio':>7}{'CPU':>9}{'- floor':>9}{'ratio':>7}")
     for name in wall:
-        seconds = statistics.median(wall[name])
-        cells = f"{seconds:8.3f}{seconds - floor_wall:+9.3f}{seconds / floor_wall:6.2f}x"
+        cells = "{:8.3f}{:+9.3f}{:6.2f}x".format(*paired(wall, name))
         if name in cpu:
-            used = statistics.median(cpu[name])
-            cells += f"{used:9.3f}{used - floor_cpu:+9.3f}{used / floor_cpu:6.2f}x"
+            cells += "{:9.3f}{:+9.3f}{:6.2f}x".format(*paired(cpu, name))
         print(f"{name:<36}{cells}")
     print("target: no-op apply_sql_migrations at most the floor + 0.030 s")
 

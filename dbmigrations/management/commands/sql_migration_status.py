@@ -38,9 +38,13 @@ class Command(SqlCommand):
             self.fail("not up to date: " + ", ".join(f"{v} {k}" for k, v in problems.items()), 1)
 
     def render(self, entries):
+        # One write: a line-buffered terminal (or PYTHONUNBUFFERED) would make each line a system call.
+        self.stdout.write("\n".join(self.lines(entries)))
+
+    def lines(self, entries):
         styles = {State.APPLIED: self.style.SUCCESS, State.PENDING: self.style.WARNING}
         if not entries:
-            self.stdout.write("No migrations found.")
+            yield "No migrations found."
         for entry in entries:
             state = entry.state.value.upper()
             when = ""
@@ -55,19 +59,19 @@ class Command(SqlCommand):
             if details:
                 flag += "  " + details.pop(0)
             style = styles.get(entry.state, self.style.ERROR)
-            self.stdout.write(f"{style(f'{state:<9}')} {entry.name:<45} {when}{flag}".rstrip())
+            yield f"{style(f'{state:<9}')} {entry.name:<45} {when}{flag}".rstrip()
             for detail in details:
-                self.stdout.write(f"{'':<10}{detail}")
+                yield f"{'':<10}{detail}"
             if entry.state == State.PARTIAL:
-                self.render_partial(entry.partial_dict())
+                yield from self.partial_lines(entry.partial_dict())
         counts = summarize(entries)
-        self.stdout.write(", ".join(f"{v} {k}" for k, v in counts.items() if v or State(k) in USUAL_STATES))
+        yield ", ".join(f"{v} {k}" for k, v in counts.items() if v or State(k) in USUAL_STATES)
 
-    def render_partial(self, partial):
-        self.stdout.write(f"{'':<10}{partial['summary']} before it stopped; a rerun resumes after them:")
+    def partial_lines(self, partial):
+        yield f"{'':<10}{partial['summary']} before it stopped; a rerun resumes after them:"
         for done in partial["ran"]:
             edited = "" if done["unchanged"] else "  (edited since it ran: the rerun refuses)"
-            self.stdout.write(f"{'':<10}{done['index']:>3}  {done['sql'] or '(no longer in the file)'}{edited}")
+            yield f"{'':<10}{done['index']:>3}  {done['sql'] or '(no longer in the file)'}{edited}"
 
     def where(self, problem):
         text = relative_path(problem.path, conf.base_dir())
