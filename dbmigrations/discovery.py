@@ -57,7 +57,12 @@ class SqlFile:
     version: str
     slug: str
     source: SqlSource
-    down_path: Path | None = None
+    #: The down file's name (``NNN_name.down.sql``, in the same folder), if there is one.
+    down_name: str | None = None
+
+    @property
+    def down_path(self) -> Path | None:
+        return None if self.down_name is None else self.source.path.with_name(self.down_name)
 
     @cached_property
     def down(self) -> SqlSource | None:
@@ -218,28 +223,30 @@ def scan(directory: Path, *, allow_down: bool = True, parse: bool = True) -> tup
         raise InvalidFiles([Problem(str(directory), f"cannot list the folder: {error.strerror}")]) from None
     problems: list[Problem] = []
     ups: dict[int, list[tuple[str, str, Path]]] = {}
-    downs: dict[tuple[int, str], Path] = {}
+    downs: dict[tuple[int, str], str] = {}  # names: a Path for each costs more than reading the file
     for entry in entries:
-        if not entry.name.lower().endswith(".sql"):
+        name = entry.name
+        if not name.lower().endswith(".sql"):
             continue
-        path = directory / entry.name
         if entry.is_dir():  # a dangling symlink is not skipped: reading it reports the problem
-            problems.append(Problem(str(path), "a folder, not a SQL file"))
+            problems.append(Problem(str(directory / name), "a folder, not a SQL file"))
             continue
-        match = NAME_PATTERN.match(path.name)
+        match = NAME_PATTERN.match(name)
         if not match:
-            rule = NAME_RULE if path.name.endswith(".sql") else f"{EXTENSION_RULE} ({path.name[:-4]}.sql)"
-            problems.append(Problem(str(path), f"invalid file name: {rule}", kind="name"))
+            rule = NAME_RULE if name.endswith(".sql") else f"{EXTENSION_RULE} ({name[:-4]}.sql)"
+            problems.append(Problem(str(directory / name), f"invalid file name: {rule}", kind="name"))
             continue
         version, slug = match["version"], match["slug"]
         if match["down"]:
             if not allow_down:
                 problems.append(
-                    Problem(str(path), "down files belong beside migrations, not here", kind="misplaced_down")
+                    Problem(
+                        str(directory / name), "down files belong beside migrations, not here", kind="misplaced_down"
+                    )
                 )
-            downs[(int(version), slug)] = path
+            downs[(int(version), slug)] = name
         else:
-            ups.setdefault(int(version), []).append((version, slug, path))
+            ups.setdefault(int(version), []).append((version, slug, directory / name))
 
     files: list[SqlFile] = []
     for number in sorted(ups):
@@ -254,18 +261,18 @@ def scan(directory: Path, *, allow_down: bool = True, parse: bool = True) -> tup
             continue
         version, slug, path = entries[0]
         source = _load(path, problems, parse)
-        down_path = downs.pop((number, slug), None)
-        down = _load(down_path, problems, parse) if down_path and parse else None  # else read when used
+        down_name = downs.pop((number, slug), None)
+        down = _load(directory / down_name, problems, parse) if down_name and parse else None  # else when used
         if source is not None:
-            file = SqlFile(version, slug, source, down_path)
+            file = SqlFile(version, slug, source, down_name)
             if down is not None:
                 file.__dict__["down"] = down  # already read and validated: the cache of SqlFile.down
             files.append(file)
-    for _key, path in sorted(downs.items()):
+    for _key, name in sorted(downs.items()):
         problems.append(
             Problem(
-                str(path),
-                f"down file without its up file ({path.name.removesuffix('.down.sql')}.sql)",
+                str(directory / name),
+                f"down file without its up file ({name.removesuffix('.down.sql')}.sql)",
                 kind="orphan_down",
             )
         )

@@ -89,7 +89,7 @@ class Entry:
             "applied_at": row.applied_at.isoformat() if row and row.applied_at else None,
             "execution_ms": row.execution_ms if row else None,
             "applied_by": row.applied_by if row else None,
-            "has_down": bool(self.file and self.file.down_path),
+            "has_down": bool(self.file and self.file.down_name),
             **({"partial": self.partial_dict()} if self.state == State.PARTIAL else {}),
         }
 
