@@ -1,6 +1,6 @@
 """Start-up benchmark: the commands that have little to do, against a Django floor measured in the same run.
 
-    .venv/bin/python bench/startup_bench.py [--n 1000] [--repeat 15] [--steps 100]
+    .venv/bin/python bench/startup_bench.py [--n 1000] [--repeat 15] [--steps 100] [--baseline DIR]
 
 Generates N migrations with down files (apply_bench's shapes) in a temp dir, applies them to
 a database of a temporary server, then times whole processes, round-robin (one of each per
@@ -17,7 +17,8 @@ round, so a busy moment of the shared machine touches them all alike):
 Prints medians of wall and CPU time (CPU: the process's user + system time, steadier on a loaded
 machine; not for the rollback, which is stopped at its first step), and the medians of each round's
 difference and ratio to that round's floor (a busy moment slows both alike). Target: a no-op apply at most the floor + 0.03 s.
-The child processes write bytecode (.pyc) as a normal install does, and their output is piped with Python's
+With --baseline, the same commands of another checkout (the code before a change) run in the same
+rounds, each compared with its own floor. The child processes write bytecode (.pyc) as a normal install does, and their output is piped with Python's
 default buffering, whatever PYTHONDONTWRITEBYTECODE and PYTHONUNBUFFERED say here.
 """
 
@@ -92,6 +93,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--steps", type=int, default=100, help="migrations rolled back per round")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="another checkout of the project (e.g. `git worktree add /tmp/main main`), timed in the same rounds",
+    )
     args = parser.parse_args()
 
     with warnings.catch_warnings():
@@ -126,50 +132,61 @@ def main() -> None:
         SQL_SEEDS_DIR=str(work / "seeds"),
         XDG_CACHE_HOME=str(work / "cache"),
     )
-    python, manage = sys.executable, [sys.executable, str(ROOT / "manage.py")]
-    script = SCRIPT.replace("ROOT", repr(str(ROOT))).replace("SELECT_1", SELECT_1)
-    apply = [*manage, "apply_sql_migrations", "-v", "0"]
+    checkouts = {"": ROOT}
+    if args.baseline:
+        checkouts["baseline: "] = Path(args.baseline).resolve()
+    scenarios: dict[str, tuple[str, list[str]]] = {}  # name → (its floor's name, command)
+    rollbacks: dict[str, tuple[str, list[str]]] = {}
+    for label, root in checkouts.items():
+        python, manage = sys.executable, [sys.executable, str(root / "manage.py")]
+        script = SCRIPT.replace("ROOT", repr(str(root))).replace("SELECT_1", SELECT_1)
+        floor = f"{label}floor: manage.py shell, SELECT 1"
+        scenarios[floor] = (floor, [*manage, "shell", "--no-imports", "-c", SELECT_1])
+        scenarios[f"{label}django.setup() + SELECT 1"] = (floor, [python, "-c", script.replace("WITHOUT_APP", "False")])
+        scenarios[f"{label}  the same, without this app"] = (
+            floor,
+            [python, "-c", script.replace("WITHOUT_APP", "True")],
+        )
+        scenarios[f"{label}no-op apply_sql_migrations"] = (floor, [*manage, "apply_sql_migrations"])
+        scenarios[f"{label}sql_migration_status"] = (floor, [*manage, "sql_migration_status"])
+        rollbacks[f"{label}rollback --steps {args.steps}, to 1st step"] = (
+            floor,
+            [*manage, "rollback_sql_migrations", "--steps", str(args.steps)],
+        )
+    apply = [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations", "-v", "0"]
     run(apply, env)
-
-    scenarios = {
-        "floor: manage.py shell, SELECT 1": [*manage, "shell", "--no-imports", "-c", SELECT_1],
-        "django.setup() + SELECT 1": [python, "-c", script.replace("WITHOUT_APP", "False")],
-        "  the same, without this app": [python, "-c", script.replace("WITHOUT_APP", "True")],
-        "no-op apply_sql_migrations": apply,
-        "sql_migration_status": [*manage, "sql_migration_status"],
-    }
-    rollback = f"rollback --steps {args.steps}, to 1st step"
-    rollback_command = [*manage, "rollback_sql_migrations", "--steps", str(args.steps)]
-    for command in scenarios.values():  # warm: .pyc files, the OS file cache
+    for _, command in scenarios.values():  # warm: .pyc files, the OS file cache
         run(command, env)
-    wall: dict[str, list[float]] = {name: [] for name in [*scenarios, rollback]}
+    wall: dict[str, list[float]] = {name: [] for name in [*scenarios, *rollbacks]}
     cpu: dict[str, list[float]] = {name: [] for name in scenarios}
     for _ in range(args.repeat):
-        for name, command in scenarios.items():
+        for name, (_, command) in scenarios.items():
             seconds, used = run(command, env)
             wall[name].append(seconds)
             cpu[name].append(used)
-        wall[rollback].append(until_first_step(rollback_command, env, "Rolling back "))
-        run(apply, env)  # the rolled-back migrations again, for the next round
-
-    floor_name = next(iter(scenarios))
+        for name, (_, command) in rollbacks.items():
+            wall[name].append(until_first_step(command, env, "Rolling back "))
+            run(apply, env)  # the rolled-back migrations again, for the next round
+    floors = {name: floor for name, (floor, _) in [*scenarios.items(), *rollbacks.items()]}
 
     def paired(times: dict[str, list[float]], name: str) -> tuple[float, float, float]:
         """Median time, median of the rounds' differences to the floor (a busy round touches both), ratio."""
-        floor, own = times[floor_name], times[name]
+        floor, own = times[floors[name]], times[name]
         difference = statistics.median(t - f for t, f in zip(own, floor, strict=True))
         return statistics.median(own), difference, statistics.median(t / f for t, f in zip(own, floor, strict=True))
 
     print(
         f"PostgreSQL {server_version}, {args.n} migrations with down files, all applied; "
-        f"{args.repeat} round-robin rounds, whole processes; medians, and medians of each round's difference and ratio"
+        f"{args.repeat} round-robin rounds, whole processes; medians, and medians of each round's difference and ratio "
+        "to its checkout's floor" + (f"; baseline: {checkouts['baseline: ']}" if args.baseline else "")
     )
-    print(f"{'':<36}{'wall':>8}{'- floor':>9}{'ratio':>7}{'CPU':>9}{'- floor':>9}{'ratio':>7}")
-    for name in wall:
+    width = max(map(len, wall)) + 2
+    print(f"{'':<{width}}{'wall':>8}{'- floor':>9}{'ratio':>7}{'CPU':>9}{'- floor':>9}{'ratio':>7}")
+    for name in sorted(wall, key=lambda n: n.startswith("baseline")):
         cells = "{:8.3f}{:+9.3f}{:6.2f}x".format(*paired(wall, name))
         if name in cpu:
             cells += "{:9.3f}{:+9.3f}{:6.2f}x".format(*paired(cpu, name))
-        print(f"{name:<36}{cells}")
+        print(f"{name:<{width}}{cells}")
     print("target: no-op apply_sql_migrations at most the floor + 0.030 s")
 
 

@@ -6,9 +6,12 @@ is not a folder is refused (exit 2) with the absolute path that was tried, for
 every command alike — a typo in ``SQL_MIGRATIONS_DIR`` must never turn a deploy or
 a CI gate into a green no-op.
 
-Parse policy: file names, encodings and checksums are always checked; the SQL is
-parsed only where the caller needs it (``parse=True``, or later with
-:func:`discovery.validate_scripts` for just the files that will run).
+Parse policy: the names of all files, and the encodings and checksums of the up
+files, are always checked; the SQL is parsed only where the caller needs it
+(``parse=True``, or later with :func:`discovery.validate_scripts` for just the files
+that will run). A down file is read when it is used (``SqlFile.down``: a rollback,
+``parse=True``). So a run with nothing to do reads each up file once and parses
+nothing: PostgreSQL's parser (pglast) is not even imported.
 """
 
 from __future__ import annotations
