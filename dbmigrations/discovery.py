@@ -62,12 +62,13 @@ class SqlFile:
 
     @property
     def down_path(self) -> Path | None:
+        """Where the down file is, if there is one (nothing is read)."""
         return None if self.down_name is None else self.source.path.with_name(self.down_name)
 
     @cached_property
     def down(self) -> SqlSource | None:
         """The down file, read on first use; :class:`InvalidFiles` when it is not readable UTF-8 text."""
-        if self.down_path is None:
+        if self.down_name is None:
             return None
         problems: list[Problem] = []
         source = _load(self.down_path, problems, parse=False)
@@ -127,7 +128,8 @@ def read_source(path: Path) -> SqlSource:
 
 
 def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, in the fewest system calls: a third of the time of ``Path.read_bytes`` on small files."""
+    """The file's bytes: open, read until the end, close (``Path.read_bytes`` also sets up a buffered reader,
+    and asks for the size and position: about 1.5× the time on a small file)."""
     descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         chunks = [os.read(descriptor, 1 << 16)]
@@ -223,7 +225,7 @@ def scan(directory: Path, *, allow_down: bool = True, parse: bool = True) -> tup
         raise InvalidFiles([Problem(str(directory), f"cannot list the folder: {error.strerror}")]) from None
     problems: list[Problem] = []
     ups: dict[int, list[tuple[str, str, Path]]] = {}
-    downs: dict[tuple[int, str], str] = {}  # names: a Path for each costs more than reading the file
+    downs: dict[tuple[int, str], str] = {}  # names: a down file's Path is built only when it is used
     for entry in entries:
         name = entry.name
         if not name.lower().endswith(".sql"):
