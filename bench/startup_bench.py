@@ -16,7 +16,8 @@ round, so a busy moment of the shared machine touches them all alike):
     it does before running anything. The S migrations are applied again after each round, untimed.
 Prints medians of wall and CPU time (CPU: the process's user + system time, steadier on a loaded
 machine; not for the rollback, which is stopped at its first step), and the medians of each round's
-difference and ratio to that round's floor (a busy moment slows both alike). Target: a no-op apply at most the floor + 0.03 s.
+difference and ratio to that round's floor (a busy moment slows both alike); and the fastest wall time
+of the rounds (the least disturbed) with its difference to the fastest floor. Target: a no-op apply at most the floor + 0.03 s.
 With --baseline, the same commands of another checkout (the code before a change) run in the same
 rounds, each compared with its own floor. The child processes write bytecode (.pyc) as a normal install does, and their output is piped with Python's
 default buffering, whatever PYTHONDONTWRITEBYTECODE and PYTHONUNBUFFERED say here.
@@ -181,12 +182,16 @@ def main() -> None:
         "to its checkout's floor" + (f"; baseline: {checkouts['baseline: ']}" if args.baseline else "")
     )
     width = max(map(len, wall)) + 2
-    print(f"{'':<{width}}{'wall':>8}{'- floor':>9}{'ratio':>7}{'CPU':>9}{'- floor':>9}{'ratio':>7}")
+    print(
+        f"{'':<{width}}{'wall':>8}{'- floor':>9}{'ratio':>7}{'CPU':>9}{'- floor':>9}{'ratio':>7}"
+        f"{'wall min':>10}{'- floor':>9}"
+    )
     for name in sorted(wall, key=lambda n: n.startswith("baseline")):
         cells = "{:8.3f}{:+9.3f}{:6.2f}x".format(*paired(wall, name))
-        if name in cpu:
-            cells += "{:9.3f}{:+9.3f}{:6.2f}x".format(*paired(cpu, name))
-        print(f"{name:<{width}}{cells}")
+        fastest = min(wall[name])  # the round least disturbed by other work
+        least = f"{fastest:10.3f}{fastest - min(wall[floors[name]]):+9.3f}"
+        cells += "{:9.3f}{:+9.3f}{:6.2f}x".format(*paired(cpu, name)) if name in cpu else " " * 25
+        print(f"{name:<{width}}{cells}{least}")
     print("target: no-op apply_sql_migrations at most the floor + 0.030 s")
 
 
