@@ -21,6 +21,8 @@ class LatencyProxy:
         self.round_trips = 0
         self.startup_round_trips = 0
         self.client_messages = 0
+        #: Queries sent after start-up: extended-protocol executions (Bind) and simple-query messages (Query).
+        self.queries = 0
         self.port = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -28,7 +30,7 @@ class LatencyProxy:
         self._ready.wait()
 
     def reset(self):
-        self.round_trips = self.startup_round_trips = self.client_messages = 0
+        self.round_trips = self.startup_round_trips = self.client_messages = self.queries = 0
 
     def _run(self):
         asyncio.set_event_loop(self._loop)
@@ -45,6 +47,7 @@ class LatencyProxy:
         else:
             server_reader, server_writer = await asyncio.open_connection(self.target_host, self.target_port)
         state = {"waiting": True, "ready": False}
+        counter = _MessageCounter()
 
         async def pump(reader, writer, from_client):
             loop = asyncio.get_running_loop()
@@ -57,7 +60,10 @@ class LatencyProxy:
                             else:
                                 self.startup_round_trips += 1
                             state["waiting"] = False
-                        self.client_messages += _count_messages(data)
+                        if state["ready"]:  # the start-up message has no type byte: count from ReadyForQuery on
+                            messages, queries = counter.feed(data)
+                            self.client_messages += messages
+                            self.queries += queries
                     else:
                         state["waiting"] = True
                         if not state["ready"] and b"Z\x00\x00\x00\x05" in data:
@@ -72,13 +78,28 @@ class LatencyProxy:
         )
 
 
-def _count_messages(data: bytes) -> int:
-    """Typed protocol messages in a chunk (approximate when a message spans chunks)."""
-    count, i = 0, 0
-    while i + 5 <= len(data):
-        length = int.from_bytes(data[i + 1 : i + 5], "big")
-        if length < 4:
-            break
-        count += 1
-        i += 1 + length
-    return count
+class _MessageCounter:
+    """Counts the client's typed protocol messages across chunks (a message may span several reads):
+    all of them, and the queries among them: Bind (B, one per extended-protocol execution, prepared
+    or not) and Query (Q, a simple-query message, however many statements it holds)."""
+
+    def __init__(self):
+        self.pending = b""  # the start of a message header cut by a chunk's end
+        self.skip = 0  # bytes of the current message still to come
+
+    def feed(self, data: bytes) -> tuple[int, int]:
+        count = queries = 0
+        data, self.pending = self.pending + data, b""
+        i = min(self.skip, len(data))
+        self.skip -= i
+        while i < len(data):
+            if len(data) - i < 5:
+                self.pending = data[i:]
+                break
+            length = int.from_bytes(data[i + 1 : i + 5], "big")
+            count += 1
+            queries += data[i : i + 1] in (b"B", b"Q")
+            end = i + 1 + length
+            self.skip = max(0, end - len(data))
+            i = min(end, len(data))
+        return count, queries

@@ -11,17 +11,30 @@ from psycopg import sql
 
 from .session import Session
 
+# What each object's definition is made of; shared with the tracker (dbmigrations/tracker.py), which reads
+# the same definitions for the objects a step changed, so that both pictures compare equal.
+COLUMN_DEFINITION = """format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+               || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')"""
+FUNCTION_NAME = "p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')'"
+FUNCTION_DEFINITION = "md5(pg_get_functiondef(p.oid))"
+TYPE_DEFINITION = """t.typtype::text || coalesce(':' || (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
+               FROM pg_enum e WHERE e.enumtypid = t.oid), '')"""
+# Standalone types: enums, domains and composite types of their own (not a table's row type).
+TYPE_IS_STANDALONE = """t.typtype IN ('e', 'd', 'c')
+          AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind <> 'c')"""
+RELATION_KINDS = "('r', 'p', 'v', 'm', 'S', 'f')"
+COLUMN_OWNER_KINDS = "('r', 'p', 'v', 'm', 'f')"
+
 QUERIES = {
-    "tables": """
+    "tables": f"""
         SELECT c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')""",
-    "columns": """
+        WHERE n.nspname = %(schema)s AND c.relkind IN {RELATION_KINDS}""",
+    "columns": f"""
         SELECT c.relname || '.' || a.attname,
-               format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
-               || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+               {COLUMN_DEFINITION}
         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-        WHERE n.nspname = %(schema)s AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND a.attnum > 0
+        WHERE n.nspname = %(schema)s AND c.relkind IN {COLUMN_OWNER_KINDS} AND a.attnum > 0
           AND NOT a.attisdropped""",
     "constraints": """
         SELECT c.relname || '.' || con.conname, pg_get_constraintdef(con.oid)
@@ -33,16 +46,14 @@ QUERIES = {
         SELECT c.relname || '.' || t.tgname, pg_get_triggerdef(t.oid)
         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = %(schema)s AND NOT t.tgisinternal""",
-    "functions": """
-        SELECT p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', md5(pg_get_functiondef(p.oid))
+    "functions": f"""
+        SELECT {FUNCTION_NAME}, {FUNCTION_DEFINITION}
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname = %(schema)s AND p.prokind IN ('f', 'p')""",
-    "types": """
-        SELECT t.typname, t.typtype::text || coalesce(':' || (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder)
-               FROM pg_enum e WHERE e.enumtypid = t.oid), '')
+    "types": f"""
+        SELECT t.typname, {TYPE_DEFINITION}
         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-        WHERE n.nspname = %(schema)s AND t.typtype IN ('e', 'd', 'c')
-          AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = t.typrelid AND c.relkind <> 'c')""",
+        WHERE n.nspname = %(schema)s AND {TYPE_IS_STANDALONE}""",
 }
 LEDGER_TABLE = "schema_migrations"
 
@@ -54,13 +65,13 @@ def take(session: Session, schema: str = "public", *, include_ledger: bool = Fal
     snapshot: Snapshot = {}
     for kind, query in QUERIES.items():
         rows = session.fetch(query, {"schema": schema})
-        snapshot[kind] = {
-            name: definition
-            for name, definition in rows
-            if include_ledger
-            or not (name == LEDGER_TABLE or name.startswith(LEDGER_TABLE + ".") or "schema_migrations" in name)
-        }
+        snapshot[kind] = {name: definition for name, definition in rows if include_ledger or not is_ledger(name)}
     return snapshot
+
+
+def is_ledger(name: str) -> bool:
+    """The ledger's own objects (its tables, their columns, keys and indexes): never compared."""
+    return LEDGER_TABLE in name
 
 
 def differences(before: Snapshot, after: Snapshot) -> list[str]:

@@ -33,6 +33,9 @@ _NEVER_IN_TRANSACTION = {
     "CreateSubscriptionStmt": "CREATE SUBSCRIPTION",
     "DropSubscriptionStmt": "DROP SUBSCRIPTION",
 }
+# Parse-tree fields holding a name: a relation, index, constraint, trigger, schema or extension, a renamed
+# object's new or old name, and each part of a dotted name (String nodes: functions, types, dropped objects).
+_NAME_FIELDS = frozenset({"relname", "schemaname", "idxname", "conname", "trigname", "newname", "subname", "extname"})
 _MAYBE_OUTSIDE_TRANSACTION = frozenset(
     {*_NEVER_IN_TRANSACTION, "IndexStmt", "DropStmt", "ReindexStmt", "VacuumStmt", "ClusterStmt", "AlterTableStmt"}
 )
@@ -138,6 +141,28 @@ class Statement:
         return sorted(names)
 
     @property
+    def names(self) -> set[str]:
+        """Every name the statement mentions, as PostgreSQL stores it (relations, indexes, functions, types,
+        schemas, extensions; string constants too), and for a ``DO`` block the identifiers of its body and of
+        the string constants in it (dynamic SQL). A superset, for finding the objects a statement may drop."""
+        names, stack = set(), [self.fields]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, dict):
+                for key, value in item.items():
+                    if isinstance(value, (dict, list)):
+                        stack.append(value)
+                    elif isinstance(value, str) and (key in _NAME_FIELDS or key == "sval"):
+                        names.add(value)
+        if self.kind == "DoStmt":
+            for arg in self.fields.get("args") or ():
+                body = ((arg.get("DefElem") or {}).get("arg") or {}).get("String", {}).get("sval")
+                names |= identifiers(body or "", depth=2)
+        return names
+
+    @property
     def is_copy_from_stdin(self) -> bool:
         """``COPY … FROM STDIN`` needs a client feeding data (psql's \\copy), not a SQL file."""
         return self.kind == "CopyStmt" and bool(self.fields.get("is_from")) and not self.fields.get("filename")
@@ -204,6 +229,11 @@ class Script:
     def runs_in_transaction(self) -> bool:
         return not self.non_transactional
 
+    @cached_property
+    def names(self) -> frozenset[str]:
+        """Every name the file's statements mention (see :attr:`Statement.names`)."""
+        return frozenset().union(*(s.names for s in self.statements))
+
 
 def parse_tree(text: str) -> list[dict]:
     """libpg_query's parse of ``text``: ``{"stmt": {Kind: fields}, "stmt_location", "stmt_len"}`` per statement.
@@ -229,6 +259,27 @@ def tokens(text: str) -> list[tuple[int, int, str]]:
         return [(token.start, token.end, token.name) for token in scan(text)]
     except ParseError as error:
         raise _script_error(error) from None
+
+
+def identifiers(text: str, *, depth: int = 1) -> set[str]:
+    """The identifiers and non-reserved keywords of ``text`` as PostgreSQL folds them (``Users`` → ``users``,
+    ``"Users"`` kept); with ``depth`` > 1, also those inside its string constants. Empty if it cannot be scanned."""
+    from pglast.parser import ParseError, scan
+
+    try:
+        found = scan(text)
+    except ParseError:
+        return set()
+    names = set()
+    for token in found:
+        word = text[token.start : token.end + 1]
+        if token.name == "IDENT" or token.kind in ("UNRESERVED_KEYWORD", "COL_NAME_KEYWORD"):
+            names.add(word[1:-1].replace('""', '"') if word.startswith('"') else word.lower())
+        elif token.name == "SCONST" and depth > 1:
+            quote = word.find("'") if not word.startswith("$") else -1
+            inner = word[quote + 1 : -1] if quote >= 0 else word[word.find("$", 1) + 1 : word.rfind("$", 0, -1)]
+            names |= identifiers(inner.replace("''", "'"), depth=depth - 1)
+    return names
 
 
 def _script_error(error) -> ScriptError:

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import measure, snapshot
+from . import measure, rowcounts
 from .discovery import SqlFile, SqlSource
 from .events import Event, Progress, quiet
 from .exceptions import MigrationFailed, StatementFailure
 from .executor import MigrationExecutor
+from .ledger import NAME as LEDGER
 from .lockwait import LockPolicy
-from .runner import FileRun, run_file, run_file_without_transaction
+from .rowcounts import CountMark, RowCounts
+from .runner import FileRun, Transaction, run_file, run_file_without_transaction
 from .scratch import scratch_database
 from .session import Session
+from .tracker import Change, Mark, SchemaTracker
 
 FIRST_RUN_FAILED = "first run failed"
 REAPPLY_FAILED = "re-applying after the down file failed"
@@ -115,26 +118,64 @@ def verify(
     with scratch_database(params) as (name, session):
         report = VerifyReport(name)
         notify(Event.DATABASE, name)
+        watch = Watch(session)
         for file in migrations:
-            check = check_migration(session, migrations, file)
+            check = check_migration(session, migrations, file, watch)
             report.migrations.append(check)
             notify(Event.MIGRATION, check)
             if check.blocks_later:
                 report.stopped = f"{file.name} could not be applied; the files after it were not verified"
                 return report
         if seeds is not None:
-            report.seeds = check_seeds(session, seeds, notify)
+            report.seeds = check_seeds(watch, seeds, notify)
             failed = next((s for s in report.seeds if s.rows_first is None), None)
             if failed:
                 report.stopped = f"seed {failed.name} failed on its first run; the seeds after it were not verified"
     return report
 
 
-def check_migration(session: Session, files: list[SqlFile], file: SqlFile) -> MigrationCheck:
+class Watch:
+    """The scratch database's schema and row counts, brought up to date after each step at the cost of what
+    the step touched (:mod:`dbmigrations.tracker`, :mod:`dbmigrations.rowcounts`), not of the whole database."""
+
+    def __init__(self, session: Session):
+        self.schema = SchemaTracker(session)
+        self.rows = RowCounts(session, self.schema.tables)
+
+    def mark(self) -> tuple[Mark, CountMark]:
+        return self.schema.mark(), self.rows.mark()
+
+    def after(self, source: SqlSource, run: FileRun | None = None, *, also: SqlSource | None = None) -> Change:
+        """Catch up with a step that ran ``source`` (``also``: another file whose objects it may drop, the up
+        file of a down file). ``run``: what it did, if it succeeded; its transaction's locks, when measured,
+        name what it may have changed."""
+        if run is None and source.script.runs_in_transaction:
+            return Change()  # it failed and was rolled back: nothing changed
+        locked = measure.altered(run)
+        if not self.schema.by_label.get(LEDGER):
+            locked = None  # the ledger is created in a transaction of its own, before the first migration's
+        names = source.script.names | (also.script.names if also else frozenset())
+        change = self.schema.refresh(names, locked)
+        written = measure.written(run)
+        if written is None and rowcounts.may_change_rows(source.script):
+            self.rows.refresh(None)
+        else:
+            self.rows.refresh((written or set()) | change.tables)
+        return change
+
+    def schema_differences(self, mark: tuple[Mark, CountMark], label: str) -> Finding | None:
+        differences = self.schema.differences(mark[0])
+        return Finding(label, differences) if differences else None
+
+    def count_differences(self, mark: tuple[Mark, CountMark], label: str) -> Finding | None:
+        differences = self.rows.differences(mark[1])
+        return Finding(label, differences) if differences else None
+
+
+def check_migration(session: Session, files: list[SqlFile], file: SqlFile, watch: Watch) -> MigrationCheck:
     """Apply ``file`` (through the ledger), run it again, and cycle down → up if it has a down file."""
     check = MigrationCheck(file.name, str(file.path), file.down is not None)
-    before = snapshot.take_all(session)
-    stored = measure.storage(session)
+    before = watch.mark()
     try:
         result = MigrationExecutor(session, lock_policy=LockPolicy(measure_locks=True)).apply(files, target=file.number)
     except MigrationFailed as error:
@@ -142,29 +183,28 @@ def check_migration(session: Session, files: list[SqlFile], file: SqlFile) -> Mi
         return check
     check.applied = True
     run = next((o.run for o in result.outcomes if o.entry.name == file.name), None)
-    check.locks = measure.locks_taken(run, stored)
-    check.rewritten = measure.rewritten(stored, measure.storage(session))
-    applied, counts = snapshot.take_all(session), snapshot.row_counts(session)
-    found = _run_and_compare(session, file.source, applied, "second run failed", "second run changed the schema")
-    changed = [] if found else snapshot.count_differences(counts, snapshot.row_counts(session))
-    found = found or (Finding("second run changed row counts", changed) if changed else None)
+    check.locks = measure.locks_taken(run, watch.schema.knows_relation)
+    check.rewritten = watch.after(file.source, run).rewritten
+    applied = watch.mark()
+    found = _run_and_compare(watch, file.source, applied, "second run failed", "second run changed the schema")
+    found = found or watch.count_differences(applied, "second run changed row counts")
     check.idempotent = found is None
     check.findings += [found] if found else []
     if file.down is None:
         return check
     try:
-        run_sql(session, file.down)
+        down = run_sql(session, file.down)
     except MigrationFailed as error:
+        watch.after(file.down, also=file.source)
         check.reversible = False
         check.findings.append(Finding("down file failed", failure=error.failure))
         return check
-    down_found = _compare(
-        before,
-        snapshot.take_all(session),
-        "down file does not fully reverse the migration (schema after down vs. before up)",
+    watch.after(file.down, down, also=file.source)
+    down_found = watch.schema_differences(
+        before, "down file does not fully reverse the migration (schema after down vs. before up)"
     )
     up_found = _run_and_compare(
-        session, file.source, applied, REAPPLY_FAILED, "up after down gives a different schema (vs. after the first up)"
+        watch, file.source, applied, REAPPLY_FAILED, "up after down gives a different schema (vs. after the first up)"
     )
     check.findings += [f for f in (down_found, up_found) if f]
     check.reversible = not (down_found or up_found)
@@ -172,47 +212,50 @@ def check_migration(session: Session, files: list[SqlFile], file: SqlFile) -> Mi
 
 
 def _run_and_compare(
-    session: Session, source: SqlSource, expected: snapshot.Snapshot, failed: str, changed: str
+    watch: Watch, source: SqlSource, expected: tuple[Mark, CountMark], failed: str, changed: str
 ) -> Finding | None:
     try:
-        run_sql(session, source)
+        run = run_sql(watch.schema.session, source)
     except MigrationFailed as error:
+        watch.after(source)
         return Finding(failed, failure=error.failure)
-    return _compare(expected, snapshot.take_all(session), changed)
-
-
-def _compare(expected: snapshot.Snapshot, actual: snapshot.Snapshot, label: str) -> Finding | None:
-    differences = snapshot.differences(expected, actual)
-    return Finding(label, differences) if differences else None
+    watch.after(source, run)
+    return watch.schema_differences(expected, changed)
 
 
 def run_sql(session: Session, source: SqlSource) -> FileRun:
-    """Run one file outside the ledger: in one transaction when it can, else statement by statement."""
+    """Run one file outside the ledger: in one transaction when it can (its locks measured: see
+    :func:`dbmigrations.measure.written`), else statement by statement."""
     if source.script.runs_in_transaction:
-        return run_file(session, source.script, str(source.path))
+        return run_file(session, source.script, str(source.path), Transaction(after=[measure.LOCKS_TAKEN]))
     return run_file_without_transaction(session, source.script, str(source.path))
 
 
-def check_seeds(session: Session, seeds: list[SqlFile], notify: Progress) -> list[SeedCheck]:
+def check_seeds(watch: Watch, seeds: list[SqlFile], notify: Progress) -> list[SeedCheck]:
     """Run every seed once, then every seed again; a second run must change no table's row count."""
+    session = watch.schema.session
     checks = [SeedCheck(seed.name, str(seed.path)) for seed in seeds]
     for position, (check, seed) in enumerate(zip(checks, seeds)):
         try:
-            check.rows_first = run_sql(session, seed.source).rows
+            run = run_sql(session, seed.source)
         except MigrationFailed as error:  # later seeds may need this one's rows: stop
             check.findings.append(Finding(FIRST_RUN_FAILED, failure=error.failure))
             for done in checks[: position + 1]:
                 notify(Event.SEED, done)
             return checks[: position + 1]
+        check.rows_first = run.rows
+        watch.after(seed.source, run)
     for check, seed in zip(checks, seeds):
-        counts = snapshot.row_counts(session)
+        mark = watch.mark()
         try:
-            check.rows_second = run_sql(session, seed.source).rows
+            run = run_sql(session, seed.source)
         except MigrationFailed as error:
+            watch.after(seed.source)
             check.findings.append(Finding("second run failed", failure=error.failure))
         else:
-            changed = snapshot.count_differences(counts, snapshot.row_counts(session))
-            if changed:
-                check.findings.append(Finding("second run changed row counts", changed))
+            check.rows_second = run.rows
+            watch.after(seed.source, run)
+            changed = watch.count_differences(mark, "second run changed row counts")
+            check.findings += [changed] if changed else []
         notify(Event.SEED, check)
     return checks

@@ -1,0 +1,490 @@
+"""The scratch database's schema, kept current by re-reading only what each step changed.
+
+``verify_sql_migrations`` compares the schema before and after every step (a migration's first run,
+its second run, its down file, its re-run). Reading every object each time made a history of N
+migrations cost O(N²). The tracker holds one picture, the same objects and definitions as
+:func:`dbmigrations.snapshot.take_all`, and after a step sends one query (:data:`READ`) that re-reads
+only:
+
+* the objects whose catalog rows the step wrote: a created, altered or renamed object gets rows with
+  an ``xmin`` newer than the tracker's last look (its horizon);
+* the objects the step's files name (a ``DROP`` leaves no row to find), and the indexes and owned
+  sequences of the tables among them;
+* after a rename, the objects that depend on the renamed one (``pg_depend``): their definitions print
+  its name.
+
+The same query counts each kind of object in the database. When the counts do not match the
+picture, something disappeared that no file named (``DROP … CASCADE``, a ``DROP`` in dynamic SQL):
+the whole schema is read again, so the picture stays exact. Scanning the catalogs for new ``xmin``
+values is the one part that follows the schema's size; it is a filter on a few catalogs, done by the
+server, with no definition printed and no row sent for objects left unchanged.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from . import snapshot
+from .session import Session
+from .snapshot import (
+    COLUMN_DEFINITION,
+    COLUMN_OWNER_KINDS,
+    FUNCTION_DEFINITION,
+    FUNCTION_NAME,
+    RELATION_KINDS,
+    TYPE_DEFINITION,
+    TYPE_IS_STANDALONE,
+)
+
+TRACKED_RELATIONS = "('r', 'p', 'v', 'm', 'S', 'f', 'i', 'I')"
+# User objects have oids from FirstNormalObjectId (16384) on: PostgreSQL's own rows are not scanned.
+FIRST_USER_OID = 16384
+SINCE = "(SELECT a FROM since)"
+USER_SCHEMAS = "(SELECT oids FROM ns)::oid[]"
+# One pass over each catalog's user rows: the rows written since the horizon (an xmin newer than it:
+# created or updated), and how many objects of each counted kind there are.
+SCANS = {
+    "cls": f"""
+    SELECT array_agg(oid) FILTER (WHERE age(xmin) <= {SINCE}) AS changed,
+           count(*) FILTER (WHERE relkind IN {TRACKED_RELATIONS} AND relnamespace = ANY({USER_SCHEMAS})) AS n,
+           count(*) FILTER (WHERE relkind = 'c' AND relnamespace = ANY({USER_SCHEMAS})) AS composites
+    FROM pg_class WHERE oid >= {FIRST_USER_OID}""",
+    # The largest catalog: read straight through (attrelid::int8 keeps its index out of it).
+    "att": f"""
+    SELECT array_agg(DISTINCT attrelid) AS changed FROM pg_attribute
+    WHERE attrelid::int8 >= {FIRST_USER_OID} AND age(xmin) <= {SINCE}""",
+    "def": f"""
+    SELECT array_agg(adrelid) AS changed FROM pg_attrdef WHERE oid >= {FIRST_USER_OID} AND age(xmin) <= {SINCE}""",
+    "idx": f"""
+    SELECT array_agg(indexrelid) AS changed FROM pg_index
+    WHERE indexrelid >= {FIRST_USER_OID} AND age(xmin) <= {SINCE}""",
+    "con": f"""
+    SELECT array_agg(conrelid) FILTER (WHERE age(xmin) <= {SINCE}) AS changed,
+           count(*) FILTER (WHERE conrelid <> 0 AND connamespace = ANY({USER_SCHEMAS})) AS n
+    FROM pg_constraint WHERE oid >= {FIRST_USER_OID}""",
+    "trg": f"""
+    SELECT array_agg(t.tgrelid) FILTER (WHERE age(t.xmin) <= {SINCE}) AS changed,
+           count(*) FILTER (WHERE NOT t.tgisinternal AND c.relnamespace = ANY({USER_SCHEMAS})) AS n
+    FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE t.oid >= {FIRST_USER_OID}""",
+    "fnc": f"""
+    SELECT array_agg(oid) FILTER (WHERE age(xmin) <= {SINCE}) AS changed,
+           count(*) FILTER (WHERE prokind IN ('f', 'p') AND pronamespace = ANY({USER_SCHEMAS})) AS n
+    FROM pg_proc WHERE oid >= {FIRST_USER_OID}""",
+    "typ": f"""
+    SELECT array_agg(oid) FILTER (WHERE age(xmin) <= {SINCE}) AS changed,
+           count(*) FILTER (WHERE typtype IN ('e', 'd') AND typnamespace = ANY({USER_SCHEMAS})) AS n
+    FROM pg_type WHERE oid >= {FIRST_USER_OID}""",
+    "enm": f"""
+    SELECT array_agg(DISTINCT enumtypid) AS changed FROM pg_enum
+    WHERE oid >= {FIRST_USER_OID} AND age(xmin) <= {SINCE}""",
+    "nsp": f"""
+    SELECT array_agg(oid) FILTER (WHERE age(xmin) <= {SINCE}) AS changed,
+           count(*) FILTER (WHERE oid = ANY({USER_SCHEMAS})) AS n
+    FROM pg_namespace""",
+    "ext": f"""
+    SELECT array_agg(oid) FILTER (WHERE age(xmin) <= {SINCE}) AS changed, count(*) AS n FROM pg_extension""",
+}
+# The catalogs of relations and their parts, the largest ones. When the step's locks name the relations it
+# changed (every change to a relation locks it), they are not scanned: these stand in for them.
+NOT_SCANNED = {
+    "cls": "SELECT NULL::oid[] AS changed, 0 AS n, 0 AS composites",
+    "att": "SELECT NULL::oid[] AS changed",
+    "def": "SELECT NULL::oid[] AS changed",
+    "idx": "SELECT NULL::oid[] AS changed",
+    "con": "SELECT NULL::oid[] AS changed, 0 AS n",
+    "trg": "SELECT NULL::oid[] AS changed, 0 AS n",
+}
+# Then, by oid (index lookups): the units those rows belong to, the units asked for, and the dependents of
+# the units renamed; and the definitions of them all.
+READ = f"""
+WITH ns AS MATERIALIZED (
+    SELECT array_agg(oid) AS oids FROM pg_namespace
+    WHERE nspname <> 'information_schema' AND NOT starts_with(nspname, 'pg_')),
+since AS MATERIALIZED (
+    SELECT CASE WHEN %(horizon)s::text IS NULL THEN NULL ELSE age(%(horizon)s::text::xid) END AS a),
+{{SCANS}},
+dep AS MATERIALIZED (
+    SELECT classid, objid FROM pg_depend
+    WHERE refclassid = 'pg_class'::regclass AND refobjid = ANY(%(dep_rel)s::oid[])
+    UNION SELECT classid, objid FROM pg_depend
+    WHERE refclassid = 'pg_proc'::regclass AND refobjid = ANY(%(dep_func)s::oid[])
+    UNION SELECT classid, objid FROM pg_depend
+    WHERE refclassid = 'pg_type'::regclass AND refobjid = ANY(%(dep_type)s::oid[])
+    UNION SELECT classid, objid FROM pg_depend
+    WHERE refclassid = 'pg_namespace'::regclass AND refobjid = ANY(%(dep_schema)s::oid[])),
+touched AS MATERIALIZED (
+    SELECT cls.changed || att.changed || def.changed || idx.changed || con.changed || trg.changed
+           || %(rel)s::oid[] || ARRAY(
+               SELECT objid FROM dep WHERE classid = 'pg_class'::regclass
+               UNION ALL SELECT conrelid FROM pg_constraint
+               WHERE oid = ANY(ARRAY(SELECT objid FROM dep WHERE classid = 'pg_constraint'::regclass))
+               UNION ALL SELECT tgrelid FROM pg_trigger
+               WHERE oid = ANY(ARRAY(SELECT objid FROM dep WHERE classid = 'pg_trigger'::regclass))
+               UNION ALL SELECT adrelid FROM pg_attrdef
+               WHERE oid = ANY(ARRAY(SELECT objid FROM dep WHERE classid = 'pg_attrdef'::regclass))
+               UNION ALL SELECT ev_class FROM pg_rewrite
+               WHERE oid = ANY(ARRAY(SELECT objid FROM dep WHERE classid = 'pg_rewrite'::regclass))) AS oids
+    FROM cls, att, def, idx, con, trg),
+wanted AS MATERIALIZED (  -- with the indexes and owned sequences of those relations, composite types' types
+    SELECT t.oids || ARRAY(SELECT indexrelid FROM pg_index WHERE indrelid = ANY(t.oids))
+                  || ARRAY(SELECT objid FROM pg_depend WHERE refclassid = 'pg_class'::regclass
+                           AND refobjid = ANY(t.oids) AND classid = 'pg_class'::regclass AND deptype IN ('a', 'i'))
+           AS rels,
+           fnc.changed || %(func)s::oid[] || ARRAY(SELECT objid FROM dep WHERE classid = 'pg_proc'::regclass)
+           AS funcs,
+           typ.changed || enm.changed || %(type)s::oid[]
+           || ARRAY(SELECT objid FROM dep WHERE classid = 'pg_type'::regclass)
+           || ARRAY(SELECT reltype FROM pg_class WHERE oid = ANY(t.oids) AND relkind = 'c') AS types,
+           nsp.changed || %(schema)s::oid[] AS schemas, ext.changed || %(ext)s::oid[] AS exts
+    FROM touched t, fnc, typ, enm, nsp, ext),
+rel AS MATERIALIZED (
+    SELECT c.oid, c.relname, c.relkind, c.relfilenode, c.relispartition, n.nspname
+    FROM wanted w, ns, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN {TRACKED_RELATIONS} AND c.relnamespace = ANY(ns.oids) AND ({{ALL}} OR c.oid = ANY(w.rels))),
+fn AS MATERIALIZED (
+    SELECT p.oid, p.proname, n.nspname FROM wanted w, ns, pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE p.prokind IN ('f', 'p') AND p.pronamespace = ANY(ns.oids) AND ({{ALL}} OR p.oid = ANY(w.funcs))),
+tp AS MATERIALIZED (
+    SELECT t.oid, t.typname, t.typtype, n.nspname
+    FROM wanted w, ns, pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE {TYPE_IS_STANDALONE} AND t.typnamespace = ANY(ns.oids) AND ({{ALL}} OR t.oid = ANY(w.types))),
+sch AS MATERIALIZED (
+    SELECT n.oid, n.nspname FROM wanted w, ns, pg_namespace n
+    WHERE n.oid = ANY(ns.oids) AND ({{ALL}} OR n.oid = ANY(w.schemas))),
+xt AS MATERIALIZED (
+    SELECT e.oid, e.extname, e.extversion FROM wanted w, pg_extension e WHERE {{ALL}} OR e.oid = ANY(w.exts))
+SELECT '_head', NULL::oid, NULL::oid, NULL::name, pg_snapshot_xmax(pg_current_snapshot())::text,
+       concat_ws(',', cls.n, con.n, trg.n, fnc.n, typ.n + cls.composites, nsp.n, ext.n),
+       NULL, NULL::"char", NULL::oid, NULL::oid
+FROM cls, con, trg, fnc, typ, nsp, ext
+UNION ALL
+SELECT '_rel', r.oid, r.oid, r.nspname, format('%%I.%%I', r.nspname, r.relname), NULL, r.relname, r.relkind,
+       r.relfilenode, CASE
+         WHEN r.relkind IN ('i', 'I') THEN (SELECT indrelid FROM pg_index WHERE indexrelid = r.oid)
+         WHEN r.relkind = 'S' THEN (SELECT refobjid FROM pg_depend WHERE classid = 'pg_class'::regclass
+           AND objid = r.oid AND refclassid = 'pg_class'::regclass AND deptype IN ('a', 'i') LIMIT 1)
+         WHEN r.relispartition THEN pg_partition_root(r.oid) END
+FROM rel r
+UNION ALL
+SELECT 'tables', r.oid, r.oid, r.nspname, r.relname, r.relkind::text, NULL, NULL, NULL, NULL
+FROM rel r WHERE r.relkind IN {RELATION_KINDS}
+UNION ALL
+SELECT 'columns', r.oid, NULL, r.nspname, r.relname || '.' || a.attname, {COLUMN_DEFINITION}, NULL, NULL, NULL, NULL
+FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid
+LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+WHERE r.relkind IN {COLUMN_OWNER_KINDS} AND a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'constraints', r.oid, x.oid, r.nspname, r.relname || '.' || x.conname, pg_get_constraintdef(x.oid),
+       NULL, NULL, NULL, NULL
+FROM rel r JOIN pg_constraint x ON x.conrelid = r.oid
+UNION ALL
+SELECT 'indexes', r.oid, r.oid, r.nspname, r.relname, pg_get_indexdef(r.oid), NULL, NULL, NULL, NULL
+FROM rel r JOIN pg_index x ON x.indexrelid = r.oid JOIN pg_class t ON t.oid = x.indrelid
+WHERE t.relkind IN ('r', 'm', 'p')
+UNION ALL
+SELECT 'triggers', r.oid, x.oid, r.nspname, r.relname || '.' || x.tgname, pg_get_triggerdef(x.oid),
+       NULL, NULL, NULL, NULL
+FROM rel r JOIN pg_trigger x ON x.tgrelid = r.oid WHERE NOT x.tgisinternal
+UNION ALL
+SELECT 'functions', p.oid, p.oid, p.nspname, {FUNCTION_NAME}, {FUNCTION_DEFINITION}, p.proname, NULL, NULL, NULL
+FROM fn p
+UNION ALL
+SELECT 'types', t.oid, t.oid, t.nspname, t.typname, {TYPE_DEFINITION}, t.typname, NULL, NULL, NULL FROM tp t
+UNION ALL
+SELECT 'schemas', oid, oid, nspname, nspname, '', nspname, NULL, NULL, NULL FROM sch
+UNION ALL
+SELECT 'extensions', oid, oid, NULL, extname, extversion, extname, NULL, NULL, NULL FROM xt
+"""
+
+
+def _read_query(*, everything: bool, scan_relations: bool) -> str:
+    scans = {name: NOT_SCANNED.get(name, body) if not scan_relations else body for name, body in SCANS.items()}
+    ctes = ",\n".join(f"{name} AS MATERIALIZED ({body})" for name, body in scans.items())
+    return READ.replace("{SCANS}", ctes).replace("{ALL}", "true" if everything else "false")
+
+
+# Three texts rather than parameters, so that the server plans each for what it does: everything; what
+# changed, found by scanning every catalog (and counting the objects); what changed, the relations given.
+READ_ALL = _read_query(everything=True, scan_relations=True)
+READ_SCANNING = _read_query(everything=False, scan_relations=True)
+READ_GIVEN = _read_query(everything=False, scan_relations=False)
+# The unit an object is read again with: a relation (with its columns, constraints and triggers), a
+# function, a type, a schema or an extension.
+UNIT_OF = {
+    "_rel": "rel",
+    "tables": "rel",
+    "columns": "rel",
+    "constraints": "rel",
+    "indexes": "rel",
+    "triggers": "rel",
+    "functions": "func",
+    "types": "type",
+    "schemas": "schema",
+    "extensions": "ext",
+}
+COUNTED = ("rel", "constraints", "triggers", "func", "type", "schema", "ext")  # the order of _head's counts
+UNQUALIFIED = ("schemas", "extensions")
+REWRITABLE = ("r", "m", "i")  # relations with storage of their own (as measure.storage has them)
+MAX_ROUNDS = 8
+
+Key = tuple[str, str]  # (kind, name) as a snapshot has them: ("indexes", "idx_x"), ("columns", "app.items.id")
+UnitId = tuple[str, int]  # ("rel" | "func" | "type" | "schema" | "ext", oid)
+
+
+@dataclass
+class Unit:
+    """One relation, function, type, schema or extension as last read: its snapshot entries and more."""
+
+    label: str = ""  # the name a file uses for it: relname, proname, typname, nspname, extname
+    schema: str | None = None
+    keys: dict[Key, str] = field(default_factory=dict)  # entries, without the ledger's
+    objects: Counter = field(default_factory=Counter)  # constraints and triggers (the ledger's too)
+    relkind: str | None = None
+    relfilenode: int | None = None
+    parent: int | None = None  # an index's table, an owned sequence's table, a partition's partitioned table
+    qualified: str = ""  # "public.items", quoted where needed
+
+
+@dataclass(frozen=True)
+class Locked:
+    """What a step's one transaction locked, read before its COMMIT (:func:`dbmigrations.measure.altered`)."""
+
+    #: Relations it locked in a mode that allows changing their definition, and those it dropped.
+    relations: frozenset[int]
+    #: Functions, types, schemas and extensions it locked (to drop, rename or alter them): "func" → oids, …
+    objects: dict[str, frozenset[int]]
+
+
+@dataclass
+class Change:
+    """What one :meth:`SchemaTracker.refresh` found."""
+
+    #: Tables and indexes that existed before and got a new file (relfilenode): rewritten.
+    rewritten: list[str] = field(default_factory=list)
+    #: Tables (oids) created, dropped or renamed: their row counts must be read again.
+    tables: set[int] = field(default_factory=set)
+    #: The whole schema was read again (something disappeared that no file named).
+    full: bool = False
+
+
+class Mark:
+    """A point in time: the tracker records here the value, at that point, of each entry that changes after it."""
+
+    def __init__(self):
+        self.old: dict[Key, str | None] = {}
+
+
+class SchemaTracker:
+    """The schema of a session's database, by snapshot kind, kept current by :meth:`refresh` after each step."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.values: snapshot.Snapshot = {kind: {} for kind in [*snapshot.QUERIES, *UNQUALIFIED]}
+        self.units: dict[UnitId, Unit] = {}
+        self.by_label: dict[str, set[UnitId]] = {}
+        self.children: dict[int, set[int]] = {}  # table oid → its indexes, owned sequences and partitions
+        self.counts: Counter = Counter()
+        self.marks: weakref.WeakSet[Mark] = weakref.WeakSet()
+        self.horizon: int | None = None
+        self.full_reads = 0
+        self._read_all(Change())
+
+    def knows_relation(self, oid: int) -> bool:
+        """Whether a relation of this oid existed at the last refresh."""
+        return ("rel", oid) in self.units
+
+    def tables(self, oids: Iterable[int] | None) -> dict[int, tuple[str, str]]:
+        """The tables whose rows are counted (ordinary and partitioned ones, the ledger left out) among ``oids``,
+        a partition standing for its partitioned table, or all of them (None): ``{oid: (schema, table)}``."""
+        found = {}
+        for oid in (uid[1] for uid in self.units if uid[0] == "rel") if oids is None else oids:
+            unit = self.units.get(("rel", oid))
+            if unit is not None and unit.relkind in ("r", "p", "f") and unit.parent:  # a partition
+                oid, unit = unit.parent, self.units.get(("rel", unit.parent))
+            if unit is not None and unit.relkind in ("r", "p") and unit.label != snapshot.LEDGER_TABLE:
+                found[oid] = (unit.schema, unit.label)
+        return found
+
+    def snapshot(self) -> snapshot.Snapshot:
+        """The whole picture, shaped like :func:`dbmigrations.snapshot.take_all` (a copy)."""
+        return {kind: dict(entries) for kind, entries in self.values.items()}
+
+    def mark(self) -> Mark:
+        """Remember this point; :meth:`differences` tells what changed since. Dropped when no longer referenced."""
+        mark = Mark()
+        self.marks.add(mark)
+        return mark
+
+    def differences(self, mark: Mark) -> list[str]:
+        """:func:`dbmigrations.snapshot.differences` between the schema at ``mark`` and now."""
+        before: snapshot.Snapshot = {kind: {} for kind in self.values}
+        after: snapshot.Snapshot = {kind: {} for kind in self.values}
+        for (kind, name), old in mark.old.items():
+            if old is not None:
+                before[kind][name] = old
+            if name in self.values[kind]:
+                after[kind][name] = self.values[kind][name]
+        return snapshot.differences(before, after)
+
+    def refresh(self, names: Iterable[str] = (), locked: Locked | None = None) -> Change:
+        """Bring the picture up to date after a step.
+
+        ``locked``: what the step's one transaction locked (:func:`dbmigrations.measure.altered`): the
+        relations it may have changed are those, and the catalogs of relations are not scanned. Without it,
+        every catalog is scanned for rows written since the last refresh, ``names`` (what the step's files
+        mention: ``Script.names``) point at what it may have dropped, and counting each kind of object tells
+        whether anything else disappeared (then the whole schema is read again).
+        """
+        change = Change()
+        if locked is not None:
+            asked = {kind: set(oids) for kind, oids in locked.objects.items()}
+            asked["rel"] = set(locked.relations)
+        else:
+            asked = self._named(names)
+        renamed: dict[str, set[int]] = {}
+        counts = None
+        for round_ in range(MAX_ROUNDS):
+            query = READ_GIVEN if locked is not None or round_ else READ_SCANNING
+            asked, renamed, read = self._read(query, asked, renamed, first=round_ == 0, change=change)
+            counts = counts or read
+            if not asked and not renamed:
+                break
+        else:
+            counts = {}  # still renaming after MAX_ROUNDS: read everything
+        if locked is None and counts != {kind: self.counts[kind] for kind in COUNTED}:
+            change.full = True
+            self._read_all(change)
+        return change
+
+    def _named(self, names: Iterable[str]) -> dict[str, set[int]]:
+        """Units the names may refer to, with the indexes, owned sequences and partitions of the tables among them."""
+        asked: dict[str, set[int]] = {}
+        for name in names:
+            for kind, oid in self.by_label.get(name, ()):
+                asked.setdefault(kind, set()).add(oid)
+        for oid in list(asked.get("rel", ())):
+            asked["rel"] |= self.children.get(oid, set())
+        return asked
+
+    def _read(self, query: str, asked: dict[str, set[int]], renamed: dict[str, set[int]], *, first: bool, change):
+        """One query: what changed since the horizon (``first`` round only), the units ``asked`` for, and
+        the dependents of the units ``renamed``. Returns the units to ask for next (indexes, sequences and
+        partitions gone from under a table), the units renamed in this round, and the objects counted."""
+        params = {
+            "horizon": str(self.horizon % 2**32) if first else None,
+            **{key: sorted(asked.get(key, ())) for key in ("rel", "func", "type", "schema", "ext")},
+            **{f"dep_{key}": sorted(renamed.get(key, ())) for key in ("rel", "func", "type", "schema")},
+        }
+        counts, fresh = self._fetch(params, query)
+        reread = {(kind, oid) for kind, oids in asked.items() for oid in oids} | set(fresh)
+        gone_children = {
+            child
+            for kind, oid in reread
+            if kind == "rel" and ("rel", oid) in fresh
+            for child in self.children.get(oid, ())
+            if ("rel", child) not in fresh and ("rel", child) not in reread
+        }
+        now_renamed = self._replace(reread, fresh, change)
+        return ({"rel": gone_children} if gone_children else {}), now_renamed, counts
+
+    def _read_all(self, change: Change) -> None:
+        params = {"horizon": None, **{key: [] for key in ("rel", "func", "type", "schema", "ext")}}
+        params.update({f"dep_{key}": [] for key in ("rel", "func", "type", "schema")})
+        _, fresh = self._fetch(params, READ_ALL)
+        self._replace(set(self.units) | set(fresh), fresh, change)
+        self.full_reads += 1
+
+    def _fetch(self, params: dict, query: str) -> tuple[dict[str, int], dict[UnitId, Unit]]:
+        fresh: dict[UnitId, Unit] = {}
+        counts: dict[str, int] = {}
+        for (
+            kind,
+            unit_oid,
+            _object,
+            schema,
+            name,
+            definition,
+            label,
+            relkind,
+            relfilenode,
+            parent,
+        ) in self.session.fetch(query, params):
+            if kind == "_head":
+                self.horizon = int(name)
+                counts = dict(zip(COUNTED, map(int, definition.split(","))))
+                continue
+            unit = fresh.setdefault((UNIT_OF[kind], unit_oid), Unit())
+            if label is not None:
+                unit.label, unit.schema = label, schema
+            if kind == "_rel":
+                unit.relkind, unit.relfilenode, unit.parent, unit.qualified = relkind, relfilenode, parent, name
+            elif kind in UNQUALIFIED:
+                unit.keys[kind, name] = definition
+            else:
+                if kind in ("constraints", "triggers"):
+                    unit.objects[kind] += 1
+                if not snapshot.is_ledger(name):
+                    unit.keys[kind, name if schema == "public" else f"{schema}.{name}"] = definition
+        return counts, fresh
+
+    def _replace(self, reread: set[UnitId], fresh: dict[UnitId, Unit], change: Change) -> dict[str, set[int]]:
+        """Put the units read again in place of their old selves; record what changed in every mark.
+        Returns the units renamed (an entry of theirs vanished and another appeared), by kind."""
+        old_values: dict[Key, str] = {}
+        previous: dict[UnitId, Unit] = {}
+        for uid in reread:
+            unit = self.units.pop(uid, None)
+            if unit is not None:
+                previous[uid] = unit
+                self._index(uid, unit, -1)
+                for (kind, name), value in unit.keys.items():
+                    old_values[kind, name] = value
+                    self.values[kind].pop(name, None)
+        for uid, unit in fresh.items():
+            self.units[uid] = unit
+            self._index(uid, unit, +1)
+            for (kind, name), value in unit.keys.items():
+                self.values[kind][name] = value
+        changed = [
+            (key, old_values.get(key))
+            for key in old_values.keys() | {k for unit in fresh.values() for k in unit.keys}
+            if old_values.get(key) != self.values[key[0]].get(key[1])
+        ]
+        for mark in self.marks:
+            for key, old in changed:
+                mark.old.setdefault(key, old)
+        renamed: dict[str, set[int]] = {}
+        for uid in reread:
+            old, new = previous.get(uid), fresh.get(uid)
+            if old is not None and new is not None and old.keys.keys() - new.keys.keys():
+                if new.keys.keys() - old.keys.keys() or (old.label, old.schema) != (new.label, new.schema):
+                    renamed.setdefault(uid[0], set()).add(uid[1])
+            self._note(uid, old, new, change)
+        return renamed
+
+    def _note(self, uid: UnitId, old: Unit | None, new: Unit | None, change: Change) -> None:
+        """Rewrites, and tables created, dropped or renamed."""
+        if uid[0] != "rel" or (old is None and new is None):
+            return
+        if old and new and old.relkind in REWRITABLE and old.relfilenode != new.relfilenode:
+            if new.qualified.split(".")[-1] != snapshot.LEDGER_TABLE:
+                change.rewritten.append(new.qualified)
+        if (old or new).relkind in ("r", "p") and (old is None or new is None or old.qualified != new.qualified):
+            change.tables.add(uid[1])
+
+    def _index(self, uid: UnitId, unit: Unit, sign: int) -> None:
+        """Add (+1) or remove (-1) a unit from the lookups and the counts."""
+        self.counts[uid[0]] += sign
+        for kind in ("constraints", "triggers"):
+            self.counts[kind] += sign * unit.objects[kind]
+        if sign > 0:
+            self.by_label.setdefault(unit.label, set()).add(uid)
+            if unit.parent:
+                self.children.setdefault(unit.parent, set()).add(uid[1])
+            return
+        self.by_label.get(unit.label, set()).discard(uid)
+        if unit.parent:
+            self.children.get(unit.parent, set()).discard(uid[1])
