@@ -3,21 +3,24 @@
 ``verify_sql_migrations`` compares the schema before and after every step (a migration's first run,
 its second run, its down file, its re-run). Reading every object each time made a history of N
 migrations cost O(N²). The tracker holds one picture, the same objects and definitions as
-:func:`dbmigrations.snapshot.take_all`, and after a step sends one query (:data:`READ`) that re-reads
-only:
+:func:`dbmigrations.snapshot.take_all`, and after a step sends one query that re-reads only what the
+step may have changed:
 
-* the objects whose catalog rows the step wrote: a created, altered or renamed object gets rows with
-  an ``xmin`` newer than the tracker's last look (its horizon);
-* the objects the step's files name (a ``DROP`` leaves no row to find), and the indexes and owned
-  sequences of the tables among them;
+* the relations its transaction locked in a mode that allows DDL (every change to a table, a column,
+  an index, a constraint or a trigger locks the relation; a drop, even by CASCADE, locks what it
+  drops), read just before its COMMIT (:func:`dbmigrations.measure.altered`), with the functions,
+  types, schemas and extensions it locked to drop, rename or alter them;
+* the functions, types, enum values, schemas and extensions whose catalog rows it wrote (an ``xmin``
+  newer than the tracker's last look: creating one takes no lock). These catalogs hold little beyond
+  the user's own objects; the catalogs of relations, the largest, are not scanned;
 * after a rename, the objects that depend on the renamed one (``pg_depend``): their definitions print
   its name.
 
-The same query counts each kind of object in the database. When the counts do not match the
-picture, something disappeared that no file named (``DROP … CASCADE``, a ``DROP`` in dynamic SQL):
-the whole schema is read again, so the picture stays exact. Scanning the catalogs for new ``xmin``
-values is the one part that follows the schema's size; it is a filter on a few catalogs, done by the
-server, with no definition printed and no row sent for objects left unchanged.
+A step whose locks are not known (a file run outside a transaction) is found by scanning every catalog
+for rows written since the last look, plus the objects its files name (a ``DROP`` leaves no row to
+find). The same query counts each kind of object; when the counts do not match the picture, something
+disappeared that no file named (a ``DROP … CASCADE`` or a ``DROP`` in dynamic SQL), and the whole
+schema is read again, so the picture stays exact.
 """
 
 from __future__ import annotations
@@ -156,12 +159,12 @@ sch AS MATERIALIZED (
     WHERE n.oid = ANY(ns.oids) AND ({{ALL}} OR n.oid = ANY(w.schemas))),
 xt AS MATERIALIZED (
     SELECT e.oid, e.extname, e.extversion FROM wanted w, pg_extension e WHERE {{ALL}} OR e.oid = ANY(w.exts))
-SELECT '_head', NULL::oid, NULL::oid, NULL::name, pg_snapshot_xmax(pg_current_snapshot())::text,
+SELECT '_head', NULL::oid, NULL::name, pg_snapshot_xmax(pg_current_snapshot())::text,
        concat_ws(',', cls.n, con.n, trg.n, fnc.n, typ.n + cls.composites, nsp.n, ext.n),
        NULL, NULL::"char", NULL::oid, NULL::oid
 FROM cls, con, trg, fnc, typ, nsp, ext
 UNION ALL
-SELECT '_rel', r.oid, r.oid, r.nspname, format('%%I.%%I', r.nspname, r.relname), NULL, r.relname, r.relkind,
+SELECT '_rel', r.oid, r.nspname, format('%%I.%%I', r.nspname, r.relname), NULL, r.relname, r.relkind,
        r.relfilenode, CASE
          WHEN r.relkind IN ('i', 'I') THEN (SELECT indrelid FROM pg_index WHERE indexrelid = r.oid)
          WHEN r.relkind = 'S' THEN (SELECT refobjid FROM pg_depend WHERE classid = 'pg_class'::regclass
@@ -169,34 +172,33 @@ SELECT '_rel', r.oid, r.oid, r.nspname, format('%%I.%%I', r.nspname, r.relname),
          WHEN r.relispartition THEN pg_partition_root(r.oid) END
 FROM rel r
 UNION ALL
-SELECT 'tables', r.oid, r.oid, r.nspname, r.relname, r.relkind::text, NULL, NULL, NULL, NULL
+SELECT 'tables', r.oid, r.nspname, r.relname, r.relkind::text, NULL, NULL, NULL, NULL
 FROM rel r WHERE r.relkind IN {RELATION_KINDS}
 UNION ALL
-SELECT 'columns', r.oid, NULL, r.nspname, r.relname || '.' || a.attname, {COLUMN_DEFINITION}, NULL, NULL, NULL, NULL
+SELECT 'columns', r.oid, r.nspname, r.relname || '.' || a.attname, {COLUMN_DEFINITION}, NULL, NULL, NULL, NULL
 FROM rel r JOIN pg_attribute a ON a.attrelid = r.oid
 LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE r.relkind IN {COLUMN_OWNER_KINDS} AND a.attnum > 0 AND NOT a.attisdropped
 UNION ALL
-SELECT 'constraints', r.oid, x.oid, r.nspname, r.relname || '.' || x.conname, pg_get_constraintdef(x.oid),
+SELECT 'constraints', r.oid, r.nspname, r.relname || '.' || x.conname, pg_get_constraintdef(x.oid),
        NULL, NULL, NULL, NULL
 FROM rel r JOIN pg_constraint x ON x.conrelid = r.oid
 UNION ALL
-SELECT 'indexes', r.oid, r.oid, r.nspname, r.relname, pg_get_indexdef(r.oid), NULL, NULL, NULL, NULL
+SELECT 'indexes', r.oid, r.nspname, r.relname, pg_get_indexdef(r.oid), NULL, NULL, NULL, NULL
 FROM rel r JOIN pg_index x ON x.indexrelid = r.oid JOIN pg_class t ON t.oid = x.indrelid
 WHERE t.relkind IN ('r', 'm', 'p')
 UNION ALL
-SELECT 'triggers', r.oid, x.oid, r.nspname, r.relname || '.' || x.tgname, pg_get_triggerdef(x.oid),
-       NULL, NULL, NULL, NULL
+SELECT 'triggers', r.oid, r.nspname, r.relname || '.' || x.tgname, pg_get_triggerdef(x.oid), NULL, NULL, NULL, NULL
 FROM rel r JOIN pg_trigger x ON x.tgrelid = r.oid WHERE NOT x.tgisinternal
 UNION ALL
-SELECT 'functions', p.oid, p.oid, p.nspname, {FUNCTION_NAME}, {FUNCTION_DEFINITION}, p.proname, NULL, NULL, NULL
+SELECT 'functions', p.oid, p.nspname, {FUNCTION_NAME}, {FUNCTION_DEFINITION}, p.proname, NULL, NULL, NULL
 FROM fn p
 UNION ALL
-SELECT 'types', t.oid, t.oid, t.nspname, t.typname, {TYPE_DEFINITION}, t.typname, NULL, NULL, NULL FROM tp t
+SELECT 'types', t.oid, t.nspname, t.typname, {TYPE_DEFINITION}, t.typname, NULL, NULL, NULL FROM tp t
 UNION ALL
-SELECT 'schemas', oid, oid, nspname, nspname, '', nspname, NULL, NULL, NULL FROM sch
+SELECT 'schemas', oid, nspname, nspname, '', nspname, NULL, NULL, NULL FROM sch
 UNION ALL
-SELECT 'extensions', oid, oid, NULL, extname, extversion, extname, NULL, NULL, NULL FROM xt
+SELECT 'extensions', oid, NULL, extname, extversion, extname, NULL, NULL, NULL FROM xt
 """
 
 
@@ -292,6 +294,10 @@ class SchemaTracker:
         self.full_reads = 0
         self._read_all(Change())
 
+    def knows(self, label: str) -> bool:
+        """Whether an object of this name (a relation, function, type, schema or extension) exists."""
+        return bool(self.by_label.get(label))
+
     def knows_relation(self, oid: int) -> bool:
         """Whether a relation of this oid existed at the last refresh."""
         return ("rel", oid) in self.units
@@ -345,18 +351,18 @@ class SchemaTracker:
         else:
             asked = self._named(names)
         renamed: dict[str, set[int]] = {}
-        counts = None
+        counts, settled = None, False
         for round_ in range(MAX_ROUNDS):
             query = READ_GIVEN if locked is not None or round_ else READ_SCANNING
             asked, renamed, read = self._read(query, asked, renamed, first=round_ == 0, change=change)
             counts = counts or read
             if not asked and not renamed:
+                settled = True
                 break
-        else:
-            counts = {}  # still renaming after MAX_ROUNDS: read everything
-        if locked is None and counts != {kind: self.counts[kind] for kind in COUNTED}:
+        if not settled or (locked is None and counts != {kind: self.counts[kind] for kind in COUNTED}):
             change.full = True
             self._read_all(change)
+        change.rewritten.sort()
         return change
 
     def _named(self, names: Iterable[str]) -> dict[str, set[int]]:
@@ -400,18 +406,8 @@ class SchemaTracker:
     def _fetch(self, params: dict, query: str) -> tuple[dict[str, int], dict[UnitId, Unit]]:
         fresh: dict[UnitId, Unit] = {}
         counts: dict[str, int] = {}
-        for (
-            kind,
-            unit_oid,
-            _object,
-            schema,
-            name,
-            definition,
-            label,
-            relkind,
-            relfilenode,
-            parent,
-        ) in self.session.fetch(query, params):
+        rows = self.session.fetch(query, params)
+        for kind, unit_oid, schema, name, definition, label, relkind, relfilenode, parent in rows:
             if kind == "_head":
                 self.horizon = int(name)
                 counts = dict(zip(COUNTED, map(int, definition.split(","))))

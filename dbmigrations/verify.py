@@ -152,7 +152,7 @@ class Watch:
         if run is None and source.script.runs_in_transaction:
             return Change()  # it failed and was rolled back: nothing changed
         locked = measure.altered(run)
-        if not self.schema.by_label.get(LEDGER):
+        if not self.schema.knows(LEDGER):
             locked = None  # the ledger is created in a transaction of its own, before the first migration's
         names = source.script.names | (also.script.names if also else frozenset())
         change = self.schema.refresh(names, locked)

@@ -393,3 +393,176 @@ def test_migration_inserting_rows_again_is_not_idempotent(call, pg_server, migra
     assert data["findings"] == [
         {"check": "second run changed row counts", "differences": ["base: 1 → 2 rows"], "failure": None}
     ]
+
+
+FORGETFUL_UP = """
+CREATE INDEX IF NOT EXISTS idx_base_a ON base (a);
+CREATE OR REPLACE FUNCTION base_total() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM base';
+DO $$ BEGIN CREATE TYPE base_state AS ENUM ('new', 'done'); EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+CREATE SEQUENCE IF NOT EXISTS base_numbers;
+DO $$ BEGIN EXECUTE 'CREATE INDEX IF NOT EXISTS ' || 'idx_base_id_a' || ' ON base (id, a)'; END $$;
+ALTER TABLE base ADD COLUMN IF NOT EXISTS note text;"""
+OUTSIDE_A_TRANSACTION = "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_base_id ON base (id);\n"
+
+
+@pytest.mark.parametrize("outside", [False, True], ids=["in a transaction", "outside a transaction"])
+def test_down_file_that_forgets_an_index_a_function_a_type_and_a_sequence(call, pg_server, migrations_dir, outside):
+    """What the down file does not name is found too: verify does not look only at what the files name."""
+    prefix = OUTSIDE_A_TRANSACTION if outside else ""
+    write_files(
+        migrations_dir,
+        {
+            "001_base.sql": BASE,
+            "002_extras.sql": migration("002_extras", prefix + FORGETFUL_UP, wrap=not outside),
+            "002_extras.down.sql": migration(
+                "002_extras", prefix + "ALTER TABLE base DROP COLUMN IF EXISTS note;", wrap=not outside
+            ),
+        },
+    )
+    result, report = verify_json(call, pg_server, migrations_dir)
+    assert result.returncode == 1, result.output
+    extras = by_name(report)["002_extras"]
+    assert extras["idempotent"] is True and extras["reversible"] is False
+    [finding] = extras["findings"]
+    assert finding["check"].startswith("down file does not fully reverse the migration")
+    assert finding["differences"] == [
+        "table base_numbers added",
+        "index idx_base_a added",
+        *(["index idx_base_id added"] if outside else []),
+        "index idx_base_id_a added",
+        "function base_total() added",
+        "type base_state added",
+    ]
+
+
+@pytest.mark.parametrize("outside", [False, True], ids=["in a transaction", "outside a transaction"])
+def test_down_file_dropping_with_cascade_reverses_fully(call, pg_server, migrations_dir, outside):
+    """The view goes with the column (CASCADE) although no statement of either file names it (dynamic SQL
+    made it): nothing is left behind, and nothing is reported."""
+    prefix = "DROP INDEX CONCURRENTLY IF EXISTS idx_none;\n" if outside else ""
+    write_files(
+        migrations_dir,
+        {
+            "001_base.sql": BASE,
+            "002_notes.sql": migration(
+                "002_notes",
+                "ALTER TABLE base ADD COLUMN IF NOT EXISTS note text;\n"
+                "DO $$ BEGIN EXECUTE 'CREATE OR REPLACE VIEW ' || 'base_' || 'notes AS SELECT note FROM base'; END $$;",
+            ),
+            "002_notes.down.sql": migration(
+                "002_notes", prefix + "ALTER TABLE base DROP COLUMN IF EXISTS note CASCADE;", wrap=not outside
+            ),
+        },
+    )
+    result, report = verify_json(call, pg_server, migrations_dir)
+    assert result.returncode == 0, result.output
+    notes = by_name(report)["002_notes"]
+    assert (notes["idempotent"], notes["reversible"], notes["findings"]) == (True, True, [])
+
+
+@pytest.mark.parametrize("outside", [False, True], ids=["in a transaction", "outside a transaction"])
+def test_down_file_that_forgets_a_column_change_made_by_dynamic_sql(call, pg_server, migrations_dir, outside):
+    """No statement names the table whose column the DO block changes (only the column's catalog row
+    changes, not the table's): the change is found all the same."""
+    prefix = "CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_other_id ON other (id);\n" if outside else ""
+    write_files(
+        migrations_dir,
+        {
+            "001_base.sql": migration(
+                "001_base",
+                "CREATE TABLE IF NOT EXISTS base (id int PRIMARY KEY, a int);\n"
+                "CREATE TABLE IF NOT EXISTS other (id int);",
+            ),
+            "002_not_null.sql": migration(
+                "002_not_null",
+                prefix + "DO $$ BEGIN EXECUTE 'ALTER TABLE ' || 'ba' || 'se ALTER COLUMN a SET NOT NULL'; END $$;",
+                wrap=not outside,
+            ),
+            "002_not_null.down.sql": migration("002_not_null", prefix + "SELECT 1;", wrap=not outside),
+        },
+    )
+    result, report = verify_json(call, pg_server, migrations_dir)
+    assert result.returncode == 1, result.output
+    [finding] = by_name(report)["002_not_null"]["findings"]
+    assert finding["check"].startswith("down file does not fully reverse the migration")
+    assert finding["differences"] == [
+        "column base.a changed: integer → integer NOT NULL",
+        *(["index idx_other_id added"] if outside else []),
+    ]
+
+
+def test_down_file_that_leaves_a_rename_names_what_depends_on_it(call, pg_server, migrations_dir):
+    """A renamed table changes the definitions of the key, index and foreign key that print its name."""
+    write_files(
+        migrations_dir,
+        {
+            "001_tables.sql": migration(
+                "001_tables",
+                "CREATE TABLE IF NOT EXISTS a (id int PRIMARY KEY);\n"
+                "CREATE TABLE IF NOT EXISTS c (a_id int REFERENCES a (id));",
+            ),
+            "002_rename.sql": migration(
+                "002_rename",
+                "DO $$ BEGIN IF to_regclass('a') IS NOT NULL THEN ALTER TABLE a RENAME TO b; END IF; END $$;",
+            ),
+            "002_rename.down.sql": migration("002_rename", "COMMENT ON TABLE b IS NULL;"),
+        },
+    )
+    result, report = verify_json(call, pg_server, migrations_dir)
+    assert result.returncode == 1, result.output
+    [finding] = by_name(report)["002_rename"]["findings"]
+    assert finding["check"].startswith("down file does not fully reverse the migration")
+    assert finding["differences"] == [
+        "table b added",
+        "table a removed",
+        "column b.id added",
+        "column a.id removed",
+        "constraint b.a_pkey added",
+        "constraint a.a_pkey removed",
+        "constraint c.c_a_id_fkey changed: FOREIGN KEY (a_id) REFERENCES a(id) → FOREIGN KEY (a_id) REFERENCES b(id)",
+        "index a_pkey changed: CREATE UNIQUE INDEX a_pkey ON public.a USING btree (id) → "
+        "CREATE UNIQUE INDEX a_pkey ON public.b USING btree (id)",
+    ]
+
+
+AUDITED = migration(
+    "001_audited",
+    """
+CREATE TABLE IF NOT EXISTS base (id int PRIMARY KEY, a int);
+CREATE TABLE IF NOT EXISTS audit (id serial PRIMARY KEY, note text);
+CREATE OR REPLACE FUNCTION audit_base() RETURNS trigger LANGUAGE plpgsql AS
+  $$ BEGIN INSERT INTO audit (note) VALUES ('base ' || NEW.id); RETURN NEW; END $$;
+DROP TRIGGER IF EXISTS audited ON base;
+CREATE TRIGGER audited BEFORE INSERT ON base FOR EACH ROW EXECUTE FUNCTION audit_base();""",
+)
+
+
+def test_second_run_writing_through_a_trigger_is_not_idempotent(call, pg_server, migrations_dir):
+    """The file names only base; its second run adds a row to audit, through base's trigger."""
+    write_files(
+        migrations_dir,
+        {
+            "001_audited.sql": AUDITED,
+            "002_row.sql": migration("002_row", "INSERT INTO base (id, a) VALUES (1, 1) ON CONFLICT (id) DO NOTHING;"),
+        },
+    )
+    result, report = verify_json(call, pg_server, migrations_dir)
+    assert result.returncode == 1, result.output
+    assert by_name(report)["002_row"]["findings"] == [
+        {"check": "second run changed row counts", "differences": ["audit: 1 → 2 rows"], "failure": None}
+    ]
+
+
+def test_seed_writing_through_a_trigger_is_not_idempotent(call, pg_server, migrations_dir, tmp_path):
+    write_files(migrations_dir, {"001_audited.sql": AUDITED})
+    seeds = write_files(
+        tmp_path / "seeds" / "development",
+        {"001_rows.sql": "INSERT INTO base (id, a) VALUES (1, 1), (2, 2) ON CONFLICT (id) DO NOTHING;\n"},
+    ).parent
+    result, report = verify_json(call, pg_server, migrations_dir, seeds)
+    assert result.returncode == 1, result.output
+    [seed] = report["seeds"]
+    assert (seed["rows_first"], seed["rows_second"]) == (2, 0)
+    assert seed["findings"] == [
+        {"check": "second run changed row counts", "differences": ["audit: 2 → 4 rows"], "failure": None}
+    ]

@@ -48,3 +48,24 @@ def test_verify_reports_locks_taken_rewrites_and_flags_access_exclusive_on_exist
     assert "locks: public.base ACCESS EXCLUSIVE" in text.stdout
     assert "public.base: ACCESS EXCLUSIVE on an existing table" in text.stdout
     assert "rewrote: public.base" in text.stdout
+
+
+def test_access_exclusive_on_an_existing_partitioned_table_is_flagged(call, migrations_dir):
+    """A partitioned table has no storage of its own; it existed all the same, and an ALTER blocks it."""
+    write_files(
+        migrations_dir,
+        {
+            "001_events.sql": migration(
+                "001_events",
+                "CREATE TABLE IF NOT EXISTS events (id int, at date) PARTITION BY RANGE (at);\n"
+                "CREATE TABLE IF NOT EXISTS events_2024 PARTITION OF events FOR VALUES FROM ('2024-01-01') TO ('2025-01-01');",
+            ),
+            "002_note.sql": migration("002_note", "ALTER TABLE events ADD COLUMN IF NOT EXISTS note text;"),
+        },
+    )
+    seeds = migrations_dir.parent / "no-seeds"
+    report = json.loads(call("verify_sql_migrations", "--json", migrations=migrations_dir, seeds=seeds).stdout)
+    note = {m["name"]: m for m in report["migrations"]}["002_note"]
+    assert {"relation": "public.events", "mode": "AccessExclusiveLock", "existed": True, "kind": "p"} in note["locks"]
+    text = call("verify_sql_migrations", migrations=migrations_dir, seeds=seeds)
+    assert "public.events: ACCESS EXCLUSIVE on an existing table" in text.stdout, text.output
