@@ -12,18 +12,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from . import measure, rowcounts
+from . import measure
 from .discovery import SqlFile, SqlSource
 from .events import Event, Progress, quiet
 from .exceptions import MigrationFailed, StatementFailure
 from .executor import MigrationExecutor
-from .ledger import NAME as LEDGER
 from .lockwait import LockPolicy
-from .rowcounts import CountMark, RowCounts
 from .runner import FileRun, Transaction, run_file, run_file_without_transaction
 from .scratch import scratch_database
 from .session import Session
-from .tracker import Change, Mark, SchemaTracker
+from .watch import Point, Watch
 
 FIRST_RUN_FAILED = "first run failed"
 REAPPLY_FAILED = "re-applying after the down file failed"
@@ -120,7 +118,7 @@ def verify(
         notify(Event.DATABASE, name)
         watch = Watch(session)
         for file in migrations:
-            check = check_migration(session, migrations, file, watch)
+            check = check_migration(session, file, watch)
             report.migrations.append(check)
             notify(Event.MIGRATION, check)
             if check.blocks_later:
@@ -134,50 +132,14 @@ def verify(
     return report
 
 
-class Watch:
-    """The scratch database's schema and row counts, brought up to date after each step at the cost of what
-    the step touched (:mod:`dbmigrations.tracker`, :mod:`dbmigrations.rowcounts`), not of the whole database."""
-
-    def __init__(self, session: Session):
-        self.schema = SchemaTracker(session)
-        self.rows = RowCounts(session, self.schema.tables)
-
-    def mark(self) -> tuple[Mark, CountMark]:
-        return self.schema.mark(), self.rows.mark()
-
-    def after(self, source: SqlSource, run: FileRun | None = None, *, also: SqlSource | None = None) -> Change:
-        """Catch up with a step that ran ``source`` (``also``: another file whose objects it may drop, the up
-        file of a down file). ``run``: what it did, if it succeeded; its transaction's locks, when measured,
-        name what it may have changed."""
-        if run is None and source.script.runs_in_transaction:
-            return Change()  # it failed and was rolled back: nothing changed
-        locked = measure.altered(run)
-        if not self.schema.knows(LEDGER):
-            locked = None  # the ledger is created in a transaction of its own, before the first migration's
-        names = source.script.names | (also.script.names if also else frozenset())
-        change = self.schema.refresh(names, locked)
-        written = measure.written(run)
-        if written is None and rowcounts.may_change_rows(source.script):
-            self.rows.refresh(None)
-        else:
-            self.rows.refresh((written or set()) | change.tables)
-        return change
-
-    def schema_differences(self, mark: tuple[Mark, CountMark], label: str) -> Finding | None:
-        differences = self.schema.differences(mark[0])
-        return Finding(label, differences) if differences else None
-
-    def count_differences(self, mark: tuple[Mark, CountMark], label: str) -> Finding | None:
-        differences = self.rows.differences(mark[1])
-        return Finding(label, differences) if differences else None
-
-
-def check_migration(session: Session, files: list[SqlFile], file: SqlFile, watch: Watch) -> MigrationCheck:
+def check_migration(session: Session, file: SqlFile, watch: Watch) -> MigrationCheck:
     """Apply ``file`` (through the ledger), run it again, and cycle down → up if it has a down file."""
     check = MigrationCheck(file.name, str(file.path), file.down is not None)
     before = watch.mark()
     try:
-        result = MigrationExecutor(session, lock_policy=LockPolicy(measure_locks=True)).apply(files, target=file.number)
+        # Given this file alone (the ones before it are in the ledger): planning costs the same for the
+        # 400th migration as for the first.
+        result = MigrationExecutor(session, lock_policy=LockPolicy(measure_locks=True)).apply([file])
     except MigrationFailed as error:
         check.findings.append(Finding(FIRST_RUN_FAILED, failure=error.failure))
         return check
@@ -187,7 +149,7 @@ def check_migration(session: Session, files: list[SqlFile], file: SqlFile, watch
     check.rewritten = watch.after(file.source, run).rewritten
     applied = watch.mark()
     found = _run_and_compare(watch, file.source, applied, "second run failed", "second run changed the schema")
-    found = found or watch.count_differences(applied, "second run changed row counts")
+    found = found or _finding("second run changed row counts", watch.count_differences(applied))
     check.idempotent = found is None
     check.findings += [found] if found else []
     if file.down is None:
@@ -200,8 +162,9 @@ def check_migration(session: Session, files: list[SqlFile], file: SqlFile, watch
         check.findings.append(Finding("down file failed", failure=error.failure))
         return check
     watch.after(file.down, down, also=file.source)
-    down_found = watch.schema_differences(
-        before, "down file does not fully reverse the migration (schema after down vs. before up)"
+    down_found = _finding(
+        "down file does not fully reverse the migration (schema after down vs. before up)",
+        watch.schema_differences(before),
     )
     up_found = _run_and_compare(
         watch, file.source, applied, REAPPLY_FAILED, "up after down gives a different schema (vs. after the first up)"
@@ -211,16 +174,18 @@ def check_migration(session: Session, files: list[SqlFile], file: SqlFile, watch
     return check
 
 
-def _run_and_compare(
-    watch: Watch, source: SqlSource, expected: tuple[Mark, CountMark], failed: str, changed: str
-) -> Finding | None:
+def _run_and_compare(watch: Watch, source: SqlSource, expected: Point, failed: str, changed: str) -> Finding | None:
     try:
         run = run_sql(watch.schema.session, source)
     except MigrationFailed as error:
         watch.after(source)
         return Finding(failed, failure=error.failure)
     watch.after(source, run)
-    return watch.schema_differences(expected, changed)
+    return _finding(changed, watch.schema_differences(expected))
+
+
+def _finding(check: str, differences: list[str]) -> Finding | None:
+    return Finding(check, differences) if differences else None
 
 
 def run_sql(session: Session, source: SqlSource) -> FileRun:
@@ -255,7 +220,7 @@ def check_seeds(watch: Watch, seeds: list[SqlFile], notify: Progress) -> list[Se
         else:
             check.rows_second = run.rows
             watch.after(seed.source, run)
-            changed = watch.count_differences(mark, "second run changed row counts")
+            changed = _finding("second run changed row counts", watch.count_differences(mark))
             check.findings += [changed] if changed else []
         notify(Event.SEED, check)
     return checks

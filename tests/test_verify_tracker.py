@@ -16,7 +16,8 @@ from dbmigrations import measure, snapshot
 from dbmigrations.discovery import SqlSource, discover
 from dbmigrations.session import Session
 from dbmigrations.tracker import SchemaTracker
-from dbmigrations.verify import Watch, run_sql, verify
+from dbmigrations.verify import run_sql, verify
+from dbmigrations.watch import Watch
 from tests.conftest import migration, write_files
 
 SCHEMA_STEPS = [
@@ -193,7 +194,7 @@ def test_row_counts_match_a_count_of_every_table_after_every_step(session):
         now = snapshot.row_counts(session)
         assert watch.rows.as_dict() == now, sql
         for mark, then in earlier:
-            assert watch.rows.differences(mark[1]) == snapshot.count_differences(then, now), sql
+            assert watch.count_differences(mark) == snapshot.count_differences(then, now), sql
 
 
 def uniform_history(directory: Path, n: int) -> list:
