@@ -1,9 +1,11 @@
-"""A loopback TCP proxy in front of PostgreSQL that adds latency and counts round trips.
+"""A loopback TCP proxy in front of PostgreSQL that adds latency and counts round trips and queries.
 
 A round trip starts each time the client sends after having received something
 (or for the first time): the client had to wait for the server. Only traffic
 after the server's first ReadyForQuery counts, so connection start-up (auth,
-parameter status) is reported separately.
+parameter status) is reported separately. A query is an extended-protocol
+execution (its Bind message) or a simple-query message (however many statements
+it holds).
 """
 
 from __future__ import annotations
