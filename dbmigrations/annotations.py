@@ -98,3 +98,21 @@ def annotate_error(stream: TextIO, error: DbMigrationsError) -> int:
         annotate(stream, path, line, col, message, title=title)
         count += 1
     return count
+
+
+def annotate_drift(stream: TextIO, files, difference) -> None:
+    """In GitHub Actions, a warning for a schema ``difference`` on the applied file that first names it."""
+    if not enabled():
+        return
+    from .drift import first_mention
+
+    where = first_mention(files, difference.name)
+    annotate(
+        stream,
+        where and where[0],
+        where and where[1],
+        None,
+        difference.render(),
+        level="warning",
+        title="schema drift",
+    )

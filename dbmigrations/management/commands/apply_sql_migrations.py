@@ -109,17 +109,7 @@ class Command(SqlCommand):
             self.stderr.write(self.style.WARNING(f"WARNING: {note}"))
         for difference in report.differences:
             self.stderr.write(self.style.WARNING(f"WARNING: schema drift: {difference.render()}"))
-            if annotations.enabled():
-                where = drift.first_mention(files, difference.name)
-                annotations.annotate(
-                    self.stdout,
-                    where and where[0],
-                    where and where[1],
-                    None,
-                    difference.render(),
-                    level="warning",
-                    title="schema drift",
-                )
+            annotations.annotate_drift(self.stdout, files, difference)
         if report.ok:
             self.stdout.write(f"Schema: matches the {len(report.versions)} applied migration(s).")
         else:

@@ -43,17 +43,7 @@ class Command(SqlCommand):
                 kind = difference.kind
                 self.stdout.write(self.style.MIGRATE_HEADING(PLURALS.get(kind, f"{kind}s") + ":"))
             self.stdout.write("  " + difference.render())
-            if annotations.enabled():
-                where = drift.first_mention(files, difference.name)
-                annotations.annotate(
-                    self.stdout,
-                    where and where[0],
-                    where and where[1],
-                    None,
-                    difference.render(),
-                    level="warning",
-                    title="schema drift",
-                )
+            annotations.annotate_drift(self.stdout, files, difference)
         summary = f"{len(report.versions)} applied migration(s) rebuilt on {report.built_on}: " + (
             "the database matches them." if report.ok else f"{len(report.differences)} difference(s)."
         )
