@@ -294,6 +294,23 @@ def test_a_migration_resetting_the_session_before_tampering_is_still_caught(mana
     _tamper(manage, database, migrations_dir, "RESET ALL;\nDELETE FROM schema_migrations WHERE version = '001';")
 
 
+def test_a_migration_truncating_the_ledger_and_putting_its_own_row_back_fails(manage, database, migrations_dir):
+    # The write counts of the transaction restart at a TRUNCATE: the check must still see it.
+    _tamper(
+        manage,
+        database,
+        migrations_dir,
+        "CREATE TEMP TABLE kept AS SELECT * FROM schema_migrations WHERE version = '002';\n"
+        "TRUNCATE schema_migrations;\nINSERT INTO schema_migrations SELECT * FROM kept;",
+    )
+
+
+def test_without_track_counts_a_migration_writing_the_ledger_still_fails(manage, database, migrations_dir):
+    # The server then counts no writes: the check reads the ledger's rows instead.
+    database.query(f'ALTER DATABASE "{database.name}" SET track_counts = off')
+    _tamper(manage, database, migrations_dir, "DELETE FROM schema_migrations WHERE version = '001';")
+
+
 # --- 4. A role's statement_timeout bounds the file's statements, not the wait for the lock ---------
 
 

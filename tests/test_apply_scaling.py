@@ -1,0 +1,37 @@
+"""A run's cost per migration does not grow with the history: what apply does once, and what it keeps.
+
+Time is the benchmark's business (bench/apply_bench.py); these tests check the properties
+behind its figures with counts the server and the API report, never with timings.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.conftest import migration, write_files
+
+
+def ledger_scans(database) -> tuple[int, int]:
+    """(sequential scans, rows they read) of the ledger, once every other session has ended."""
+    deadline = time.monotonic() + 30
+    while database.query(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )[0][0]:
+        assert time.monotonic() < deadline, "the runner's session did not end"
+        time.sleep(0.05)
+    database.query("SELECT pg_stat_clear_snapshot()")
+    (row,) = database.query(
+        "SELECT seq_scan, seq_tup_read FROM pg_stat_user_tables WHERE relid = 'public.schema_migrations'::regclass"
+    )
+    return row
+
+
+def test_the_ledger_check_after_each_migration_reads_no_ledger_row(manage, database, migrations_dir):
+    files = {f"{n:03d}_t{n}.sql": migration(f"{n:03d}_t{n}", f"CREATE TABLE t{n} (id int);") for n in range(1, 31)}
+    write_files(migrations_dir, files)
+    result = manage("apply_sql_migrations", migrations=migrations_dir)
+    assert result.returncode == 0, result.output
+    scans, rows = ledger_scans(database)
+    # The run reads the ledger once before the first file; the check that each file left the ledger
+    # alone must not read it again (a digest of every row made applying N migrations quadratic).
+    assert scans <= 2 and rows <= 30, (scans, rows)
