@@ -152,6 +152,7 @@ class LockRetries:
         # transaction pooler cannot keep a session-level lock: there other deploys may take their turn.
         self.keep_lock = not pooled
         self.holding = False
+        self.watcher = Watcher(session)
 
     def run(self, name: str, script: Script, attempt: Callable[[Attempt], T]) -> T:
         """Call ``attempt`` (one transaction of ``script``) until it does not time out on a lock.
@@ -159,15 +160,16 @@ class LockRetries:
         Raises :class:`LockRetriesExhausted` (exit 1) when the budget is spent, naming
         the blockers; any other failure is raised as it is.
         """
-        watcher = Watcher(
-            self.session,
-            lambda seconds, sample: self.progress(Event.LOCK_WAIT, MigrationLockWait(name, seconds, sample.blockers)),
-        )
+
+        def report(seconds: float, sample: LockSample) -> None:
+            self.progress(Event.LOCK_WAIT, MigrationLockWait(name, seconds, sample.blockers))
+
+        watcher = self.watcher
         began = time.monotonic()
         self.holding = succeeded = False
         try:
             for number in itertools.count(1):
-                watch, thread = watcher.watch()
+                watch = watcher.watch(report)
                 try:
                     result = attempt(self._attempt(number))
                     self.holding, succeeded = False, True
@@ -178,8 +180,7 @@ class LockRetries:
                     failed = error.failure
                     self.holding = self.keep_lock  # the file's statements ran after the runner's: it took the lock
                 finally:
-                    watch.done.set()
-                    thread.join()
+                    watcher.finish(watch)
                 lock = watch.last or self._holders(script, failed.line)
                 delay = self.policy.backoff(number)
                 elapsed = time.monotonic() - began
