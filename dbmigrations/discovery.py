@@ -36,6 +36,18 @@ class SqlSource:
     def script(self) -> Script:
         return parse_script(self.text)
 
+    @property
+    def parsed(self) -> bool:
+        """Whether :attr:`script` holds a parse now (kept until :meth:`release`)."""
+        return "script" in self.__dict__
+
+    def release(self) -> None:
+        """Forget the parsed statements; the next use of :attr:`script` parses the text again.
+
+        A run over thousands of files keeps one parse tree at a time this way, not one per file.
+        """
+        self.__dict__.pop("script", None)
+
     def header(self, key: str) -> str | None:
         """The value of a ``-- Key: value`` header comment near the top, if any."""
         prefix = f"-- {key.lower()}:"

@@ -35,3 +35,37 @@ def test_the_ledger_check_after_each_migration_reads_no_ledger_row(manage, datab
     # The run reads the ledger once before the first file; the check that each file left the ledger
     # alone must not read it again (a digest of every row made applying N migrations quadratic).
     assert scans <= 2 and rows <= 30, (scans, rows)
+
+
+def test_a_run_keeps_one_parse_tree_at_a_time(database, migrations_dir):
+    import psycopg
+
+    from dbmigrations.executor import MigrationExecutor
+    from dbmigrations.loader import migration_files
+    from dbmigrations.session import Session
+
+    files = {f"{n:03d}_t{n}.sql": migration(f"{n:03d}_t{n}", f"CREATE TABLE t{n} (id int);") for n in range(1, 21)}
+    write_files(migrations_dir, files)
+    sql_files = migration_files(migrations_dir)
+    parsed = []
+
+    def progress(event, payload):
+        if event in ("start", "done"):
+            parsed.append(sum(f.source.parsed for f in sql_files))
+
+    with psycopg.connect(database.url, autocommit=True) as connection:
+        result = MigrationExecutor(Session(connection), progress=progress).apply(sql_files)
+    assert len(result.applied) == 20 and len(database.versions()) == 20
+    # Every file was parsed (and checked) before the first one ran, but trees are not kept for the run:
+    # memory does not grow with the number of files.
+    assert max(parsed) <= 1 and not any(f.source.parsed for f in sql_files), parsed
+
+
+def test_an_invalid_last_file_still_stops_the_run_before_the_first_file(call, database, migrations_dir):
+    files = {f"{n:03d}_t{n}.sql": migration(f"{n:03d}_t{n}", f"CREATE TABLE t{n} (id int);") for n in range(1, 50)}
+    files["050_bad.sql"] = migration("050_bad", "CREATE TABLE t50 (id int);\nSELEC 1;")
+    write_files(migrations_dir, files)
+    result = call("apply_sql_migrations", migrations=migrations_dir)
+    assert result.returncode == 2, result.output
+    assert '050_bad.sql:9:1: syntax error at or near "SELEC"' in result.stderr
+    assert database.tables() == set()  # not even the ledger
