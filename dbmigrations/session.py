@@ -153,17 +153,7 @@ class Session:
         Leaves an explicit transaction that failed in the aborted state: the
         caller (:func:`run_batch`) rolls it back.
         """
-        texts: list[str] = []
-        owners: list[tuple[int, int]] = []
-        for p, part in enumerate(parts):
-            for i, sql in enumerate(part.statements):
-                texts.append(sql)
-                owners.append((p, i))
-        starts, position = [], 0
-        for text in texts:
-            starts.append(position)
-            position += len(text) + len(SEPARATOR)
-        message = SEPARATOR.join(texts)
+        message = SEPARATOR.join(sql for part in parts for sql in part.statements)
         began = time.perf_counter()
         pgconn = self.connection.pgconn
         with self.connection.lock:
@@ -172,20 +162,43 @@ class Session:
                 results = self.connection.wait(generators.execute(pgconn))
             except psycopg.OperationalError as error:
                 raise ConnectionLost(error) from None
-        outcome = BatchResult([[] for _ in parts], round((time.perf_counter() - began) * 1000), [[] for _ in parts])
-        for n, result in enumerate(results):
-            if result.status == pq.ExecStatus.FATAL_ERROR:
-                error = errors.error_from_result(result, encoding=self.connection.info.encoding)
-                part, index = owners[min(n, len(owners) - 1)]
-                offset = None
-                if error.diag.statement_position:
-                    offset = int(error.diag.statement_position) - 1 - starts[n]
-                raise BatchError(error, part, index, offset)
-            part, _ = owners[n]
-            outcome.tags[part].append((result.command_status or b"").decode())
-            value = result.get_value(0, 0) if result.ntuples and result.nfields else None
-            outcome.values[part].append(value.decode() if value is not None else None)
+        outcome = BatchResult([], round((time.perf_counter() - began) * 1000), [])
+        at = 0
+        for p, part in enumerate(parts):
+            tags, values = [], []
+            for n in range(at, min(at + len(part.statements), len(results))):
+                result = results[n]
+                if result.status == pq.ExecStatus.FATAL_ERROR:
+                    raise self._error(result, parts, p, n - at)
+                tags.append((result.command_status or b"").decode())
+                value = result.get_value(0, 0) if result.ntuples and result.nfields else None
+                values.append(value.decode() if value is not None else None)
+            outcome.tags.append(tags)
+            outcome.values.append(values)
+            at += len(part.statements)
+        if len(results) > at and results[at].status == pq.ExecStatus.FATAL_ERROR:  # an error beyond the last
+            raise self._error(results[at], parts, len(parts) - 1, len(parts[-1].statements) - 1)
         return outcome
+
+    def _error(self, result, parts: Sequence[Part], part: int, index: int) -> BatchError:
+        """The :class:`BatchError` of the failed statement ``index`` of ``parts[part]``.
+
+        PostgreSQL counts an error's position in characters of the whole message. A statement
+        its grammar rejects (syntax newer than the server's) fails the whole message before
+        anything runs, with one error that comes first: the statement is then the one holding
+        the position, so positioned errors are placed by their position.
+        """
+        error = errors.error_from_result(result, encoding=self.connection.info.encoding)
+        if not error.diag.statement_position:
+            return BatchError(error, part, index, None)
+        cursor, start = int(error.diag.statement_position) - 1, 0
+        for p, each in enumerate(parts):
+            for i, sql in enumerate(each.statements):
+                end = start + len(sql) + len(SEPARATOR)
+                if cursor < end:
+                    return BatchError(error, p, i, cursor - start)
+                start = end
+        return BatchError(error, part, index, None)
 
     def rollback_if_needed(self) -> None:
         """Roll back a transaction a failure left open; nothing to do on a lost connection."""

@@ -99,6 +99,20 @@ def test_error_reports_detail_hint_and_position_after_multibyte_text(call, datab
     assert "HINT:" not in result.stderr  # PostgreSQL gives none for an unknown column of a single table
 
 
+def test_syntax_newer_than_the_server_is_placed_in_the_file(call, database, migrations_dir):
+    # The parser knows PostgreSQL 17's grammar; an older server rejects the whole message before
+    # running any of it. The error is the file's, at its line and column (characters, after multibyte text).
+    if int(database.query("SHOW server_version_num")[0][0]) >= 170000:
+        pytest.skip("JSON_TABLE is known to this server's grammar (PostgreSQL 17+)")
+    body = "CREATE TABLE a (note text DEFAULT 'ça ☃');\nSELECT 'é☃', * FROM JSON_TABLE('[]', '$[*]' COLUMNS (x int PATH '$')) j;"
+    write_files(migrations_dir, {"001_json.sql": migration("001_json", body)})
+    result = call("apply_sql_migrations", migrations=migrations_dir)
+    assert result.returncode == 1, result.output
+    assert f'{migrations_dir / "001_json.sql"}:9:45: ERROR 42601: syntax error at or near "COLUMNS"' in result.stderr
+    assert "runner's own statement" not in result.stderr
+    assert database.tables() == {"schema_migrations"}
+
+
 def test_error_inside_do_block_names_the_line_in_the_block(call, database, migrations_dir):
     body = "CREATE TABLE ok (id int);\nDO $$\nBEGIN\n  RAISE EXCEPTION 'dependency missing' USING HINT = 'apply 001';\nEND $$;"
     write_files(migrations_dir, {"002_y.sql": migration("002_y", body)})
