@@ -263,6 +263,7 @@ class MigrationExecutor:
         # DDL lock waits are bounded and retried (lockwait); lock_timeout bounds only the migration lock.
         self.retries = LockRetries(session, lock_policy or LockPolicy.resolve(), self.progress, pooled=pooled)
         self._pooler: tuple[str | None] | None = None
+        self._counted: bool | None = None
 
     def plan(
         self, files: list[SqlFile], *, target: int | None = None, strict_order: bool = False, fake: bool = False
@@ -390,6 +391,12 @@ class MigrationExecutor:
         )
         return result
 
+    def _writes_counted(self) -> bool:
+        """Whether the server counts each transaction's row writes (asked once: the ledger check's cost)."""
+        if self._counted is None:
+            self._counted = ledger.writes_counted(self.session)
+        return self._counted
+
     def _locked_transaction(self, lock_timeout: float | None) -> Transaction:
         return Transaction(before=lock_statements(lock_timeout))
 
@@ -406,7 +413,14 @@ class MigrationExecutor:
         file = entry.file
         transaction = self._locked_transaction(lock_timeout)
         partial = entry.state == plan.State.PARTIAL
-        ledger.record_applied(transaction, file, applied_by=who, attempts=attempt.number, clear_progress=partial)
+        ledger.record_applied(
+            transaction,
+            file,
+            applied_by=who,
+            counted=self._writes_counted(),
+            attempts=attempt.number,
+            clear_progress=partial,
+        )
         attempt.join(transaction)
         script = file.source.script
         if partial:  # an earlier run outside a transaction did the first statements (the file changed since)
@@ -484,7 +498,7 @@ class MigrationExecutor:
     def _unapply_attempt(self, entry: plan.Entry, attempt: Attempt, lock_timeout: float | None) -> Outcome:
         down = entry.file.down
         transaction = self._locked_transaction(lock_timeout)
-        ledger.record_unapplied(transaction, entry.row.version)
+        ledger.record_unapplied(transaction, entry.row.version, counted=self._writes_counted())
         attempt.join(transaction)
         try:
             run = run_file(self.session, down.script, str(down.path), transaction, commit=False)

@@ -244,8 +244,15 @@ def ensure_table(session: Session, *, lock_timeout: float | None = None) -> None
     run_locked(session, create_statements(), lock_timeout=lock_timeout)
 
 
+def writes_counted(session: Session) -> bool:
+    """Whether the server counts the rows each transaction writes (``track_counts``, on unless turned
+    off): the check after each file then looks up one count instead of reading every ledger row.
+    Read once per run; pass it as ``counted`` to :func:`record_applied` and :func:`record_unapplied`."""
+    return bool(session.fetch("SELECT current_setting('track_counts')::bool")[0][0])
+
+
 def record_applied(
-    transaction: Transaction, file, *, applied_by: str, attempts: int = 1, clear_progress: bool = False
+    transaction: Transaction, file, *, applied_by: str, counted: bool, attempts: int = 1, clear_progress: bool = False
 ) -> None:
     """Join the migration's ``transaction``: its row is inserted before the file runs, checked, timed and
     given its attempt number after.
@@ -253,38 +260,39 @@ def record_applied(
     A concurrent runner that already applied the version makes the INSERT fail with a
     unique violation, before any statement of the file runs. Until the file has run, the
     row's ``execution_ms`` holds a fingerprint of the ledger's writes (a place the file's
-    ``RESET ALL`` cannot clear; see :func:`_fingerprint`); if the file deleted,
-    truncated, inserted or rewrote ledger rows, the check after it raises and the whole
-    transaction rolls back. ``clear_progress``: the file stopped part-way in an earlier
-    run; its progress rows go in the same transaction.
+    ``RESET ALL`` cannot clear; see :func:`_fingerprint`, ``counted`` as :func:`writes_counted`
+    says); if the file deleted, truncated, inserted or rewrote ledger rows, the check after it
+    raises and the whole transaction rolls back. ``clear_progress``: the file stopped
+    part-way in an earlier run; its progress rows go in the same transaction.
     """
     t, version = table(), _literal(file.version)
     if clear_progress:
         transaction.after.append(_delete_progress(file.version))
-    transaction.before.append(_insert(file, applied_by, execution_ms=f"({_fingerprint(t, version, own=1)})", into=t))
+    before = _fingerprint(t, version, counted=counted, own=1)
+    transaction.before.append(_insert(file, applied_by, execution_ms=before, into=t))
     transaction.after.append(
         f"DO $ledger_check$ BEGIN UPDATE {t} SET execution_ms = "
         f"round(extract(epoch FROM (clock_timestamp() AT TIME ZONE 'UTC') - applied_at) * 1000), "
         f"attempts = {int(attempts)} "
-        f"WHERE version = {version} AND checksum = {_literal(file.checksum)} "
-        f"AND filename = {_literal(file.path.name)} AND NOT fake AND execution_ms = ({_fingerprint(t, version)}); "
+        f"WHERE version = {version} AND checksum = {_literal(file.checksum)} AND filename = "
+        f"{_literal(file.path.name)} AND NOT fake AND execution_ms = {_fingerprint(t, version, counted=counted)}; "
         f"IF NOT FOUND THEN RAISE EXCEPTION USING ERRCODE = '{FILE_CHECK_FAILED}', MESSAGE = {_literal(_changed())};"
         " END IF; END $ledger_check$"
     )
 
 
-def record_unapplied(transaction: Transaction, version: str) -> None:
+def record_unapplied(transaction: Transaction, version: str, *, counted: bool) -> None:
     """Join a down file's ``transaction``: its row is marked before the file runs and deleted after it.
 
     Before the file, the row's ``execution_ms`` takes a fingerprint of the ledger's writes
     (``UPDATE 0``: another runner already rolled it back); after it, the row is deleted only if
     the ledger was not written since (``DELETE 0``: the down file changed the ledger).
+    ``counted``: as :func:`writes_counted` says.
     """
     t, quoted = table(), _literal(version)
-    transaction.before.append(
-        f"UPDATE {t} SET execution_ms = ({_fingerprint(t, quoted, own=1)}) WHERE version = {quoted}"
-    )
-    transaction.after.append(f"DELETE FROM {t} WHERE version = {quoted} AND execution_ms = ({_fingerprint(t, quoted)})")
+    before, after = _fingerprint(t, quoted, counted=counted, own=1), _fingerprint(t, quoted, counted=counted)
+    transaction.before.append(f"UPDATE {t} SET execution_ms = {before} WHERE version = {quoted}")
+    transaction.after.append(f"DELETE FROM {t} WHERE version = {quoted} AND execution_ms = {after}")
 
 
 def changed_message(path: str) -> str:
@@ -369,26 +377,24 @@ def _insert(file, applied_by: str, *, execution_ms: str = "NULL", fake: bool = F
     )
 
 
-def _fingerprint(t: str, version: str, *, own: int = 0) -> str:
-    """A query for an int that stays the same while no statement writes to the ledger ``t``; ``own``: the
-    runner's own write about to happen (its row), counted in advance.
+def _fingerprint(t: str, version: str, *, counted: bool, own: int = 0) -> str:
+    """An int expression that stays the same while no statement writes to the ledger ``t``; ``own``:
+    the runner's own write about to happen (its row), counted in advance.
 
     PostgreSQL counts, per table, the rows the current transaction inserted, updated and
     deleted (``pg_stat_xact_user_tables``; writes in a savepoint rolled back count too), and
-    TRUNCATE gives the table a new file node: both are one lookup, whatever the size of the
-    ledger. Without ``track_counts`` those counts stay 0; then a digest of every ledger row
-    but ``version`` (count, versions, checksums, file names) takes their place, which reads
-    every row (``version`` is a SQL literal).
+    TRUNCATE gives the table a new file node: a few lookups, whatever the size of the ledger.
+    Without ``track_counts`` (not ``counted``) those counts stay 0: a digest of every ledger
+    row but ``version`` (count, versions, checksums, file names) takes their place, which
+    reads every row (``version`` is a SQL literal). The table's name is resolved when the
+    statement runs: a file that dropped the ledger makes it fail.
     """
-    counts = "+".join(f"pg_stat_get_xact_tuples_{what}(o)" for what in ("inserted", "updated", "deleted"))
-    row = "version || '/' || coalesce(checksum, '') || '/' || coalesce(filename, '')"
-    digest = (
-        f"SELECT hashtext(count(*) || '/' || coalesce(sum(hashtext({row})), 0)) FROM {t} WHERE version <> {version}"
-    )
-    return (
-        f"SELECT CASE WHEN current_setting('track_counts')::bool THEN hashtext(pg_relation_filenode(o) || '/' || "
-        f"({counts}+{own})) ELSE ({digest}) END FROM to_regclass({_literal(t)}) o"
-    )
+    if not counted:
+        row = "version || '/' || coalesce(checksum, '') || '/' || coalesce(filename, '')"
+        return f"(SELECT hashtext(count(*) || '/' || coalesce(sum(hashtext({row})), 0)) FROM {t} WHERE version <> {version})"
+    oid = f"{_literal(t)}::regclass"
+    counts = "+".join(f"pg_stat_get_xact_tuples_{what}({oid})" for what in ("inserted", "updated", "deleted"))
+    return f"hashtext(pg_relation_filenode({oid}) || '/' || ({counts}+{own}))"
 
 
 def _changed() -> str:
