@@ -7,6 +7,7 @@ the failing result names the failing statement, and PostgreSQL's error position
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -170,9 +171,10 @@ class Session:
                 result = results[n]
                 if result.status == pq.ExecStatus.FATAL_ERROR:
                     raise self._error(result, parts, p, n - at)
-                tags.append((result.command_status or b"").decode())
+                # Interned: the same few tags and values come back for every file, and a run keeps them all.
+                tags.append(sys.intern((result.command_status or b"").decode()))
                 value = result.get_value(0, 0) if result.ntuples and result.nfields else None
-                values.append(value.decode() if value is not None else None)
+                values.append(sys.intern(value.decode()) if value is not None else None)
             outcome.tags.append(tags)
             outcome.values.append(values)
             at += len(part.statements)
