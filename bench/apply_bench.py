@@ -188,6 +188,12 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-round-trips", action="store_true", help="skip the slow-link part")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also time the runner of another checkout (e.g. the last release)",
+    )
     args = parser.parse_args()
     sizes = [args.n] if args.n else [int(s) for s in args.sizes.split(",")]
 
@@ -220,9 +226,16 @@ def main() -> None:
         whole.write_text(concatenated(directory))
         files.write_text(per_file(directory))
         runs: dict[str, list[Run]] = {"ours": [], "psql -1": [], "psql per file": []}
+        if args.compare:
+            runs[f"{args.compare.name}"] = []
         for _ in range(args.repeat):
             runs["psql -1"].append(measure(server, psql(whole, server.url(server.fresh_db())), env))
             runs["psql per file"].append(measure(server, psql(files, server.url(server.fresh_db()), single=False), env))
+            if args.compare:
+                other = [sys.executable, str(args.compare / "manage.py"), *apply[2:]]
+                runs[args.compare.name].append(
+                    measure(server, other, apply_env(directory, server.url(server.fresh_db())))
+                )
             name = server.fresh_db()
             runs["ours"].append(measure(server, apply, apply_env(directory, server.url(name))))
         if noop_dir is None or n == 1000:
