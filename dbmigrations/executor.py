@@ -38,6 +38,7 @@ from .locks import BUSY, LOCK_KEY, lock_holder, lock_statements, raise_for_lock,
 from .lockwait import Attempt, LockPolicy, LockRetries
 from .runner import FileRun, Transaction, finish, run_file, run_file_without_transaction, runner_failure
 from .session import BatchError, Session
+from .statements import ScriptError
 
 POOLER_REFUSAL = (
     "must run outside a transaction (CONCURRENTLY, VACUUM, …): statement by statement on one server session, "
@@ -264,6 +265,7 @@ class MigrationExecutor:
         self.retries = LockRetries(session, lock_policy or LockPolicy.resolve(), self.progress, pooled=pooled)
         self._pooler: tuple[str | None] | None = None
         self._counted: bool | None = None
+        self._next: plan.Entry | None = None  # the migration after the one running (apply)
 
     def plan(
         self, files: list[SqlFile], *, target: int | None = None, strict_order: bool = False, fake: bool = False
@@ -304,8 +306,9 @@ class MigrationExecutor:
             out_of_order=[e for e in todo if e.out_of_order],
         )
         who = applied_by()
-        for entry in todo:
-            kept = entry.file.source.parsed
+        kept = [entry.file.source.parsed for entry in todo]  # parses the caller made (and keeps)
+        for number, entry in enumerate(todo):
+            self._next = todo[number + 1] if number + 1 < len(todo) else None
             self.progress(Event.START, entry)
             if fake:
                 ledger.record_faked(
@@ -316,7 +319,7 @@ class MigrationExecutor:
                 outcome = self._apply_in_transaction(entry, who)
             else:
                 outcome = self._apply_without_transaction(entry, who)
-            if not kept:  # memory stays flat: no parse tree kept per applied file
+            if not kept[number]:  # memory stays flat: no parse tree kept per applied file
                 entry.file.source.release()
             result.outcomes.append(outcome)
             self.progress(Event.DONE, outcome)
@@ -391,6 +394,14 @@ class MigrationExecutor:
         )
         return result
 
+    def _parse_next(self) -> None:
+        """Parse the next file to apply while the server runs this one (the client would only wait)."""
+        if self._next is not None:
+            try:
+                self._next.file.source.script  # noqa: B018 (parsed and kept until that file has run)
+            except ScriptError:
+                pass  # checked before the run started; if it fails now, it fails again, reported, when it runs
+
     def _writes_counted(self) -> bool:
         """Whether the server counts each transaction's row writes (asked once: the ledger check's cost)."""
         if self._counted is None:
@@ -427,7 +438,7 @@ class MigrationExecutor:
             start = resume_point(entry, entry.progress)
             script = dataclasses.replace(script, statements=script.statements[start:])
         try:
-            run = run_file(self.session, script, str(file.path), transaction)
+            run = run_file(self.session, script, str(file.path), transaction, meanwhile=self._parse_next)
         except KeyboardInterrupt:
             raise self._interrupted(str(file.path), file.version, applying=True) from None
         except BatchError as error:

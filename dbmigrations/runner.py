@@ -81,7 +81,13 @@ def client_check_statements(session: Session) -> list[str]:
 
 
 def run_file(
-    session: Session, script: Script, path: str, transaction: Transaction | None = None, *, commit: bool = True
+    session: Session,
+    script: Script,
+    path: str,
+    transaction: Transaction | None = None,
+    *,
+    commit: bool = True,
+    meanwhile: Callable[[], None] | None = None,
 ) -> FileRun:
     """Run a transactional file in one transaction, with the runner's ``transaction`` statements.
 
@@ -89,7 +95,8 @@ def run_file(
     a failing runner statement before the file re-raises the :class:`BatchError` for the
     caller to interpret (lock timeout, concurrent apply); one after it raises
     :class:`RunnerStatementFailed`. With ``commit=False`` the transaction is left open
-    for the caller to end with :func:`finish`.
+    for the caller to end with :func:`finish`. ``meanwhile()`` runs while the server
+    works on the file (see :meth:`Session.batch`).
     """
     transaction = transaction or Transaction()
     body = Part(tuple(s.sql for s in script.statements), script, path)
@@ -109,7 +116,7 @@ def run_file(
         Part((*restore, *transaction.after, *(["COMMIT"] if commit else []))),
     ]
     try:
-        result = run_batch(session, parts)
+        result = run_batch(session, parts, meanwhile=meanwhile)
     except ConnectionLost as lost:
         if commit:
             raise outcome_unknown(path, lost.error) from None

@@ -7,6 +7,7 @@ the failing result names the failing statement, and PostgreSQL's error position
 
 from __future__ import annotations
 
+import select
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from psycopg import errors, generators, pq
 from .statements import Script
 
 SEPARATOR = "\n;\n"  # a newline first, so a trailing "-- comment" cannot swallow the ";"
+CANCEL_AFTER = 0.05  # seconds: Ctrl-C right after a message was sent cancels it this much later
 
 
 @dataclass(frozen=True)
@@ -148,11 +150,14 @@ class Session:
         """Quote a Python value as a SQL literal for this connection (no string formatting)."""
         return psycopg.sql.Literal(value).as_string(self.connection)
 
-    def batch(self, parts: Sequence[Part]) -> BatchResult:
+    def batch(self, parts: Sequence[Part], *, meanwhile: Callable[[], None] | None = None) -> BatchResult:
         """Send every statement of ``parts`` as one message; raise :class:`BatchError` on failure.
 
-        Leaves an explicit transaction that failed in the aborted state: the
-        caller (:func:`run_batch`) rolls it back.
+        ``meanwhile()`` runs once the message is sent, while the server works on it (the
+        client's next piece of work, done in parallel); it should not raise: Ctrl-C during
+        it cancels the statement as during the wait.
+        Leaves an explicit transaction that failed in the aborted state: the caller
+        (:func:`run_batch`) rolls it back.
         """
         message = SEPARATOR.join(sql for part in parts for sql in part.statements)
         began = time.perf_counter()
@@ -160,7 +165,11 @@ class Session:
         with self.connection.lock:
             pgconn.send_query(message.encode("utf-8"))
             try:
-                results = self.connection.wait(generators.execute(pgconn))
+                if meanwhile is None:
+                    results = self.connection.wait(generators.execute(pgconn))
+                else:
+                    self.connection.wait(generators.send(pgconn))
+                    results = self._fetch_after(meanwhile)
             except psycopg.OperationalError as error:
                 raise ConnectionLost(error) from None
         outcome = BatchResult([], round((time.perf_counter() - began) * 1000), [])
@@ -181,6 +190,23 @@ class Session:
         if len(results) > at and results[at].status == pq.ExecStatus.FATAL_ERROR:  # an error beyond the last
             raise self._error(results[at], parts, len(parts) - 1, len(parts[-1].statements) - 1)
         return outcome
+
+    def _fetch_after(self, meanwhile: Callable[[], None]) -> list:
+        """The results of the message in flight, once ``meanwhile()`` has run."""
+        pgconn = self.connection.pgconn
+        fetch = generators.fetch_many(pgconn)
+        try:
+            meanwhile()
+        except KeyboardInterrupt:  # cancel the message in flight, as psycopg does on Ctrl-C during its wait
+            # The server ignores a cancel that comes before it has started on the message: give it a moment.
+            if not select.select([pgconn.socket], [], [], CANCEL_AFTER)[0]:
+                self.connection.cancel_safe(timeout=5.0)
+            self.connection.wait(fetch)
+            raise
+        except BaseException:
+            self.connection.wait(fetch)
+            raise
+        return self.connection.wait(fetch)
 
     def _error(self, result, parts: Sequence[Part], part: int, index: int) -> BatchError:
         """The :class:`BatchError` of the failed statement ``index`` of ``parts[part]``.
@@ -212,10 +238,10 @@ class Session:
             self.connection.wait(generators.execute(self.connection.pgconn))
 
 
-def run_batch(session: Session, parts: Sequence[Part]) -> BatchResult:
+def run_batch(session: Session, parts: Sequence[Part], *, meanwhile: Callable[[], None] | None = None) -> BatchResult:
     """:meth:`Session.batch`, rolling back whatever transaction a failure left open."""
     try:
-        return session.batch(parts)
+        return session.batch(parts, meanwhile=meanwhile)
     except BatchError:
         session.rollback_if_needed()
         raise

@@ -69,3 +69,45 @@ def test_an_invalid_last_file_still_stops_the_run_before_the_first_file(call, da
     assert result.returncode == 2, result.output
     assert '050_bad.sql:9:1: syntax error at or near "SELEC"' in result.stderr
     assert database.tables() == set()  # not even the ledger
+
+
+def test_ctrl_c_while_the_next_file_is_prepared_cancels_the_file_in_flight(database):
+    import psycopg
+    import pytest
+
+    from dbmigrations.session import Part, Session
+
+    database.query("CREATE TABLE t (id int)")
+    with psycopg.connect(database.url, autocommit=True) as connection:
+        session = Session(connection)
+
+        def interrupted():
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            session.batch(
+                [Part(("BEGIN", "INSERT INTO t VALUES (1)", "SELECT pg_sleep(60)", "COMMIT"))], meanwhile=interrupted
+            )
+        session.rollback_if_needed()
+        assert session.fetch("SELECT count(*) FROM t") == [(0,)]  # cancelled, not committed; the session still works
+
+
+def test_the_next_file_is_parsed_while_the_server_runs_the_current_one(database, migrations_dir):
+    import psycopg
+
+    from dbmigrations.executor import MigrationExecutor
+    from dbmigrations.loader import migration_files
+    from dbmigrations.session import Session
+
+    files = {f"{n:03d}_t{n}.sql": migration(f"{n:03d}_t{n}", f"CREATE TABLE t{n} (id int);") for n in range(1, 4)}
+    write_files(migrations_dir, files)
+    sql_files = migration_files(migrations_dir)
+    seen = []
+
+    def progress(event, payload):
+        if event == "done":  # the file that just ran, and whether the next one is ready
+            seen.append([f.source.parsed for f in sql_files])
+
+    with psycopg.connect(database.url, autocommit=True) as connection:
+        MigrationExecutor(Session(connection), progress=progress).apply(sql_files)
+    assert seen == [[False, True, False], [False, False, True], [False, False, False]]
