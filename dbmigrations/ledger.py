@@ -23,6 +23,7 @@ such file creates it; its rows are deleted in the transaction that records the m
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -363,7 +364,10 @@ def is_recorded(session: Session, version: str) -> bool:
     return bool(session.fetch(f"SELECT 1 FROM {table()} WHERE version = %s", (version,)))
 
 
+@functools.lru_cache(maxsize=256, typed=True)
 def _literal(value) -> str:
+    # Cached: each migration's statements repeat the same few values (its version, checksum, file
+    # name; the ledger's name, the runner's name), and psycopg's quoting is the costly part of them.
     return sql.Literal(value).as_string(None)
 
 
