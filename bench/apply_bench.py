@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -77,10 +78,12 @@ def per_file(directory: Path) -> str:
 
 @dataclass
 class Run:
-    """One process: wall seconds, its own CPU seconds, the server's CPU seconds, WAL flushes, peak RSS."""
+    """One process: wall seconds, its own CPU seconds, its server processes' CPU seconds (the backends of its
+    connections) and every server process's, WAL flushes, peak RSS."""
 
     wall: float
     client_cpu: float
+    backend_cpu: float
     server_cpu: float
     wal_syncs: int
     wal_sync_s: float
@@ -151,6 +154,51 @@ def _stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
+class BackendWatch:
+    """The CPU time of the server processes serving one database's clients, sampled every 10 ms while a
+    command runs (a backend's title names its database; autovacuum's workers are left out): the
+    server's work for that command alone, without the server's background processes."""
+
+    def __init__(self, server: Server, database: str):
+        self.server, self.title = server, f" {database} "
+        self.seen: dict[int, float] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> BackendWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        self.thread.join()
+
+    @property
+    def cpu(self) -> float:
+        return sum(self.seen.values())
+
+    def _sample(self) -> None:
+        ignored: set[int] = set()
+        while True:
+            finished = self.done.is_set()
+            for pid in self.server.children():
+                if pid in ignored:
+                    continue
+                try:
+                    if pid not in self.seen:
+                        title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+                        if self.title not in title or "autovacuum" in title:
+                            ignored.add(pid)
+                            continue
+                    on_cpu = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+                self.seen[pid] = max(self.seen.get(pid, 0.0), on_cpu)
+            if finished:
+                return
+            self.done.wait(0.01)
+
+
 # Runs a command and writes its own peak memory and CPU time to a file. A forked child's peak memory
 # counts the memory of the process it was forked from (before exec): forked from this small
 # launcher rather than from the benchmark, the runner's and psql's figures are their own.
@@ -171,11 +219,12 @@ class Failed(Exception):
     """A baseline that cannot do the job (psql -1 runs out of lock slots for thousands of tables)."""
 
 
-def measure(server: Server, command: list[str], env: dict[str, str], *, may_fail: bool = False) -> Run:
-    """Run ``command`` to completion; what it cost, client and server side."""
+def measure(server: Server, command: list[str], env: dict[str, str], database: str, *, may_fail: bool = False) -> Run:
+    """Run ``command`` (working on ``database``) to completion; what it cost, client and server side."""
     baseline = len(server.children())
     cpu, (syncs, sync_s) = server.cpu(), server.wal()
-    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as usage:
+    backends = BackendWatch(server, database)
+    with tempfile.TemporaryFile() as out, tempfile.NamedTemporaryFile("r") as usage, backends:
         proc = subprocess.run(
             [sys.executable, "-I", "-S", "-c", LAUNCHER, usage.name, *command], env=env, stdout=out, stderr=out
         )
@@ -192,6 +241,7 @@ def measure(server: Server, command: list[str], env: dict[str, str], *, may_fail
     return Run(
         float(wall),
         float(cpu_s),
+        backends.cpu,
         server.cpu() - cpu,
         after_syncs - syncs,
         after_sync_s - sync_s,
@@ -238,8 +288,8 @@ def main() -> None:
 
     print(f"PostgreSQL {server.admin.info.server_version}, medians of {args.repeat} interleaved rounds")
     print(
-        "  client CPU: the runner's process (or psql); server CPU: every server process; "
-        "WAL flush: time the server spent in fdatasync"
+        "  CPU: the client process (the runner or psql), the server processes of its connections, every server "
+        "process; WAL flush: the server's fdatasync calls and their time"
     )
     noop_dir, noop_db = None, None
     for n in sizes:
@@ -255,19 +305,19 @@ def main() -> None:
         for _ in range(args.repeat):
             if single_failed is None:
                 try:
-                    runs["psql -1"].append(
-                        measure(server, psql(whole, server.url(server.fresh_db())), env, may_fail=True)
-                    )
+                    db = server.fresh_db()
+                    runs["psql -1"].append(measure(server, psql(whole, server.url(db)), env, db, may_fail=True))
                 except Failed as error:
                     single_failed = str(error)
-            runs["psql per file"].append(measure(server, psql(files, server.url(server.fresh_db()), single=False), env))
+            db = server.fresh_db()
+            runs["psql per file"].append(measure(server, psql(files, server.url(db), single=False), env, db))
             if args.compare:
                 other = [sys.executable, str(args.compare / "manage.py"), *apply[2:]]
                 runs[args.compare.name].append(
-                    measure(server, other, apply_env(directory, server.url(server.fresh_db())))
+                    measure(server, other, apply_env(directory, server.url(db := server.fresh_db())), db)
                 )
             name = server.fresh_db()
-            runs["ours"].append(measure(server, apply, apply_env(directory, server.url(name))))
+            runs["ours"].append(measure(server, apply, apply_env(directory, server.url(name)), name))
         if noop_dir is None or n == 1000:
             noop_dir, noop_db = directory, name
         medians = {k: median_run(v) for k, v in runs.items() if v}
@@ -279,12 +329,14 @@ def main() -> None:
         for label, run in medians.items():
             walls = ", ".join(f"{r.wall:.2f}" for r in runs[label])
             print(
-                f"  {label:14s} {run.wall:7.2f} s  {run.wall / limit:5.2f}x   client CPU {run.client_cpu:6.2f} s   "
-                f"server CPU {run.server_cpu:6.2f} s   WAL flush {run.wal_syncs:5.0f}x {run.wal_sync_s:5.2f} s   "
-                f"peak {run.maxrss_mib:5.0f} MiB   (walls {walls})"
+                f"  {label:14s} {run.wall:7.2f} s {run.wall / limit:5.2f}x  CPU: client {run.client_cpu:5.2f} s, "
+                f"its backend {run.backend_cpu:5.2f} s, server {run.server_cpu:5.2f} s  WAL flush {run.wal_syncs:5.0f}x "
+                f"{run.wal_sync_s:5.2f} s  peak {run.maxrss_mib:4.0f} MiB  (walls {walls})"
             )
 
-    noop = median_run([measure(server, apply, apply_env(noop_dir, server.url(noop_db))) for _ in range(args.repeat)])
+    noop = median_run(
+        [measure(server, apply, apply_env(noop_dir, server.url(noop_db)), noop_db) for _ in range(args.repeat)]
+    )
     print(
         f"no-op apply, {len(list(noop_dir.glob('*.sql')))} files (whole process): {noop.wall:6.3f} s, "
         f"client CPU {noop.client_cpu:.2f} s, peak {noop.maxrss_mib:.0f} MiB   (target < 1 s)"
