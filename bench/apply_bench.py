@@ -264,8 +264,10 @@ def main() -> None:
     parser.add_argument(
         "--compare",
         type=Path,
+        nargs="+",
+        default=[],
         metavar="CHECKOUT",
-        help="also time the runner of another checkout (e.g. the last release)",
+        help="also time the runner of other checkouts (e.g. the last release), labelled by folder name",
     )
     args = parser.parse_args()
     sizes = [args.n] if args.n else [int(s) for s in args.sizes.split(",")]
@@ -299,8 +301,8 @@ def main() -> None:
         whole.write_text(concatenated(directory))
         files.write_text(per_file(directory))
         runs: dict[str, list[Run]] = {"ours": [], "psql -1": [], "psql per file": []}
-        if args.compare:
-            runs[f"{args.compare.name}"] = []
+        for checkout in args.compare:
+            runs[checkout.name] = []
         single_failed = None
         for _ in range(args.repeat):
             if single_failed is None:
@@ -311,11 +313,10 @@ def main() -> None:
                     single_failed = str(error)
             db = server.fresh_db()
             runs["psql per file"].append(measure(server, psql(files, server.url(db), single=False), env, db))
-            if args.compare:
-                other = [sys.executable, str(args.compare / "manage.py"), *apply[2:]]
-                runs[args.compare.name].append(
-                    measure(server, other, apply_env(directory, server.url(db := server.fresh_db())), db)
-                )
+            for checkout in args.compare:
+                other = [sys.executable, str(checkout / "manage.py"), *apply[2:]]
+                db = server.fresh_db()
+                runs[checkout.name].append(measure(server, other, apply_env(directory, server.url(db)), db))
             name = server.fresh_db()
             runs["ours"].append(measure(server, apply, apply_env(directory, server.url(name)), name))
         if noop_dir is None or n == 1000:
