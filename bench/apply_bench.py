@@ -249,6 +249,39 @@ def measure(server: Server, command: list[str], env: dict[str, str], database: s
     )
 
 
+# In-process: the CPU and wall time from apply_migrations() to the first migration's start (the files
+# found, the ledger read, every pending file checked), in the checkout given as the first argument.
+FIRST = """
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+import django
+django.setup()
+from dbmigrations import api
+class Started(Exception):
+    pass
+def progress(event, payload):
+    if event == "start":
+        raise Started(f"{time.process_time() - cpu} {time.perf_counter() - wall}")
+cpu, wall = time.process_time(), time.perf_counter()
+try:
+    api.apply_migrations(progress=progress)
+except Started as started:
+    print(started)
+"""
+
+
+def until_first(checkout: Path, env: dict[str, str]) -> tuple[float, float]:
+    """CPU and wall seconds from the start of a run to its first migration's start."""
+    env = {**env, "DJANGO_SETTINGS_MODULE": "bestrong.settings"}
+    proc = subprocess.run(
+        [sys.executable, "-c", FIRST, str(checkout)], env=env, capture_output=True, text=True, cwd=checkout
+    )
+    if proc.returncode:
+        sys.exit(f"until_first failed: {proc.stderr}")
+    cpu, wall = proc.stdout.split()
+    return float(cpu), float(wall)
+
+
 def median_run(runs: list[Run]) -> Run:
     return Run(*(statistics.median(getattr(r, f) for r in runs) for f in Run.__dataclass_fields__))
 
@@ -337,6 +370,20 @@ def main() -> None:
                 f"its backend {run.backend_cpu:5.2f} s, server {run.server_cpu:5.2f} s  WAL flush {run.wal_syncs:5.0f}x "
                 f"{run.wal_sync_s:5.2f} s  peak {run.maxrss_mib:4.0f} MiB  (walls {walls})"
             )
+
+        firsts: dict[str, list[tuple[float, float]]] = {}
+        for _ in range(args.repeat):
+            for checkout in (ROOT, *args.compare):
+                db = server.fresh_db()
+                label = "ours" if checkout == ROOT else checkout.name
+                firsts.setdefault(label, []).append(until_first(checkout, apply_env(directory, server.url(db))))
+        print(
+            "  before the first migration starts (files read, ledger read, every pending file checked): "
+            + ", ".join(
+                f"{label} {statistics.median(c for c, _ in values):.3f} s CPU / {statistics.median(w for _, w in values):.3f} s"
+                for label, values in firsts.items()
+            )
+        )
 
     noop = median_run(
         [measure(server, apply, apply_env(noop_dir, server.url(noop_db)), noop_db) for _ in range(args.repeat)]
