@@ -362,10 +362,13 @@ def main() -> None:
         )
         for label, run in medians.items():
             walls = ", ".join(f"{r.wall:.2f}" for r in runs[label])
-            # Load from other jobs only ever slows a round down: the fastest round is the least disturbed.
+            # Load from other jobs only ever slows a round down: the fastest round is the least disturbed; and
+            # the ratio within each round (both measured within seconds of each other), its median.
             fastest = min(r.wall for r in runs[label]) / min(r.wall for r in runs[reference])
+            paired = statistics.median(a.wall / b.wall for a, b in zip(runs[label], runs[reference]))
             print(
-                f"  {label:14s} {run.wall:7.2f} s {run.wall / limit:5.2f}x (fastest rounds {fastest:4.2f}x)  "
+                f"  {label:14s} {run.wall:7.2f} s {run.wall / limit:5.2f}x (fastest rounds {fastest:4.2f}x, "
+                f"paired {paired:4.2f}x)  "
                 f"CPU: client {run.client_cpu:5.2f} s, "
                 f"its backend {run.backend_cpu:5.2f} s, server {run.server_cpu:5.2f} s  WAL flush {run.wal_syncs:5.0f}x "
                 f"{run.wal_sync_s:5.2f} s  peak {run.maxrss_mib:4.0f} MiB  (walls {walls})"
