@@ -37,7 +37,7 @@ def test_the_ledger_check_after_each_migration_reads_no_ledger_row(manage, datab
     assert scans <= 2 and rows <= 30, (scans, rows)
 
 
-def test_a_run_keeps_one_parse_tree_at_a_time(database, migrations_dir):
+def test_a_run_keeps_no_parse_tree_of_the_files_it_ran(database, migrations_dir):
     import psycopg
 
     from dbmigrations.executor import MigrationExecutor
@@ -56,8 +56,9 @@ def test_a_run_keeps_one_parse_tree_at_a_time(database, migrations_dir):
     with psycopg.connect(database.url, autocommit=True) as connection:
         result = MigrationExecutor(Session(connection), progress=progress).apply(sql_files)
     assert len(result.applied) == 20 and len(database.versions()) == 20
-    # Every file was parsed (and checked) before the first one ran, but trees are not kept for the run:
-    # memory does not grow with the number of files.
+    # Every file was parsed (and checked) before the first one ran, but no tree is kept for the run: between
+    # two files only the next one's is held (parsed while the server ran the one before). Memory does not
+    # grow with the number of files.
     assert max(parsed) <= 1 and not any(f.source.parsed for f in sql_files), parsed
 
 
