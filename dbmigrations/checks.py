@@ -201,7 +201,7 @@ def ledger_warnings(alias: str, files) -> list[checks.CheckMessage]:
         entries = loader.migration_states(session, files)
     except (DbMigrationsError, DatabaseError, psycopg.Error) as error:  # the ledger is read with psycopg
         return [_unreadable(alias, error)]
-    messages = schema_drift_warnings(alias, session)
+    messages = schema_drift_warnings(alias, session, [e.row for e in entries if e.row is not None])
     waiting = plan.pending(entries)
     if waiting:
         messages.append(
@@ -249,7 +249,7 @@ def ledger_warnings(alias: str, files) -> list[checks.CheckMessage]:
     return messages
 
 
-def schema_drift_warnings(alias: str, session) -> list[checks.CheckMessage]:
+def schema_drift_warnings(alias: str, session, rows=None) -> list[checks.CheckMessage]:
     """A warning when the database differs from the expected schema ``check_sql_schema`` stored.
 
     Silent when none is stored, or when the ledger changed since (only a new
@@ -260,7 +260,7 @@ def schema_drift_warnings(alias: str, session) -> list[checks.CheckMessage]:
     from . import drift, ledger  # the catalog and executor: only for database checks
 
     try:
-        result = drift.compare_with_stored(session)
+        result = drift.compare_with_stored(session, rows)
     except (DbMigrationsError, DatabaseError, psycopg.Error) as error:  # e.g. a role that may read the ledger only
         text = str(error).strip()
         password = (connections.settings.get(alias) or {}).get("PASSWORD") or ""

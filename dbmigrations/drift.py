@@ -283,14 +283,15 @@ class StoredCheck:
     notes: list[str] = field(default_factory=list)
 
 
-def compare_with_stored(session: Session) -> StoredCheck:
+def compare_with_stored(session: Session, rows: list[ledger.LedgerRow] | None = None) -> StoredCheck:
     """Compare the live database with the expected schema ``check_sql_schema`` stored (no scratch database).
 
     ``stale`` when the ledger changed since it was stored (a migration applied, rolled
     back or repaired) or the tool reads the catalog differently since (an upgrade),
-    ``unchecked`` when none was ever stored.
+    ``unchecked`` when none was ever stored. ``rows``: the ledger, when the caller has read it already.
     """
-    rows = ledger.applied(session, create=False)
+    if rows is None:
+        rows = ledger.applied(session, create=False)
     digest = stored_key((r.version, r.checksum) for r in rows)
     expected = ledger.stored_expected(session, digest)
     if expected is None:
