@@ -270,6 +270,9 @@ except Started as started:
 """
 
 
+FLOOR = "from django.db import connection\nwith connection.cursor() as c: c.execute('SELECT 1')"
+
+
 def until_first(checkout: Path, env: dict[str, str]) -> tuple[float, float]:
     """CPU and wall seconds from the start of a run to its first migration's start."""
     env = {**env, "DJANGO_SETTINGS_MODULE": "bestrong.settings"}
@@ -284,6 +287,27 @@ def until_first(checkout: Path, env: dict[str, str]) -> tuple[float, float]:
 
 def median_run(runs: list[Run]) -> Run:
     return Run(*(statistics.median(getattr(r, f) for r in runs) for f in Run.__dataclass_fields__))
+
+
+TARGETS = {100: 1.5, 1000: 1.1}
+
+
+def _print_floor(runs: dict[str, list[Run]], reference: str, n: int) -> None:
+    """The runner's time beyond the Django floor, against the reference; and the floor against what a target
+    leaves beyond the reference (a ratio target t allows (t - 1) x the reference for start-up and everything)."""
+    floor = statistics.median(r.wall for r in runs["Django floor"])
+    limit = statistics.median(r.wall for r in runs[reference])
+    beyond = statistics.median(
+        (a.wall - f.wall) / b.wall for a, f, b in zip(runs["ours"], runs["Django floor"], runs[reference])
+    )
+    line = f"  ours beyond the Django floor: {beyond:4.2f}x {reference} (paired)"
+    if n in TARGETS and reference == "psql -1":
+        allowance = (TARGETS[n] - 1) * limit
+        line += (
+            f"; target {TARGETS[n]}x leaves {allowance:.2f} s beyond {reference} for start-up and the runner's own work: "
+            f"the floor alone is {floor:.2f} s ({floor / allowance:.1f}x that)"
+        )
+    print(line)
 
 
 def main() -> None:
@@ -313,6 +337,9 @@ def main() -> None:
     env["BESTRONG_ENV_FILE"] = os.devnull
 
     apply = [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations", "-v", "0"]
+    # The floor of any runner built as a Django command: a process with these settings that connects to the
+    # same database and runs one statement.
+    floor = [sys.executable, str(ROOT / "manage.py"), "shell", "-c", FLOOR]
 
     def apply_env(directory, dburl) -> dict[str, str]:
         return {**env, "DATABASE_URL": dburl, "SQL_MIGRATIONS_DIR": str(directory)}
@@ -333,7 +360,7 @@ def main() -> None:
         whole, files = work / f"all{n}.sql", work / f"files{n}.sql"
         whole.write_text(concatenated(directory))
         files.write_text(per_file(directory))
-        runs: dict[str, list[Run]] = {"ours": [], "psql -1": [], "psql per file": []}
+        runs: dict[str, list[Run]] = {"ours": [], "psql -1": [], "psql per file": [], "Django floor": []}
         for checkout in args.compare:
             runs[checkout.name] = []
         single_failed = None
@@ -351,6 +378,7 @@ def main() -> None:
                 db = server.fresh_db()
                 runs[checkout.name].append(measure(server, other, apply_env(directory, server.url(db)), db))
             name = server.fresh_db()
+            runs["Django floor"].append(measure(server, floor, apply_env(directory, server.url(name)), name))
             runs["ours"].append(measure(server, apply, apply_env(directory, server.url(name)), name))
         if noop_dir is None or n == 1000:
             noop_dir, noop_db = directory, name
@@ -373,6 +401,8 @@ def main() -> None:
                 f"its backend {run.backend_cpu:5.2f} s, server {run.server_cpu:5.2f} s  WAL flush {run.wal_syncs:5.0f}x "
                 f"{run.wal_sync_s:5.2f} s  peak {run.maxrss_mib:4.0f} MiB  (walls {walls})"
             )
+
+        _print_floor(runs, reference, n)
 
         firsts: dict[str, list[tuple[float, float]]] = {}
         for _ in range(args.repeat):
