@@ -262,7 +262,12 @@ class MigrationExecutor:
         self.pooled = pooled
         self.progress = progress or quiet
         # DDL lock waits are bounded and retried (lockwait); lock_timeout bounds only the migration lock.
-        self.retries = LockRetries(session, lock_policy or LockPolicy.resolve(), self.progress, pooled=pooled)
+        self.retries = LockRetries(
+            session,
+            lock_policy or LockPolicy.resolve(),
+            self.progress,
+            pooled=lambda: self.pooled or self.transaction_pooler() is not None,
+        )
         self._pooler: tuple[str | None] | None = None
         self._counted: bool | None = None
         self._next: plan.Entry | None = None  # the migration after the one running (apply)
@@ -288,11 +293,15 @@ class MigrationExecutor:
         transaction pooler, told from the connection's behaviour (asked once, and only for such files)."""
         if not outside:
             return
-        if self._pooler is None:
-            self._pooler = (pooler.transaction_pooler(self.session),)
-        why = self._pooler[0]
+        why = self.transaction_pooler()
         if why:
             raise error(prefix + pooler_refusal(outside, why))
+
+    def transaction_pooler(self) -> str | None:
+        """Why the connection behaves as a transaction-pooled one, or None (asked of it once)."""
+        if self._pooler is None:
+            self._pooler = (pooler.transaction_pooler(self.session),)
+        return self._pooler[0]
 
     def apply(
         self, files: list[SqlFile], *, target: int | None = None, fake: bool = False, strict_order: bool = False

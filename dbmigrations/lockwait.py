@@ -143,16 +143,30 @@ class MigrationLockWait:
 class LockRetries:
     """Runs a migration's transaction until it commits, retrying it after DDL lock timeouts."""
 
-    def __init__(self, session: Session, policy: LockPolicy, progress: Progress, *, pooled: bool = False):
+    def __init__(
+        self, session: Session, policy: LockPolicy, progress: Progress, *, pooled: Callable[[], bool] | bool = False
+    ):
         self.session = session
         self.policy = policy
         self.progress = progress
-        # Between attempts the migration lock is kept (session-level), so that concurrent deploys wait for
-        # it harmlessly instead of queueing their own ALTER in turn: the application gets the pause. A
-        # transaction pooler cannot keep a session-level lock: there other deploys may take their turn.
-        self.keep_lock = not pooled
+        self._pooled = pooled
+        self._keep_lock: bool | None = None
         self.holding = False
         self.watcher = Watcher(session)
+
+    @property
+    def keep_lock(self) -> bool:
+        """Whether the migration lock is kept (session-level) between attempts, so that concurrent deploys
+        wait for it harmlessly instead of queueing their own ALTER in turn: the application gets the pause.
+
+        Not through a transaction pooler, told from the URL or, asked once before the first attempt, from
+        the connection's behaviour: there the hold would stay on the server connection the failed attempt
+        ran on, which the pooler lends to another client, and every later attempt and deploy would wait
+        for it. There, other deploys may take their turn between attempts.
+        """
+        if self._keep_lock is None:
+            self._keep_lock = not (self._pooled() if callable(self._pooled) else self._pooled)
+        return self._keep_lock
 
     def run(self, name: str, script: Script, attempt: Callable[[Attempt], T]) -> T:
         """Call ``attempt`` (one transaction of ``script``) until it does not time out on a lock.
@@ -193,7 +207,7 @@ class LockRetries:
                 time.sleep(delay)
         finally:
             watcher.close()
-            if self.keep_lock and not succeeded:
+            if self._keep_lock and not succeeded:
                 self._release()
         raise AssertionError("unreachable")
 

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +55,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _start_pgbouncer(server: Server, pool_mode: str) -> Bouncer:
+def _start_pgbouncer(server: Server, pool_mode: str, **settings) -> Bouncer:
     if PGBOUNCER is None:
         pytest.skip("pgbouncer is not installed (.ci/run installs it with apt-get install pgbouncer)")
     folder = Path(tempfile.mkdtemp(prefix=f"bestrong-pgbouncer-{pool_mode}-"))
@@ -63,7 +64,8 @@ def _start_pgbouncer(server: Server, pool_mode: str) -> Bouncer:
     if server.password:
         target += f" password={server.password}"
     (folder / "users.txt").write_text(f'"{server.user}" ""\n')
-    (folder / "pgbouncer.ini").write_text(f"""[databases]
+    (folder / "pgbouncer.ini").write_text(
+        f"""[databases]
 * = {target}
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -76,7 +78,9 @@ default_pool_size = 20
 max_client_conn = 200
 server_lifetime = 3600
 logfile = {folder / "pgbouncer.log"}
-""")
+"""
+        + "".join(f"{key} = {value}\n" for key, value in settings.items())
+    )
     command = [PGBOUNCER]
     if os.geteuid() == 0:  # PgBouncer refuses to run as root; the embedded server's own user reaches its socket
         user = "pgserver" if _user_exists("pgserver") else "nobody"
@@ -110,13 +114,15 @@ def _user_exists(name: str) -> bool:
 
 @pytest.fixture(scope="module")
 def bouncers(pg_server):
-    """``bouncers("transaction")``: a PgBouncer in that pool mode, started once per module."""
-    started: dict[str, Bouncer] = {}
+    """``bouncers("transaction")``: a PgBouncer in that pool mode (and with those extra ``settings``), started
+    once per module."""
+    started: dict[tuple, Bouncer] = {}
 
-    def get(pool_mode: str) -> Bouncer:
-        if pool_mode not in started:
-            started[pool_mode] = _start_pgbouncer(pg_server, pool_mode)
-        return started[pool_mode]
+    def get(pool_mode: str, **settings) -> Bouncer:
+        key = (pool_mode, *sorted(settings.items()))
+        if key not in started:
+            started[key] = _start_pgbouncer(pg_server, pool_mode, **settings)
+        return started[key]
 
     yield get
     for bouncer in started.values():
@@ -683,3 +689,55 @@ def test_ddl_lock_retries_through_pgbouncer_leave_no_migration_lock_behind(bounc
         blocker.close()
     assert database.versions() == ["001"]
     assert advisory_locks(database) == 0
+
+
+def test_ddl_lock_retries_through_a_busy_pgbouncer_hold_no_lock_on_a_lent_server_connection(
+    bouncers, manage, database, migrations_dir
+):
+    """Through a transaction pooler whose URL looks direct, other clients borrow server connections between
+    the attempts. A session-level hold of the migration lock taken by a failed attempt would stay on the server
+    connection it ran on, lent to the next client; the next attempt, served by another, would wait for it, and
+    every deploy after it too. The runner tells the pooler from the connection's behaviour and keeps no hold."""
+    write_files(migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE IF NOT EXISTS t (x int);")})
+    assert manage("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    write_files(migrations_dir, {"002_add.sql": migration("002_add", "ALTER TABLE t ADD COLUMN IF NOT EXISTS y int;")})
+    # Round robin: an idle server connection goes to the next transaction in turn, whoever's it is.
+    bouncer = bouncers("transaction", server_round_robin=1)
+    stop = threading.Event()
+
+    def borrow() -> None:  # short transactions, one after the other: the pooler lends whichever connection is free
+        with psycopg.connect(bouncer.url(database.name), autocommit=True, prepare_threshold=None) as client:
+            while not stop.is_set():
+                with client.transaction():
+                    client.execute("SELECT pg_sleep(0.05)")
+
+    borrowers = [threading.Thread(target=borrow) for _ in range(2)]
+    blocker = database.connect()
+    blocker.autocommit = False
+    blocker.execute("SELECT * FROM t")  # ACCESS SHARE until the end of this transaction
+    try:
+        for thread in borrowers:
+            thread.start()
+        result = manage(
+            "apply_sql_migrations",
+            "--ddl-lock-timeout",
+            "0.3",
+            "--lock-retry-budget",
+            "3",
+            migrations=migrations_dir,
+            database_url=bouncer.url(database.name),
+            timeout=60,
+        )
+        assert result.returncode == 1, result.output
+        assert "not granted" in result.output
+    finally:
+        stop.set()
+        for thread in borrowers:
+            thread.join(timeout=10)
+        blocker.rollback()
+        blocker.close()
+    assert database.versions() == ["001"]
+    assert advisory_locks(database) == 0
+    blocker_gone = manage("apply_sql_migrations", migrations=migrations_dir, database_url=bouncer.url(database.name))
+    assert blocker_gone.returncode == 0, blocker_gone.output
+    assert database.versions() == ["001", "002"]
