@@ -9,8 +9,8 @@ everything commits or nothing does. A failure maps back to a line and column.
 A file with statements PostgreSQL refuses in a transaction block (CREATE INDEX
 CONCURRENTLY, …) runs statement by statement; the caller holds the migration lock
 (:func:`dbmigrations.locks.lock_holder`) and records each statement that ran, so a
-rerun can resume after them. A concurrent index build is checked before and after:
-an INVALID index is dropped, never kept, and never recorded as built.
+rerun can resume after them. A concurrent index build or REINDEX is checked before and
+after: an INVALID index it left is dropped, never kept, and never recorded as built.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import psycopg
 from . import indexes
 from .exceptions import MigrationFailed, OutcomeUnknown, RunnerStatementFailed, StatementFailure
 from .session import BatchError, ConnectionLost, Part, Session, run_batch
-from .statements import IndexTarget, Script, Statement
+from .statements import IndexTarget, ReindexTarget, Script, Statement
 
 #: SQLSTATE of a check the runner makes on the server after a file (e.g. "the file changed the ledger"):
 #: the file is at fault, and the server's message says how.
@@ -162,8 +162,8 @@ def run_file_without_transaction(
     The first ``start`` statements ran in an earlier run and are skipped (``SET``/``RESET``
     run again: the session they changed is gone). ``done(n)`` is called after statement
     ``n`` (1-based) succeeded, to record it. On failure, the error says which statements
-    ran (and stay committed) and which did not, and drops the INVALID index a failed
-    concurrent build left.
+    ran (and stay committed) and which did not, and drops the INVALID indexes a failed
+    concurrent build or ``REINDEX … CONCURRENTLY`` left.
     """
     body = Part(tuple(s.sql for s in script.statements), script, path)
     restore = session.restore_statements()  # the baseline, read before the file's statements change the session
@@ -175,14 +175,17 @@ def run_file_without_transaction(
         if index < start and not statement.sets_session_state:
             continue
         build = statement.index if index >= start and statement.index and statement.index.concurrent else None
+        reindex = statement.reindex if index >= start else None
         before = _prepare_build(session, build, notes, path, index) if build else None
+        if reindex:
+            before = _prepare_reindex(session, reindex, notes, path, index)
         try:
             result = session.batch([Part((statement.sql,), script, path)])
         except BatchError as error:
             error = BatchError(error.error, 0, index, error.offset)
             note = _partial_note(script, index, start, resumable=done is not None)
-            if build:
-                note += _drop_failed_build(session, build, before)
+            if build or reindex:
+                note += _drop_failed_build(session, build or reindex, before)
             raise failure(error, body, note=note) from None
         rows += result.rows(0)
         if build:
@@ -200,29 +203,51 @@ def _prepare_build(session: Session, build: IndexTarget, notes: list[str], path:
     found = indexes.lookup(session, build)
     named = found.named
     if named is not None and named.on_table and not named.valid:
-        try:
-            indexes.drop(session, named)
-        except BatchError as error:
-            raise RunnerStatementFailed(
-                f"{path}: before statement {index + 1}, dropping the INVALID index {named.name} (left by an "
-                f"interrupted build) failed: ERROR {error.sqlstate}: {_message(error)}. Statement {index + 1} did "
-                f"not run and the migration was not recorded; drop it by hand: "
-                f"DROP INDEX CONCURRENTLY IF EXISTS {named.name};"
-            ) from None
+        _drop_before(session, named, path, index, "left by an interrupted build")
         notes.append(f"dropped the INVALID index {named.name} (left by an interrupted build) and built it again")
         found = indexes.lookup(session, build)
     return found
+
+
+def _prepare_reindex(
+    session: Session, reindex: ReindexTarget, notes: list[str], path: str, index: int
+) -> indexes.Indexes:
+    """Before ``REINDEX … CONCURRENTLY``: drop the INVALID ``_ccnew``/``_ccold`` copies an interrupted one left."""
+    found = indexes.reindex_leftovers(session, reindex)
+    for left in found.found:
+        _drop_before(session, left, path, index, "left by an interrupted REINDEX CONCURRENTLY")
+        notes.append(f"dropped the INVALID index {left.name} (left by an interrupted REINDEX CONCURRENTLY)")
+    return indexes.reindex_leftovers(session, reindex) if found.found else found
+
+
+def _drop_before(session: Session, index: indexes.Index, path: str, at: int, why: str) -> None:
+    try:
+        indexes.drop(session, index)
+    except BatchError as error:
+        raise RunnerStatementFailed(
+            f"{path}: before statement {at + 1}, dropping the INVALID index {index.name} ({why}) failed: "
+            f"ERROR {error.sqlstate}: {_message(error)}. Statement {at + 1} did not run and the migration was not "
+            f"recorded; drop it by hand: DROP INDEX CONCURRENTLY IF EXISTS {index.name};"
+        ) from None
 
 
 def _message(error: BatchError) -> str:
     return (error.error.diag.message_primary or str(error.error)).strip()
 
 
-def _drop_failed_build(session: Session, build: IndexTarget, before: indexes.Indexes) -> str:
-    """After a failed concurrent build: drop the INVALID index it left; the sentence that says so."""
+def _drop_failed_build(session: Session, build: IndexTarget | ReindexTarget, before: indexes.Indexes) -> str:
+    """After a failed concurrent build or REINDEX: drop the INVALID indexes it left; the sentence that says so.
+
+    Only indexes that were not INVALID before the statement, on the tables it targets:
+    never another session's build in progress.
+    """
     known = {i.oid for i in before.found}
     try:
-        left = [i for i in indexes.lookup(session, build).invalid() if i.oid not in known]
+        if isinstance(build, ReindexTarget):
+            found = indexes.reindex_leftovers(session, build)
+        else:
+            found = indexes.lookup(session, build)
+        left = [i for i in found.invalid() if i.oid not in known]
     except psycopg.Error:  # the session is gone: nothing to look at, nothing to drop
         return ""
     said = ""

@@ -36,6 +36,8 @@ _NEVER_IN_TRANSACTION = {
 # Parse-tree fields holding a name: a relation, index, constraint, trigger, schema or extension, a renamed
 # object's new or old name, and each part of a dotted name (String nodes: functions, types, dropped objects).
 _NAME_FIELDS = frozenset({"relname", "schemaname", "idxname", "conname", "trigname", "newname", "subname", "extname"})
+# What REINDEX … CONCURRENTLY rebuilds that the runner checks for leftovers (not DATABASE, not SYSTEM).
+_REINDEXED = frozenset({"INDEX", "TABLE", "SCHEMA"})
 _MAYBE_OUTSIDE_TRANSACTION = frozenset(
     {*_NEVER_IN_TRANSACTION, "IndexStmt", "DropStmt", "ReindexStmt", "VacuumStmt", "ClusterStmt", "AlterTableStmt"}
 )
@@ -87,6 +89,16 @@ class IndexTarget:
     table: str
     concurrent: bool
     if_not_exists: bool
+
+
+@dataclass(frozen=True)
+class ReindexTarget:
+    """What a ``REINDEX INDEX|TABLE|SCHEMA … CONCURRENTLY`` rebuilds: ``kind`` ``"INDEX"``, ``"TABLE"`` or
+    ``"SCHEMA"``; ``schema`` as written (None: the session's search_path), ``name`` the relation or schema."""
+
+    kind: str
+    schema: str | None
+    name: str
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,17 @@ class Statement:
             bool(self.fields.get("concurrent")),
             bool(self.fields.get("if_not_exists")),
         )
+
+    @property
+    def reindex(self) -> ReindexTarget | None:
+        """What a ``REINDEX INDEX|TABLE|SCHEMA … CONCURRENTLY`` rebuilds (None for other statements)."""
+        kind = (self.fields.get("kind") or "").removeprefix("REINDEX_OBJECT_")
+        if self.kind != "ReindexStmt" or not _reindex_concurrently(self.fields) or kind not in _REINDEXED:
+            return None
+        if kind == "SCHEMA":
+            return ReindexTarget(kind, None, self.fields.get("name", ""))
+        relation = self.fields.get("relation") or {}
+        return ReindexTarget(kind, relation.get("schemaname"), relation.get("relname", ""))
 
     @property
     def sets_session_state(self) -> bool:
@@ -375,7 +398,7 @@ def non_transactional_reason(kind: str, fields: dict) -> str | None:
     if kind == "DropStmt" and fields.get("concurrent"):
         return "DROP INDEX CONCURRENTLY"
     if kind == "ReindexStmt":
-        if any((p.get("DefElem") or {}).get("defname") == "concurrently" for p in fields.get("params") or ()):
+        if _reindex_concurrently(fields):
             return "REINDEX CONCURRENTLY"
         if fields.get("kind") in ("REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_DATABASE"):
             return "REINDEX SYSTEM/DATABASE"
@@ -388,6 +411,10 @@ def non_transactional_reason(kind: str, fields: dict) -> str | None:
             if (((cmd.get("AlterTableCmd") or {}).get("def") or {}).get("PartitionCmd") or {}).get("concurrent"):
                 return "ALTER TABLE … DETACH PARTITION … CONCURRENTLY"
     return None
+
+
+def _reindex_concurrently(fields: dict) -> bool:
+    return any((p.get("DefElem") or {}).get("defname") == "concurrently" for p in fields.get("params") or ())
 
 
 def copy_from_stdin_before(text: str, offset: int | None) -> int | None:
