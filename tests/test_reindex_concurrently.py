@@ -199,3 +199,59 @@ def test_kill_9_during_a_long_reindex_concurrently_then_rerun(manage, database, 
     assert database.versions() == ["001", "002"]
     assert database.query("SELECT count(*) FROM schema_migrations_progress") == [(0,)]
     assert advisory_locks(database) == 0
+
+
+LONG = "an_index_whose_name_is_as_long_as_postgresql_allows_0123456789a"  # 63 bytes: its copies' names are clipped
+
+
+def test_a_failed_reindex_schema_drops_the_clipped_copies_of_long_index_names(call, database, migrations_dir):
+    _unique_bucket_index(call, database, migrations_dir, tables="app.t")
+    database.query(f"CREATE INDEX {LONG} ON app.t (v)")
+    body = "REINDEX SCHEMA CONCURRENTLY app;"
+    write_files(migrations_dir, {"002_reindex.sql": migration("002_reindex", body, wrap=False)})
+
+    result = call("apply_sql_migrations", migrations=migrations_dir)
+
+    assert result.returncode == 1, result.output
+    assert "It left the INVALID index app.t_bucket_ccnew, which the runner dropped" in result.stderr
+    assert f"It left the INVALID index app.{LONG[:57]}_ccnew, which the runner dropped" in result.stderr
+    assert leftovers(database) == []
+    assert invalid_indexes(database) == []
+
+
+def test_leftovers_on_the_partitions_of_a_partitioned_table_are_dropped_before_a_rerun(call, database, migrations_dir):
+    write_files(
+        migrations_dir,
+        {
+            "001_t.sql": migration(
+                "001_t",
+                f"{IDENTITY};\n"
+                "CREATE TABLE p (v int) PARTITION BY RANGE (v);\n"
+                "CREATE TABLE p1 PARTITION OF p FOR VALUES FROM (0) TO (100);\n"
+                "CREATE TABLE p2 PARTITION OF p FOR VALUES FROM (100) TO (200);\n"
+                "INSERT INTO p SELECT generate_series(1, 150);\n"
+                "CREATE UNIQUE INDEX p_bucket ON p1 (bucket(v));\n"
+                "CREATE INDEX p_v ON p (v);",
+            )
+        },
+    )
+    assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    database.query(CONSTANT)
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        database.query("REINDEX TABLE CONCURRENTLY p")
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        database.query("REINDEX TABLE CONCURRENTLY p1")
+    database.query(IDENTITY)
+    left = leftovers(database)
+    assert left == ["p1_v_idx_ccnew", "p1_v_idx_ccnew1", "p_bucket_ccnew", "p_bucket_ccnew1"], left
+    write_files(
+        migrations_dir, {"002_reindex.sql": migration("002_reindex", "REINDEX TABLE CONCURRENTLY p;", wrap=False)}
+    )
+
+    result = call("apply_sql_migrations", migrations=migrations_dir)
+
+    assert result.returncode == 0, result.output
+    for name in left:
+        assert f"dropped the INVALID index public.{name} (left by an interrupted REINDEX CONCURRENTLY)" in result.stdout
+    assert leftovers(database) == []
+    assert invalid_indexes(database) == []
