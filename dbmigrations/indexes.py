@@ -52,6 +52,8 @@ class Indexes:
     """What :func:`lookup` found: the index the statement names (if any) and the table's INVALID indexes."""
 
     found: tuple[Index, ...]
+    #: INVALID indexes another session is building right now (see :func:`reindex_leftovers`): not to drop.
+    busy: tuple[Index, ...] = ()
 
     @property
     def named(self) -> Index | None:
@@ -94,10 +96,14 @@ tables AS (
 with_toast AS (
   SELECT oid FROM tables
   UNION SELECT reltoastrelid FROM pg_class WHERE oid IN (SELECT oid FROM tables) AND reltoastrelid <> 0 AND %(kind)s <> 'INDEX'
+),
+busy AS (
+  SELECT relation FROM pg_locks WHERE locktype = 'relation' AND mode = 'ShareUpdateExclusiveLock' AND granted
+    AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
 )
 SELECT c.oid::bigint, format('%%I.%%I', n.nspname, c.relname), i.indisvalid, c.relname, i.indrelid::bigint,
   CASE WHEN %(kind)s = 'INDEX' THEN c.oid IN (SELECT oid FROM rebuilt_index) ELSE i.indisvalid END,
-  current_setting('max_identifier_length')::int
+  current_setting('max_identifier_length')::int, NOT i.indisvalid AND c.oid IN (SELECT relation FROM busy)
 FROM pg_index i
 JOIN pg_class c ON c.oid = i.indexrelid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -110,21 +116,25 @@ _LEFTOVER = re.compile(r"(.*)_(cc(?:new|old)[0-9]*)", re.DOTALL)
 
 def reindex_leftovers(session: Session, target: ReindexTarget) -> Indexes:
     """The INVALID ``_ccnew``/``_ccold`` indexes that ``REINDEX … CONCURRENTLY`` of ``target`` left on its
-    tables, as the session sees them now (``target`` resolved as the statement resolves it)."""
+    tables, as the session sees them now (``target`` resolved as the statement resolves it).
+
+    Those another session holds as a REINDEX in progress holds them (``busy``) are not
+    leftovers yet: dropping one would wait for that REINDEX, then break it with a deadlock.
+    """
     parts = (target.schema, target.name) if target.schema else (target.name,)
     relation = sql.Identifier(*parts).as_string(session.connection) if target.kind != "SCHEMA" else None
     rows = session.fetch(REINDEX_LOOKUP, {"kind": target.kind, "relation": relation, "schema": target.name})
     rebuilt = {(row[4], row[3]) for row in rows if row[5]}
-    left = []
-    for oid, name, valid, relname, table, _, limit in rows:
+    left, busy = [], []
+    for oid, name, valid, relname, table, _, limit, held in rows:
         match = _LEFTOVER.fullmatch(relname)
         if valid or not match:
             continue
         prefix, label = match.groups()
         # PostgreSQL clips the index name (to whole characters) so that "_" + label still fits.
         if any(t == table and _clip(base, limit - len(label) - 1) == prefix for t, base in rebuilt):
-            left.append(Index(oid, name, valid, True, False))
-    return Indexes(tuple(left))
+            (busy if held else left).append(Index(oid, name, valid, True, False))
+    return Indexes(tuple(left), tuple(busy))
 
 
 def _clip(name: str, limit: int) -> str:

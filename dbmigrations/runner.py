@@ -217,6 +217,8 @@ def _prepare_reindex(
     for left in found.found:
         _drop_before(session, left, path, index, "left by an interrupted REINDEX CONCURRENTLY")
         notes.append(f"dropped the INVALID index {left.name} (left by an interrupted REINDEX CONCURRENTLY)")
+    for busy in found.busy:
+        notes.append(f"left the INVALID index {busy.name} alone: another session is building it (a REINDEX?)")
     return indexes.reindex_leftovers(session, reindex) if found.found else found
 
 
@@ -241,7 +243,7 @@ def _drop_failed_build(session: Session, build: IndexTarget | ReindexTarget, bef
     Only indexes that were not INVALID before the statement, on the tables it targets:
     never another session's build in progress.
     """
-    known = {i.oid for i in before.found}
+    known = {i.oid for i in (*before.found, *before.busy)}
     try:
         if isinstance(build, ReindexTarget):
             found = indexes.reindex_leftovers(session, build)

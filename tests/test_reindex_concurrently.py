@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 import psycopg
@@ -253,5 +254,48 @@ def test_leftovers_on_the_partitions_of_a_partitioned_table_are_dropped_before_a
     assert result.returncode == 0, result.output
     for name in left:
         assert f"dropped the INVALID index public.{name} (left by an interrupted REINDEX CONCURRENTLY)" in result.stdout
+    assert leftovers(database) == []
+    assert invalid_indexes(database) == []
+
+
+def test_the_copy_of_a_reindex_another_session_is_running_is_not_dropped(call, database, migrations_dir):
+    write_files(
+        migrations_dir, {"001_t.sql": migration("001_t", "CREATE TABLE t (v int);\nCREATE INDEX t_v ON t (v);")}
+    )
+    assert call("apply_sql_migrations", migrations=migrations_dir).returncode == 0
+    # Two REINDEXes of one table wait for each other (PostgreSQL may end either with a deadlock): this one
+    # gives up first. Dropping the other's copy would have waited for it, then broken it with a deadlock.
+    body = "SET lock_timeout = '500ms';\nREINDEX TABLE CONCURRENTLY t;"
+    write_files(migrations_dir, {"002_reindex.sql": migration("002_reindex", body, wrap=False)})
+    writer = database.connect()
+    writer.autocommit = False
+    writer.execute("INSERT INTO t VALUES (1)")  # an open writer: the other session's REINDEX waits for it
+    other, errors = database.connect(), []
+
+    def reindex() -> None:
+        try:
+            other.execute("REINDEX INDEX CONCURRENTLY t_v")
+        except psycopg.Error as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=reindex)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while database.query("SELECT to_regclass('t_v_ccnew')") == [(None,)]:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        result = call("apply_sql_migrations", migrations=migrations_dir)
+    finally:
+        writer.rollback()
+        writer.close()
+        thread.join(30)
+        other.close()
+
+    assert result.returncode == 1, result.output
+    assert "canceling statement due to lock timeout" in result.stderr
+    assert "REINDEX TABLE CONCURRENTLY t" in result.stderr
+    assert "t_v_ccnew" not in result.stderr
+    assert errors == []  # the other session's REINDEX finished
     assert leftovers(database) == []
     assert invalid_indexes(database) == []
