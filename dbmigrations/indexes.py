@@ -49,7 +49,8 @@ class Index:
 
 @dataclass(frozen=True)
 class Indexes:
-    """What :func:`lookup` found: the index the statement names (if any) and the table's INVALID indexes."""
+    """What :func:`lookup` found (the index the statement names, if any, and the table's INVALID indexes), or
+    :func:`reindex_leftovers` (the leftovers)."""
 
     found: tuple[Index, ...]
     #: INVALID indexes another session is building right now (see :func:`reindex_leftovers`): not to drop.
