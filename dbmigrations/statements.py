@@ -15,7 +15,6 @@ libpg_query counts statement locations in UTF-8 *bytes*; every offset here is a
 from __future__ import annotations
 
 import bisect
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -264,10 +263,13 @@ def parse_tree(text: str) -> list[dict]:
     Locations are UTF-8 byte offsets (absent when 0). Raises :class:`ScriptError`
     (with a character offset) when PostgreSQL's grammar rejects the text.
     """
-    from pglast.parser import ParseError, parse_sql_json  # here, not at the top: a run that parses nothing skips it
+    # Here, not at the top: a run that parses nothing skips both. orjson turns libpg_query's JSON into
+    # dicts in less than half the json module's time.
+    from orjson import loads
+    from pglast.parser import ParseError, parse_sql_json
 
     try:
-        return json.loads(parse_sql_json(text)).get("stmts", [])
+        return loads(parse_sql_json(text)).get("stmts", [])
     except ParseError as error:
         raise _script_error(error) from None
 

@@ -9,10 +9,6 @@ exception handler encloses it: the spec's idempotent ``DO $$ â€¦ IF NOT EXISTS â
 
 from __future__ import annotations
 
-import json
-
-from pglast import parser
-
 from . import nodes
 from .nodes import Stmt
 
@@ -32,8 +28,11 @@ def expand(lint_file, do: Stmt) -> list[Stmt]:
     tag = "$lint$"
     while tag in body:
         tag = tag[:-1] + "_$"
+    from orjson import loads
+    from pglast import parser  # imported by the first parse, after squawk has started
+
     try:
-        tree = json.loads(
+        tree = loads(
             parser.parse_plpgsql_json(
                 f"CREATE FUNCTION pg_temp.lint_do() RETURNS void LANGUAGE plpgsql AS {tag}{body}{tag}"
             )

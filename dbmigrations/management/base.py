@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-from .. import annotations, api, conf, embedded, ledger
+from .. import annotations, conf, embedded, ledger
 from ..database import DatabaseTarget, scrub
 from ..exceptions import DbMigrationsError
-from ..lockwait import LockPolicy
 from ..session import BatchError, ConnectionLost, Session
+
+if TYPE_CHECKING:
+    from ..lockwait import LockPolicy
 
 
 def plain(text: str) -> str:
@@ -141,6 +144,8 @@ class SqlCommand(BaseCommand):
 
     def lock_policy(self, options) -> LockPolicy:
         """The DDL lock bound and retry budget of ``--ddl-lock-timeout``/``--lock-retry-budget`` or the settings."""
+        from ..lockwait import LockPolicy
+
         return LockPolicy.resolve(options["ddl_lock_timeout"], options["lock_retry_budget"])
 
     def run_notes(self, run) -> str:
@@ -213,10 +218,14 @@ class SqlCommand(BaseCommand):
         return scrub(first, *passwords)
 
     def target(self, alias: str) -> DatabaseTarget:
+        from .. import api  # here: the executor it loads is not needed by every command (the lint)
+
         return api.database_target(alias)
 
     def connect(self, alias: str, *, announce: bool = True) -> Session:
         """Open the connection for ``alias``; say which database it is (masked) on stderr."""
+        from .. import api
+
         return api.connect(alias, progress=self.announce_database if announce else None)
 
     def announce_database(self, event: str, target) -> None:
