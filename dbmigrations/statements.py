@@ -274,6 +274,12 @@ def parse_tree(text: str) -> list[dict]:
         raise _script_error(error) from None
 
 
+def load_parser() -> None:
+    """Import the parser now (it is otherwise imported by the first parse)."""
+    import orjson  # noqa: F401
+    import pglast.parser  # noqa: F401
+
+
 def tokens(text: str) -> list[tuple[int, int, str]]:
     """PostgreSQL's lexical tokens of ``text``: (first, last character offset, token name such as
     ``SQL_COMMENT``, ``C_COMMENT`` or ``SCONST``). Raises :class:`ScriptError` if the text cannot be scanned.
