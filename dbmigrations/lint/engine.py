@@ -18,9 +18,8 @@ from django.conf import settings
 
 from ..discovery import read_source
 from ..exceptions import InvalidFiles
-from ..statements import load_parser
 from . import cache as result_cache
-from . import rules_data, rules_ddl, rules_file, suppress, workers  # noqa: F401  (register the rules)
+from . import rules_data, rules_ddl, rules_file, suppress  # noqa: F401  (register the rules)
 from .registry import RULES, Rule
 from .report import Finding, Report
 from .source import load
@@ -50,11 +49,6 @@ def squawk_errors() -> set[str]:
 
 def lint(targets: list[Target], *, squawk: bool = True, pg_version: str | None = None, cache: bool = True) -> Report:
     """Lint ``targets``; ``squawk=False`` runs only our rules (the Django system check does)."""
-    with workers.Workers() as pool:
-        return _lint(pool, targets, squawk, pg_version, cache)
-
-
-def _lint(pool: workers.Workers, targets: list[Target], squawk: bool, pg_version: str | None, cache: bool) -> Report:
     targets = unique(targets)
     names = [str(t.path) for t in targets]
     # squawk starts first and works while we read, parse and check; files our runner wraps in a
@@ -62,15 +56,7 @@ def _lint(pool: workers.Workers, targets: list[Target], squawk: bool, pg_version
     run = Run({False: names}, pg_version) if squawk and targets else None
     named = name_problems(targets)
     store = result_cache.Cache.open() if cache else None
-    if len(targets) >= workers.MIN_ITEMS:
-        load_parser()  # before a worker is forked, so that it has the parser too
-        if run is not None:
-            run.wait_started()  # no thread may be alive when a worker is forked
-    analyses = []
-    for new_key, row in pool.map(functools.partial(analyse, store=store), targets):
-        analyses.append(Analysis(*row))
-        if new_key:
-            store.put(new_key, row)
+    analyses = [analyse(target, store) for target in targets]
     if store is not None:
         store.save()
     findings, suppressions, skip, assume = [], {}, set(), []
@@ -109,9 +95,8 @@ def _suppressed(suppressions: dict[str, suppress.Suppressions], finding: Finding
     return found is not None and found.covers(finding.line, {finding.rule, finding.name})
 
 
-def analyse(target: Target, store: result_cache.Cache | None) -> tuple[str | None, list]:
-    """Our rules on one file, from the cache when its content was linted before: the :class:`Analysis` as a
-    list (what a worker process hands back), and the key to cache it under (None: it came from the cache)."""
+def analyse(target: Target, store: result_cache.Cache | None) -> Analysis:
+    """Our rules on one file, from the cache when its content was linted before."""
     try:
         source = read_source(target.path)
     except InvalidFiles:
@@ -119,7 +104,7 @@ def analyse(target: Target, store: result_cache.Cache | None) -> tuple[str | Non
     key = result_cache.key(target.kind, target.path, source.checksum) if store is not None and source else None
     cached = store.get(key) if key else None
     if isinstance(cached, list) and len(cached) == len(Analysis._fields):
-        return None, cached
+        return Analysis(*cached)
     f = load(target.path, target.kind, source)
     hits = [
         [rule.id, hit.line, hit.column, hit.message, hit.end_line or hit.line]
@@ -135,7 +120,9 @@ def analyse(target: Target, store: result_cache.Cache | None) -> tuple[str | Non
         sorted(found.whole_file),
         [[line, sorted(keys)] for line, keys in found.lines.items()],
     )
-    return key, list(analysis)
+    if key:
+        store.put(key, list(analysis))
+    return analysis
 
 
 @functools.cache

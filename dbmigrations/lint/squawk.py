@@ -79,10 +79,6 @@ class Run:
         except BaseException as error:  # raised in the caller's thread by _started()
             self._error = error
 
-    def wait_started(self) -> None:
-        """Wait until the processes are started (or failed to start: :meth:`findings` raises that)."""
-        self._starter.join()
-
     def _started(self) -> None:
         self._starter.join()
         if isinstance(self._error, OSError):
