@@ -15,6 +15,7 @@ libpg_query counts statement locations in UTF-8 *bytes*; every offset here is a
 from __future__ import annotations
 
 import bisect
+import functools
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -263,43 +264,41 @@ def parse_tree(text: str) -> list[dict]:
     Locations are UTF-8 byte offsets (absent when 0). Raises :class:`ScriptError`
     (with a character offset) when PostgreSQL's grammar rejects the text.
     """
-    # Here, not at the top: a run that parses nothing skips both. orjson turns libpg_query's JSON into
-    # dicts in less than half the json module's time.
-    from orjson import loads
-    from pglast.parser import ParseError, parse_sql_json
-
+    parser, loads = libpg()
     try:
-        return loads(parse_sql_json(text)).get("stmts", [])
-    except ParseError as error:
+        return loads(parser.parse_sql_json(text)).get("stmts", [])
+    except parser.ParseError as error:
         raise _script_error(error) from None
 
 
-def load_parser() -> None:
-    """Import the parser now (it is otherwise imported by the first parse)."""
-    import orjson  # noqa: F401
-    import pglast.parser  # noqa: F401
+@functools.cache
+def libpg():
+    """(pglast's parser module, ``orjson.loads``), imported by the first parse, not at start-up: a run that
+    parses nothing never loads them. orjson turns libpg_query's JSON into dicts in half the json module's time."""
+    from orjson import loads
+    from pglast import parser
+
+    return parser, loads
 
 
 def tokens(text: str) -> list[tuple[int, int, str]]:
     """PostgreSQL's lexical tokens of ``text``: (first, last character offset, token name such as
     ``SQL_COMMENT``, ``C_COMMENT`` or ``SCONST``). Raises :class:`ScriptError` if the text cannot be scanned.
     """
-    from pglast.parser import ParseError, scan
-
+    parser, _ = libpg()
     try:
-        return [(token.start, token.end, token.name) for token in scan(text)]
-    except ParseError as error:
+        return [(token.start, token.end, token.name) for token in parser.scan(text)]
+    except parser.ParseError as error:
         raise _script_error(error) from None
 
 
 def identifiers(text: str, *, depth: int = 1) -> set[str]:
     """The identifiers and non-reserved keywords of ``text`` as PostgreSQL folds them (``Users`` → ``users``,
     ``"Users"`` kept); with ``depth`` > 1, also those inside its string constants. Empty if it cannot be scanned."""
-    from pglast.parser import ParseError, scan
-
+    parser, _ = libpg()
     try:
-        found = scan(text)
-    except ParseError:
+        found = parser.scan(text)
+    except parser.ParseError:
         return set()
     names = set()
     for token in found:

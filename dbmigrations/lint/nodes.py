@@ -53,16 +53,17 @@ def kind_of(node: dict) -> tuple[str, dict]:
 def walk(value) -> Iterator[tuple[str, dict]]:
     """Every node below ``value`` (itself included), as ``(kind, fields)``."""
     stack = [value]
+    pop, extend = stack.pop, stack.extend
     while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
+        item = pop()
+        if type(item) is list:  # the JSON's own types: type() is cheaper than isinstance() here
+            extend(item)
+        elif type(item) is dict:
             if len(item) == 1:
-                ((key, inner),) = item.items()
-                if key[:1].isupper() and isinstance(inner, dict):
-                    yield key, inner
-            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
+                for key, inner in item.items():
+                    if type(inner) is dict and key[:1].isupper():
+                        yield key, inner
+            extend([v for v in item.values() if type(v) is dict or type(v) is list])
 
 
 def names(items) -> list[str]:

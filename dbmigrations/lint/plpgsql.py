@@ -9,6 +9,7 @@ exception handler encloses it: the spec's idempotent ``DO $$ â€¦ IF NOT EXISTS â
 
 from __future__ import annotations
 
+from ..statements import libpg
 from . import nodes
 from .nodes import Stmt
 
@@ -28,9 +29,7 @@ def expand(lint_file, do: Stmt) -> list[Stmt]:
     tag = "$lint$"
     while tag in body:
         tag = tag[:-1] + "_$"
-    from orjson import loads
-    from pglast import parser  # imported by the first parse, after squawk has started
-
+    parser, loads = libpg()
     try:
         tree = loads(
             parser.parse_plpgsql_json(
