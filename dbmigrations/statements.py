@@ -356,12 +356,15 @@ def parse_script(text: str) -> Script:
 
 
 def _statements(text: str, tree: list[dict]) -> list[Statement]:
-    chars = _CharOffsets(text)
+    chars = None if text.isascii() else _CharOffsets(text)  # ASCII: bytes and characters are the same
     statements = []
     for raw in tree:
         begin = raw.get("stmt_location", 0)
-        start = chars(begin)
-        end = chars(begin + raw["stmt_len"]) if raw.get("stmt_len") else len(text)
+        length = raw.get("stmt_len")
+        if chars is None:
+            start, end = begin, begin + length if length else len(text)
+        else:
+            start, end = chars(begin), chars(begin + length) if length else len(text)
         sql = text[start:end]
         # Leading blanks belong to no statement; the start is where the first token is.
         stripped = sql.lstrip()
@@ -374,12 +377,10 @@ class _CharOffsets:
     """UTF-8 byte offset → character offset, for offsets met in increasing order (statements are)."""
 
     def __init__(self, text: str):
-        self.data = None if text.isascii() else text.encode("utf-8")
+        self.data = text.encode("utf-8")
         self.byte = self.char = 0
 
     def __call__(self, offset: int) -> int:
-        if self.data is None:
-            return offset
         if offset < self.byte:
             self.byte = self.char = 0
         # libpg_query's locations fall between characters, so each slice decodes whole.

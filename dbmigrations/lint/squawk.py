@@ -13,7 +13,6 @@ never blocks on a full pipe while we are busy.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -21,6 +20,8 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+
+import orjson
 
 from .. import conf
 from ..exceptions import ConfigurationError
@@ -111,8 +112,8 @@ class Run:
             out.close()
             err.close()
             try:
-                rows = json.loads(text) if text.strip() else ([] if code == 0 else None)
-            except json.JSONDecodeError:
+                rows = orjson.loads(text) if text.strip() else ([] if code == 0 else None)
+            except orjson.JSONDecodeError:
                 rows = None
             if not isinstance(rows, list):
                 detail = (stderr.strip() or text.strip()).splitlines()[:1]
