@@ -1,6 +1,6 @@
 """Benchmark of lint_sql_migrations against squawk alone on the same files, beyond the Django floor.
 
-    .venv/bin/python bench/lint_bench.py [--n 1000] [--rounds 9]
+    .venv/bin/python bench/lint_bench.py [--n 1000] [--rounds 9] [--before DIR]
 
 Generates N migrations in a temp dir (the shapes of the shipped ones: a table with
 indexes and a trigger, a column added in a DO block, an index, now and then a
@@ -11,10 +11,17 @@ hits every contender alike):
   * the Django floor: `manage.py shell -c pass` (interpreter, settings, apps, models);
   * `manage.py lint_sql_migrations --format json` over the files: with `--no-cache`,
     with a new, empty cache folder, and with the cache filled by the previous round.
+With ``--before DIR`` (another checkout of this project, e.g. a ``git worktree`` of the
+previous commit), its ``manage.py lint_sql_migrations --no-cache`` is one more contender,
+run by the same interpreter in the same rounds: a before/after comparison under the same load.
 It prints, for each, the median and the minimum of the rounds' wall times and the
 median CPU time (user + system, squawk's own included for the lint). Then the lint's
 time beyond the floor (per round: lint minus floor) against squawk alone. Target for
 N=1000: the cold lint (no cache) beyond the floor at most 1.5x squawk alone.
+The first round of each contender is not timed: it warms the OS file cache and writes
+the project's ``.pyc`` files (``PYTHONDONTWRITEBYTECODE`` is dropped for the children: an
+installed package has its ``.pyc``, and compiling the sources anew on every run would
+measure the compiler, more of it in the lint than in the floor).
 """
 
 from __future__ import annotations
@@ -78,12 +85,13 @@ COMMIT;
 """,
 ]
 
-SQUAWK, FLOOR, NO_CACHE, NEW_CACHE, WARM_CACHE = (
+SQUAWK, FLOOR, NO_CACHE, NEW_CACHE, WARM_CACHE, BEFORE = (
     "squawk alone",
     "Django floor",
     "lint, --no-cache",
     "lint, empty cache",
     "lint, warm cache",
+    "before, --no-cache",
 )
 TARGET = 1.5
 
@@ -120,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--before", type=Path, help="another checkout whose lint runs as one more contender")
     args = parser.parse_args()
 
     from dbmigrations.lint.squawk import binary
@@ -128,6 +137,7 @@ def main() -> None:
         directory = Path(temp) / "migrations"
         paths = generate(directory, args.n)
         env = {**os.environ, "BESTRONG_ENV_FILE": os.devnull}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         manage = [sys.executable, str(ROOT / "manage.py")]
         lint = [*manage, "lint_sql_migrations", "--format", "json", str(directory)]
         squawk = [binary(), "--reporter", "json", "--config", str(ROOT / ".squawk.toml"), *map(str, paths)]
@@ -139,8 +149,12 @@ def main() -> None:
             NEW_CACHE: lambda: timed(lint, {**env, "XDG_CACHE_HOME": f"{temp}/cache-{next(caches)}"}),
             WARM_CACHE: lambda: timed(lint, {**env, "XDG_CACHE_HOME": f"{temp}/warm"}),
         }
+        if args.before:
+            before = [sys.executable, str(args.before.resolve() / "manage.py"), *lint[2:], "--no-cache"]
+            contenders[BEFORE] = lambda: timed(before, env)
         outputs = {name: run()[2].stdout for name, run in contenders.items()}  # warms the OS file cache, .pyc
         assert outputs[NO_CACHE] == outputs[NEW_CACHE] == outputs[WARM_CACHE], "the cache changed the report"
+        assert outputs.get(BEFORE, outputs[NO_CACHE]) == outputs[NO_CACHE], "the report differs from --before's"
         load = os.getloadavg()[0]
         wall: dict[str, list[float]] = {name: [] for name in contenders}
         cpu: dict[str, list[float]] = {name: [] for name in contenders}
@@ -165,7 +179,9 @@ def main() -> None:
         )
     print(f"\nbeyond the floor (per round: lint − floor), ratio to squawk alone; target ≤ {TARGET}x for --no-cache")
     print(f"{'seconds':<22}{'wall median':>12}{'ratio':>7}{'wall min':>10}{'ratio':>7}{'CPU median':>12}{'ratio':>7}")
-    for name in (NO_CACHE, NEW_CACHE, WARM_CACHE):
+    for name in (NO_CACHE, NEW_CACHE, WARM_CACHE, BEFORE):
+        if name not in contenders:
+            continue
         cells = []
         for times, pick in ((wall, statistics.median), (wall, min), (cpu, statistics.median)):
             if pick is min:  # the least disturbed run of each
