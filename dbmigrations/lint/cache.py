@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import tempfile
 from importlib import metadata
 from pathlib import Path
 
+import orjson
 from django.conf import settings
 
 MAX_ENTRIES = 20_000
@@ -57,7 +57,7 @@ class Cache:
     def __init__(self, path: Path):
         self.path, self.changed = path, False
         try:
-            loaded = json.loads(path.read_text(encoding="utf-8"))
+            loaded = orjson.loads(path.read_bytes())
         except (OSError, ValueError):
             loaded = {}
         self.entries: dict = loaded if isinstance(loaded, dict) else {}
@@ -79,10 +79,8 @@ class Cache:
         entries = dict(list(self.entries.items())[-MAX_ENTRIES:])
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", dir=self.path.parent, suffix=".tmp", delete=False, encoding="utf-8"
-            ) as temporary:
-                json.dump(entries, temporary)
+            with tempfile.NamedTemporaryFile("wb", dir=self.path.parent, suffix=".tmp", delete=False) as temporary:
+                temporary.write(orjson.dumps(entries))
             os.replace(temporary.name, self.path)
             for old in self.path.parent.glob("lint-*.json"):
                 if old != self.path:
