@@ -444,6 +444,31 @@ def test_errors_exit_1_in_a_subprocess(tmp_path):
     assert proc.returncode == 1 and ":8:1: L010 INSERT in a migration" in proc.stdout
 
 
+def test_a_lint_over_unchanged_files_loads_neither_the_parser_nor_the_executor(tmp_path):
+    """The lint never needs the executor; files whose results are cached are not parsed, so pglast stays unloaded."""
+    directory = write_files(tmp_path / "m", {"001_x.sql": migration("001_x", "DO $$ BEGIN NULL; END $$;")})
+    listing = (
+        "import atexit, runpy, sys\n"
+        "atexit.register(lambda: sys.__stderr__.write('\\nMODULES ' + ' '.join(sorted(sys.modules)) + '\\n'))\n"
+        "sys.argv = ['manage.py', *sys.argv[1:]]\n"
+        "runpy.run_path('manage.py', run_name='__main__')\n"
+    )
+    env = clean_env(XDG_CACHE_HOME=str(tmp_path / "cache"))
+    for run in ("cold", "warm"):
+        proc = subprocess.run(
+            [sys.executable, "-c", listing, "lint_sql_migrations", "--no-squawk", str(directory)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        modules = set(proc.stderr.splitlines()[-1].split()[1:])
+        assert "dbmigrations.executor" not in modules, run
+    assert "pglast" not in modules
+
+
 # ---- the shipped files and the system check ----
 
 
