@@ -333,7 +333,13 @@ def main() -> None:
     atexit.register(shutil.rmtree, work, ignore_errors=True)  # after pgserver's own cleanup (LIFO)
     server = Server(work)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "POSTGRES_", "VERCEL", "NODE_ENV"))}
+    # PYTHONDONTWRITEBYTECODE dropped: a process that cannot keep its .pyc files compiles the project's modules
+    # again on every run, which a deploy (or a laptop) does once.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "POSTGRES_", "VERCEL", "NODE_ENV", "PYTHONDONTWRITEBYTECODE"))
+    }
     env["BESTRONG_ENV_FILE"] = os.devnull
 
     apply = [sys.executable, str(ROOT / "manage.py"), "apply_sql_migrations", "-v", "0"]
