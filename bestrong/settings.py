@@ -42,7 +42,8 @@ if PRODUCTION:  # `manage.py check --deploy` is clean with these; each can be tu
 INSTALLED_APPS = [
     # Before staticfiles: its runserver also warns about pending SQL migrations.
     "dbmigrations",
-    "django.contrib.admin",
+    # django.contrib.admin, its admin modules imported by the URLconf and the checks, not by every command.
+    "bestrong.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
