@@ -26,7 +26,7 @@ from .discovery import SqlFile
 from .events import Progress, quiet
 from .exceptions import ConfigurationError, DatabaseUnavailable
 from .executor import ApplyResult, MigrationExecutor, Outcome
-from .lockwait import LockPolicy
+from .lockpolicy import LockPolicy
 from .plan import Entry, State
 from .session import Session
 

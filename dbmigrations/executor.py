@@ -10,9 +10,11 @@ first file runs; the first failure stops the run (and raises).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import getpass
 import socket
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import errors
@@ -34,11 +36,14 @@ from .exceptions import (
     RunnerStatementFailed,
     UnknownVersion,
 )
+from .lockpolicy import LockPolicy
 from .locks import BUSY, LOCK_KEY, lock_holder, lock_statements, raise_for_lock, with_lock_retries  # noqa: F401
-from .lockwait import Attempt, LockPolicy, LockRetries
 from .runner import FileRun, Transaction, finish, run_file, run_file_without_transaction, runner_failure
 from .session import BatchError, Session
 from .statements import ScriptError
+
+if TYPE_CHECKING:
+    from .lockwait import Attempt, LockRetries
 
 POOLER_REFUSAL = (
     "must run outside a transaction (CONCURRENTLY, VACUUM, …): statement by statement on one server session, "
@@ -261,16 +266,23 @@ class MigrationExecutor:
         self.lock_timeout = lock_timeout
         self.pooled = pooled
         self.progress = progress or quiet
-        # DDL lock waits are bounded and retried (lockwait); lock_timeout bounds only the migration lock.
-        self.retries = LockRetries(
-            session,
-            lock_policy or LockPolicy.resolve(),
-            self.progress,
-            pooled=lambda: self.pooled or self.transaction_pooler() is not None,
-        )
+        # DDL lock waits are bounded and retried (self.retries); lock_timeout bounds only the migration lock.
+        self.lock_policy = lock_policy or LockPolicy.resolve()
         self._pooler: tuple[str | None] | None = None
         self._counted: bool | None = None
         self._next: plan.Entry | None = None  # the migration after the one running (apply)
+
+    @functools.cached_property
+    def retries(self) -> LockRetries:
+        """Runs each migration's transaction, retried after DDL lock timeouts within the policy's budget."""
+        from .lockwait import LockRetries  # with the first migration that runs: a no-op run never loads it
+
+        return LockRetries(
+            self.session,
+            self.lock_policy,
+            self.progress,
+            pooled=lambda: self.pooled or self.transaction_pooler() is not None,
+        )
 
     def plan(
         self, files: list[SqlFile], *, target: int | None = None, strict_order: bool = False, fake: bool = False

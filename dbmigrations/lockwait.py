@@ -9,14 +9,14 @@ own ``SET lock_timeout`` wins). When a statement of the file times out (SQLSTATE
 again after a backoff with jitter, within a total budget; each timeout names the
 sessions in the way (:mod:`dbmigrations.blockers`, :mod:`dbmigrations.lockwatch`). The wait for the runner's own
 migration lock is a separate limit (``--lock-timeout``); it is shown while it
-lasts and not counted in the migration's time.
+lasts and not counted in the migration's time. The bounds themselves are
+:class:`~dbmigrations.lockpolicy.LockPolicy`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,10 +24,10 @@ from typing import TypeVar
 
 import psycopg
 
-from . import conf
 from .blockers import Blocker, LockSample, holders
 from .events import Event, Progress
 from .exceptions import LockRetriesExhausted, MigrationFailed
+from .lockpolicy import WAITED, LockPolicy
 from .locks import LOCK_KEY, OUTSIDE_KEY
 from .lockwatch import Watcher
 from .measure import LOCKS_TAKEN
@@ -36,44 +36,7 @@ from .session import Session
 from .statements import Script
 
 LOCK_NOT_AVAILABLE = "55P03"
-BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0  # seconds before the 2nd attempt, and the most between two attempts
-WAITED = "waited="
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class LockPolicy:
-    """How long a statement may wait for a lock (``timeout``, 0 = the server's own) and how long to retry."""
-
-    timeout: float = conf.DEFAULT_DDL_LOCK_TIMEOUT
-    budget: float = conf.DEFAULT_LOCK_RETRY_BUDGET
-    #: Also report the table locks each migration holds before its COMMIT (verify: see :mod:`dbmigrations.measure`).
-    measure_locks: bool = False
-
-    @classmethod
-    def resolve(cls, timeout: float | None = None, budget: float | None = None) -> LockPolicy:
-        """The given values, else the settings (``SQL_MIGRATIONS_DDL_LOCK_TIMEOUT``, ``…_LOCK_RETRY_BUDGET``)."""
-        return cls(
-            conf.ddl_lock_timeout() if timeout is None else timeout,
-            conf.lock_retry_budget() if budget is None else budget,
-        )
-
-    def statement(self, *, keep_lock: bool = False) -> str:
-        """The runner's one statement right before the file: how long the migration lock took (a value the
-        run returns), the bound (``SET LOCAL lock_timeout``), and, with ``keep_lock``, a session-level hold
-        of the migration lock that outlives a rollback. One short statement: ``pg_stat_activity`` shows a
-        query's first 1 KiB only, and the file's own SQL should still be seen there."""
-        parts = [f"'{WAITED}'||extract(epoch FROM clock_timestamp()-now())"]
-        if keep_lock:
-            parts += [f"pg_advisory_lock({LOCK_KEY})", f"pg_advisory_lock_shared({OUTSIDE_KEY})"]
-        if self.timeout:
-            parts.append(f"set_config('lock_timeout','{max(1, round(self.timeout * 1000))}',true)")
-        return "SELECT " + ",".join(parts)
-
-    def backoff(self, attempt: int) -> float:
-        """Seconds to wait after failed ``attempt``: doubling from 0.5 s up to 10 s, ±50 % jitter, so that
-        the application's queued queries drain and concurrent deployers do not retry in step."""
-        return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from .discovery import SqlFile, SqlSource
 from .events import Event, Progress, quiet
 from .exceptions import MigrationFailed, StatementFailure
 from .executor import MigrationExecutor
-from .lockwait import LockPolicy
+from .lockpolicy import LockPolicy
 from .runner import FileRun, Transaction, run_file, run_file_without_transaction
 from .scratch import scratch_database
 from .session import Session

@@ -1,9 +1,11 @@
 """Fast at every size: a run reads and parses only what it needs.
 
 A deploy with nothing pending, ``sql_migration_status`` and every Django process of the
-project (runserver, gunicorn, ``shell``) load neither the SQL parser (pglast) nor the lint;
-a no-op parses no file, status parses only what it shows (files not applied yet), and a
-rollback only the down files it runs. A down file is read only when it is used.
+project (runserver, gunicorn, ``shell``) load neither the SQL parser (pglast) nor the lint,
+nor the apps' admin modules (the URLconf and the admin's checks import them); a no-op
+loads no lock-wait machinery either (it locks nothing). A no-op parses no file, status
+parses only what it shows (files not applied yet), and a rollback only the down files it
+runs. A down file is read only when it is used.
 """
 
 import subprocess
@@ -22,6 +24,16 @@ MODULES_AT_EXIT = (
     "runpy.run_path('manage.py', run_name='__main__')\n"
 )
 HEAVY = ("pglast", "dbmigrations.lint", "dbmigrations.drift")
+# The apps' admin modules (django.contrib.auth's brings its forms): for a request, or the admin's checks.
+ADMIN = ("dbmigrations.admin", "django.contrib.auth.admin", "django.contrib.auth.forms")
+# What runs a migration: the lock waits and retries, the blockers, the lock watcher, the measures.
+RUNNING = (
+    "dbmigrations.lockwait",
+    "dbmigrations.lockwatch",
+    "dbmigrations.blockers",
+    "dbmigrations.measure",
+    "dbmigrations.tracker",
+)
 
 
 def run_listing_modules(database, migrations, *args) -> tuple[subprocess.CompletedProcess, set[str]]:
@@ -61,11 +73,64 @@ def applied(call, database, migrations_dir):
         ("shell", "--no-imports", "-c", "pass"),  # any Django process of the project: runserver, gunicorn…
     ],
 )
-def test_a_run_with_nothing_to_do_loads_neither_the_parser_nor_the_lint(database, applied, command):
+def test_a_run_with_nothing_to_do_loads_neither_the_parser_nor_the_lint_nor_the_admin(database, applied, command):
     proc, modules = run_listing_modules(database, applied, *command)
     assert proc.returncode == 0, proc.stderr
-    for package in HEAVY:
+    for package in (*HEAVY, *ADMIN):
         assert loaded(modules, package) == [], f"{' '.join(command)} imported {package}"
+
+
+def test_a_no_op_apply_loads_no_lock_wait_machinery_nor_the_embedded_server(database, applied):
+    proc, modules = run_listing_modules(database, applied, "apply_sql_migrations")
+    assert proc.returncode == 0 and "Applied 0, skipped 3 already applied" in proc.stdout, proc.stderr
+    for package in (*RUNNING, "dbmigrations.annotations", "pgserver"):
+        assert loaded(modules, package) == [], f"a no-op apply imported {package}"
+
+
+CHECK_COUNTING_MODEL_ADMINS = """
+import django
+django.setup()
+from django.contrib.admin import ModelAdmin
+from django.core.management import call_command
+
+checked = []
+original = ModelAdmin.check
+ModelAdmin.check = lambda self, **kwargs: checked.append(type(self)) or original(self, **kwargs)
+call_command("check")
+print("CHECKED", " ".join(sorted(f"{admin.__module__}.{admin.__name__}" for admin in checked)))
+"""
+
+
+def test_the_admin_checks_still_check_every_model_admin(database, applied):
+    """The admin's checks import the admin modules themselves, before Django checks each ModelAdmin."""
+    env = clean_env(
+        DATABASE_URL=database.url, SQL_MIGRATIONS_DIR=str(applied), DJANGO_SETTINGS_MODULE="bestrong.settings"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", CHECK_COUNTING_MODEL_ADMINS], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    checked = next(line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("CHECKED"))
+    assert {
+        "dbmigrations.admin.SchemaMigrationAdmin",
+        "django.contrib.auth.admin.GroupAdmin",
+        "django.contrib.auth.admin.UserAdmin",
+    } <= set(checked), proc.stdout
+
+
+def test_version_is_the_installed_packages():
+    """``--version`` prints ``dbmigrations.__version__`` (no metadata read per command): the one pyproject.toml builds."""
+    from importlib import metadata
+
+    proc = subprocess.run(
+        [sys.executable, "manage.py", "apply_sql_migrations", "--version"],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"bestrong-dbmigrations {metadata.version('bestrong-dbmigrations')}"
 
 
 def test_a_check_still_loads_the_lint_and_reports_each_finding_once(call, migrations_dir, tmp_path):

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from importlib import metadata
-from typing import TYPE_CHECKING
 
 import psycopg
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, DjangoHelpFormatter
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-from .. import annotations, conf, embedded, ledger
+from .. import __version__, conf, embedded, ledger
 from ..database import DatabaseTarget, scrub
 from ..exceptions import DbMigrationsError
+from ..lockpolicy import LockPolicy
 from ..session import BatchError, ConnectionLost, Session
-
-if TYPE_CHECKING:
-    from ..lockwait import LockPolicy
 
 
 def plain(text: str) -> str:
@@ -73,11 +69,8 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, DjangoHelpFormatter):
 
 
 def tool_version() -> str:
-    """The installed version of this tool (``--version``)."""
-    try:
-        return metadata.version("bestrong-dbmigrations")
-    except metadata.PackageNotFoundError:
-        return "unknown (not installed)"
+    """The version of this tool (``--version``)."""
+    return __version__
 
 
 def seconds_or_zero(value: str) -> float:
@@ -144,8 +137,6 @@ class SqlCommand(BaseCommand):
 
     def lock_policy(self, options) -> LockPolicy:
         """The DDL lock bound and retry budget of ``--ddl-lock-timeout``/``--lock-retry-budget`` or the settings."""
-        from ..lockwait import LockPolicy
-
         return LockPolicy.resolve(options["ddl_lock_timeout"], options["lock_retry_budget"])
 
     def run_notes(self, run) -> str:
@@ -183,6 +174,8 @@ class SqlCommand(BaseCommand):
             raise CommandError(str(error), returncode=2) from None
         except DbMigrationsError as error:
             self.close_open_line(getattr(error, "progress_word", "FAILED"))
+            from .. import annotations  # only for a failure
+
             if annotations.enabled():  # GitHub Actions: also point at the file and line in the PR
                 annotations.annotate_error(getattr(self, "stdout", sys.stdout), error)
             raise CommandError(str(error), returncode=error.exit_code) from None

@@ -2,7 +2,7 @@ import os
 
 from django.core.management.color import no_style
 
-from dbmigrations import annotations, api, conf, loader
+from dbmigrations import api, conf, loader
 from dbmigrations.exceptions import DbMigrationsError
 from dbmigrations.management.base import SqlCommand, version_number
 
@@ -94,7 +94,7 @@ class Command(SqlCommand):
 
     def warn_about_drift(self, database, target, strict_order):
         """Warn about each schema difference; a drift check that cannot run is a warning too."""
-        from dbmigrations import drift  # the catalog and the scratch database: only with --check-schema
+        from dbmigrations import annotations, drift  # the catalog and the scratch database: only with --check-schema
         from dbmigrations.scratch import server_params
 
         try:
