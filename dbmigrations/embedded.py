@@ -4,11 +4,14 @@ Binaries come from the ``pgserver`` wheel (it also works as root, by running the
 server as a dedicated system user). The server listens on a unix socket inside
 the data folder only, is started on first use and left running, so later runs
 reuse it and find the earlier runs' work. ``manage.py embedded_db stop`` stops it.
+A run that finds it running reads its socket from ``postmaster.pid`` and leaves
+``pgserver`` (the module, its lock file and its bookkeeping) unimported: it only starts servers.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -20,6 +23,9 @@ logger = logging.getLogger("dbmigrations")
 def ensure_server(data_dir: Path) -> str:
     """Start (or find running) the embedded server for ``data_dir``; return its socket directory."""
     data_dir = Path(data_dir).resolve()
+    running = running_socket_dir(data_dir)
+    if running is not None:
+        return running
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():
@@ -36,6 +42,28 @@ def ensure_server(data_dir: Path) -> str:
     info = server.get_postmaster_info()
     logger.info("embedded PostgreSQL running from %s (pid %s)", data_dir, info.pid)
     return str(info.socket_dir)
+
+
+def running_socket_dir(data_dir: Path) -> str | None:
+    """The socket directory of the server of ``data_dir`` if it runs and accepts connections, else None.
+
+    Read from ``postmaster.pid`` as PostgreSQL writes it (line 1 the process id, line 5 the
+    socket directory, line 8 the status) and judged as ``pgserver`` judges it: the process exists.
+    """
+    try:
+        lines = (Path(data_dir) / "postmaster.pid").read_text().splitlines()
+        pid, socket_dir, status = int(lines[0]), lines[4].strip(), lines[7].strip()
+    except (OSError, ValueError, IndexError):  # not running, starting, or not a server of ours
+        return None
+    if status != "ready" or not socket_dir:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:  # left behind by a server that did not stop cleanly
+        return None
+    except PermissionError:  # running as another user (pgserver's own, when we are root)
+        pass
+    return socket_dir
 
 
 def url(socket_dir: str, name: str = "bestrong") -> str:
@@ -64,6 +92,4 @@ def stop_server(data_dir: Path) -> bool:
 
 
 def _is_root() -> bool:
-    import os
-
     return hasattr(os, "geteuid") and os.geteuid() == 0

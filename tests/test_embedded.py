@@ -7,12 +7,13 @@ import tempfile
 from pathlib import Path
 
 from tests.conftest import ROOT, SHIPPED_MIGRATIONS, clean_env
+from tests.test_startup import MODULES_AT_EXIT
 
 
-def run(*args, pgdata):
+def run(*args, pgdata, program=("manage.py",)):
     env = clean_env(SQL_EMBEDDED_PGDATA=str(pgdata), SQL_MIGRATIONS_DIR=str(SHIPPED_MIGRATIONS))
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, *program, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     return proc
 
@@ -27,9 +28,12 @@ def test_embedded_server_starts_on_first_use_and_is_reused():
         assert "Applied 5, skipped 0 already applied" in first.stdout
         assert (pgdata / "PG_VERSION").exists()
 
-        second = run("apply_sql_migrations", pgdata=pgdata)
+        second = run("apply_sql_migrations", pgdata=pgdata, program=("-c", MODULES_AT_EXIT))
         assert second.returncode == 0, second.stdout + second.stderr
         assert "Applied 0, skipped 5 already applied, 0 pending." in second.stdout
+        # A running server is found from its postmaster.pid: pgserver only starts servers.
+        modules = next(line for line in reversed(second.stderr.splitlines()) if line.startswith("MODULES "))
+        assert not [m for m in modules.split() if m.split(".")[0] == "pgserver"]
 
         # Stopped, it starts again on the next use and still holds the first run's work.
         stop = run("embedded_db", "stop", pgdata=pgdata)
@@ -40,3 +44,24 @@ def test_embedded_server_starts_on_first_use_and_is_reused():
     finally:
         run("embedded_db", "stop", pgdata=pgdata)
         shutil.rmtree(pgdata.parent, ignore_errors=True)
+
+
+def test_only_a_ready_server_that_runs_is_taken_from_its_postmaster_pid(tmp_path):
+    from dbmigrations.embedded import running_socket_dir
+
+    def postmaster(pid: int, status: str) -> Path:
+        # PostgreSQL's layout: pid, data dir, start time, port, socket dir, listen address, shared memory, status.
+        lines = [str(pid), str(tmp_path), "1700000000", "5432", "/run/sock", "", "  1  2", f"{status:<8}"]
+        (tmp_path / "postmaster.pid").write_text("\n".join(lines) + "\n")
+        return tmp_path
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert running_socket_dir(postmaster(alive.pid, "ready")) == "/run/sock"
+        assert running_socket_dir(postmaster(alive.pid, "starting")) is None  # pgserver waits for it
+    finally:
+        alive.kill()
+        alive.wait()
+    assert running_socket_dir(postmaster(alive.pid, "ready")) is None  # left behind: pgserver starts a server
+    (tmp_path / "postmaster.pid").unlink()
+    assert running_socket_dir(tmp_path) is None
