@@ -1,6 +1,6 @@
 """Start-up benchmark: the commands that have little to do, against a Django floor measured in the same run.
 
-    .venv/bin/python bench/startup_bench.py [--n 1000] [--repeat 15] [--steps 100] [--baseline DIR]
+    .venv/bin/python bench/startup_bench.py [--n 1000] [--repeat 15] [--steps 100] [--baseline DIR] [--instructions]
 
 Generates N migrations with down files (apply_bench's shapes) in a temp dir, applies them to
 a database of a temporary server, then times whole processes, round-robin (one of each per
@@ -19,7 +19,9 @@ machine; not for the rollback, which is stopped at its first step), and the medi
 difference and ratio to that round's floor (a busy moment slows both alike); and the fastest wall time
 of the rounds (the least disturbed) with its difference to the fastest floor. Target: a no-op apply at most the floor + 0.03 s.
 With --baseline, the same commands of another checkout (the code before a change) run in the same
-rounds, each compared with its own floor. The child processes write bytecode (.pyc) as a normal install does, and their output is piped with Python's
+rounds, each compared with its own floor. With --instructions, each command (not the rollback) also runs once
+under valgrind (cachegrind, no cache simulation) and its instruction count is printed with its difference
+to its floor: a figure the machine's load does not change. The child processes write bytecode (.pyc) as a normal install does, and their output is piped with Python's
 default buffering, whatever PYTHONDONTWRITEBYTECODE and PYTHONUNBUFFERED say here.
 """
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -75,6 +78,16 @@ def run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, cpu
 
 
+def instructions(command: list[str], env: dict[str, str]) -> int:
+    """Instructions one process executes (user space, every thread), counted by valgrind's cachegrind."""
+    counting = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null", *command]
+    proc = subprocess.run(counting, cwd=ROOT, env=env, capture_output=True, text=True)
+    found = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
+    if proc.returncode or not found:
+        raise SystemExit(f"valgrind {' '.join(command[1:4])} … failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
 def until_first_step(command: list[str], env: dict[str, str], marker: str) -> float:
     """Wall seconds from the process's start to the first output line starting with ``marker``."""
     began = time.perf_counter()
@@ -99,7 +112,12 @@ def main() -> None:
         metavar="DIR",
         help="another checkout of the project (e.g. `git worktree add /tmp/main main`), timed in the same rounds",
     )
+    parser.add_argument(
+        "--instructions", action="store_true", help="also count each command's instructions once (needs valgrind)"
+    )
     args = parser.parse_args()
+    if args.instructions and not shutil.which("valgrind"):
+        parser.error("--instructions needs valgrind (apt-get install valgrind)")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -193,6 +211,12 @@ def main() -> None:
         cells += "{:9.3f}{:+9.3f}{:6.2f}x".format(*paired(cpu, name)) if name in cpu else " " * 25
         print(f"{name:<{width}}{cells}{least}")
     print("target: no-op apply_sql_migrations at most the floor + 0.030 s")
+    if args.instructions:
+        counts = {name: instructions(command, env) for name, (_, command) in scenarios.items()}
+        print("\ninstructions (valgrind, one run each; the load does not change them)")
+        for name in sorted(counts, key=lambda n: n.startswith("baseline")):
+            beyond = counts[name] - counts[floors[name]]
+            print(f"{name:<{width}}{counts[name] / 1e6:8.0f} M{beyond / 1e6:+9.0f} M")
 
 
 if __name__ == "__main__":
