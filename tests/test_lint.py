@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from io import StringIO
@@ -373,6 +374,18 @@ def test_results_are_cached_by_content_and_name(tmp_path, lint_cache_dir):
     assert json.loads(lint(directory, "--no-squawk", "--format", "json").stdout)["findings"] == []
     (directory / "001_x.sql").rename(directory / "002_x.sql")  # same content, another name: L003 now
     assert rules(json.loads(lint(directory, "--no-squawk", "--format", "json").stdout)["findings"]) == [("L003", 1)]
+
+
+def test_a_file_name_that_is_not_utf8_is_linted_and_cached(tmp_path, lint_cache_dir):
+    """A seed named in another encoding (an archive unpacked as Latin-1): linted, and the cache still written."""
+    directory = tmp_path / "seeds"
+    directory.mkdir()
+    (directory / os.fsdecode(b"caf\xe9.sql")).write_text(seed("cafe", "SELECT 1;"))
+    result = lint("--seeds", directory, "--no-squawk")
+    assert result.returncode in (0, 1), result.output
+    assert len(list(lint_cache_dir.glob("lint-*.json"))) == 1
+    assert list(lint_cache_dir.glob("*.tmp")) == []
+    assert lint("--seeds", directory, "--no-squawk").stdout == result.stdout  # from the cache
 
 
 # ---- output, exit codes ----

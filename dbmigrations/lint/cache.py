@@ -78,12 +78,24 @@ class Cache:
             return
         entries = dict(list(self.entries.items())[-MAX_ENTRIES:])
         try:
+            data = orjson.dumps(entries)
+        except orjson.JSONEncodeError:  # a file name that is not UTF-8 (kept as surrogates) in a key or message
+            data = orjson.dumps({k: v for k, v in entries.items() if _encodable((k, v))})
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile("wb", dir=self.path.parent, suffix=".tmp", delete=False) as temporary:
-                temporary.write(orjson.dumps(entries))
+                temporary.write(data)
             os.replace(temporary.name, self.path)
             for old in self.path.parent.glob("lint-*.json"):
                 if old != self.path:
                     old.unlink(missing_ok=True)  # entries of an older lint version
         except OSError:
             pass  # read-only home, full disk: the next run simply recomputes
+
+
+def _encodable(value) -> bool:
+    try:
+        orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return False
+    return True
