@@ -422,7 +422,15 @@ def non_transactional_reason(kind: str, fields: dict) -> str | None:
 
 
 def _reindex_concurrently(fields: dict) -> bool:
-    return any((p.get("DefElem") or {}).get("defname") == "concurrently" for p in fields.get("params") or ())
+    for param in fields.get("params") or ():
+        option = param.get("DefElem") or {}
+        if option.get("defname") == "concurrently":
+            # A boolean option as PostgreSQL reads it: no value is true; (CONCURRENTLY false|off|0) turns it off.
+            arg = option.get("arg") or {}
+            if "Integer" in arg:
+                return bool(arg["Integer"].get("ival"))
+            return (arg.get("String") or {}).get("sval", "true").lower() not in ("false", "off")
+    return False
 
 
 def copy_from_stdin_before(text: str, offset: int | None) -> int | None:
