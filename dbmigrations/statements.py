@@ -273,12 +273,37 @@ def parse_tree(text: str) -> list[dict]:
 
 @functools.cache
 def libpg():
-    """(pglast's parser module, ``orjson.loads``), imported by the first parse, not at start-up: a run that
+    """(pglast's parser module, a JSON reader), imported by the first parse, not at start-up: a run that
     parses nothing never loads them. orjson turns libpg_query's JSON into dicts in half the json module's time."""
     from orjson import loads
     from pglast import parser
 
-    return parser, loads
+    def read(text: str):
+        try:
+            return loads(text)
+        except ValueError:  # orjson stops at 1024 levels; PostgreSQL's grammar nests 2 a level ('a' || 'b' || …)
+            return _read_deep(text)
+
+    return parser, read
+
+
+# libpg_query's trees stop at about 33 000 levels (its stack depth limit); the stdlib's reader recurses once a
+# level, so Python's recursion limit is raised while it reads one (the C stack holds that, threads included).
+_DEEP_TREES = 100_000
+
+
+def _read_deep(text: str):
+    import json
+    import sys
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, _DEEP_TREES))
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ScriptError("a statement is nested too deeply for the runner to read its parse tree") from None
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def tokens(text: str) -> list[tuple[int, int, str]]:

@@ -90,3 +90,19 @@ def test_status_shows_invalid_files_beside_the_other_rows(call, database, migrat
 
     check = call("sql_migration_status", "--check", migrations=migrations_dir)
     assert check.returncode == 1 and "3 invalid" in check.stderr
+
+
+def test_a_deeply_nested_expression_psql_runs_is_applied_and_linted(call, database, migrations_dir):
+    """700 concatenations nest libpg_query's tree 1400 levels deep, past orjson's 1024: it was a traceback."""
+    concatenated = " || ".join(["'a'"] * 700)
+    body = f"CREATE TABLE deep (v text);\nINSERT INTO deep VALUES ({concatenated});"
+    write_files(migrations_dir, {"001_deep.sql": migration("001_deep", body)})
+
+    applied = call("apply_sql_migrations", migrations=migrations_dir)
+    linted = call("lint_sql_migrations", str(migrations_dir / "001_deep.sql"), "--no-cache", "--format", "json")
+
+    assert applied.returncode == 0, applied.output
+    assert database.versions() == ["001"]
+    assert database.query("SELECT length(v) FROM deep") == [(700,)]
+    assert "Traceback" not in linted.output
+    assert json.loads(linted.stdout)["summary"]["files"] == 1
