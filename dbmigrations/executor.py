@@ -302,7 +302,7 @@ class MigrationExecutor:
 
     def refuse_through_pooler(self, outside: list[str], *, error=ConfigurationError, prefix: str = "migration(s) "):
         """Raise ``error`` (exit 2) if files that must run outside a transaction would go through a
-        transaction pooler, told from the connection's behaviour (asked once, and only for such files)."""
+        transaction pooler, told from the connection's behaviour (see :meth:`transaction_pooler`)."""
         if not outside:
             return
         why = self.transaction_pooler()
@@ -310,7 +310,8 @@ class MigrationExecutor:
             raise error(prefix + pooler_refusal(outside, why))
 
     def transaction_pooler(self) -> str | None:
-        """Why the connection behaves as a transaction-pooled one, or None (asked of it once)."""
+        """Why the connection behaves as a transaction-pooled one, or None: asked of it once per run, by the
+        first file that must run outside a transaction or the first migration's lock-retry policy."""
         if self._pooler is None:
             self._pooler = (pooler.transaction_pooler(self.session),)
         return self._pooler[0]
