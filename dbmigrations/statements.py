@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -141,33 +142,25 @@ class Statement:
     @property
     def relations(self) -> list[str]:
         """The tables and views the statement names, as written (``public.accounts``), sorted."""
-        names, stack = set(), [self.fields]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, list):
-                stack.extend(item)
-            elif isinstance(item, dict):
-                if "relname" in item and "relpersistence" in item:  # a RangeVar
-                    names.add(".".join(p for p in (item.get("schemaname"), item["relname"]) if p))
-                stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
-        return sorted(names)
+        return sorted(
+            {
+                ".".join(p for p in (item.get("schemaname"), item["relname"]) if p)
+                for item in _dicts(self.fields)
+                if "relname" in item and "relpersistence" in item  # a RangeVar
+            }
+        )
 
     @property
     def names(self) -> set[str]:
         """Every name the statement mentions, as PostgreSQL stores it (relations, indexes, functions, types,
         schemas, extensions; string constants too), and for a ``DO`` block the identifiers of its body and of
         the string constants in it (dynamic SQL). A superset, for finding the objects a statement may drop."""
-        names, stack = set(), [self.fields]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, list):
-                stack.extend(item)
-            elif isinstance(item, dict):
-                for key, value in item.items():
-                    if isinstance(value, (dict, list)):
-                        stack.append(value)
-                    elif isinstance(value, str) and (key in _NAME_FIELDS or key == "sval"):
-                        names.add(value)
+        names = {
+            value
+            for item in _dicts(self.fields)
+            for key, value in item.items()
+            if isinstance(value, str) and (key in _NAME_FIELDS or key == "sval")
+        }
         if self.kind == "DoStmt":
             for arg in self.fields.get("args") or ():
                 body = ((arg.get("DefElem") or {}).get("arg") or {}).get("String", {}).get("sval")
@@ -256,6 +249,18 @@ class Script:
     def names(self) -> frozenset[str]:
         """Every name the file's statements mention (see :attr:`Statement.names`)."""
         return frozenset().union(*(s.names for s in self.statements))
+
+
+def _dicts(tree) -> Iterator[dict]:
+    """Every dict in a parse tree (JSON lists and dicts), without recursion: trees can nest thousands deep."""
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            yield item
+            stack.extend(v for v in item.values() if isinstance(v, (dict, list)))
 
 
 def parse_tree(text: str) -> list[dict]:
